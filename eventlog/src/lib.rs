@@ -1,0 +1,51 @@
+//! The event log: where ingest durably writes each authentic delivery before answering 202, and
+//! where the aggregator reads them back in order. [`EventLog`] is the interface; [`embedded`] is
+//! the default implementation, a checksummed append-only file with group commit.
+
+pub mod embedded;
+pub mod record;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use doraflow_schemas::LogRecord;
+
+pub use embedded::EmbeddedLog;
+
+/// Errors of an event log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log cannot take writes now (disk, permissions, broker): the sender should retry.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// Reading failed.
+    #[error("event log read failed: {0}")]
+    Read(String),
+}
+
+/// A boxed future, so that the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A record read back, with the offset just past it (where the next read starts).
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// Offset of the next record.
+    pub next_offset: u64,
+    /// The record.
+    pub record: LogRecord,
+}
+
+/// An append-only, durable, ordered log of deliveries.
+pub trait EventLog: Send + Sync {
+    /// Appends one record and resolves once it is durable. Returns its offset.
+    fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>>;
+
+    /// Reads up to `max` durable records starting at `offset`.
+    fn read_from(&self, offset: u64, max: usize) -> Result<Vec<ReadRecord>, LogError>;
+
+    /// Offset just past the last durable record; changes whenever records become durable.
+    fn durable_end(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// True when the log can take writes.
+    fn is_available(&self) -> bool;
+}

@@ -1,0 +1,177 @@
+//! Normalized events and the records of the event log. Ingest turns each authentic delivery into
+//! one [`LogRecord`]: the verbatim delivery plus what it normalized to. The aggregator reads only
+//! the normalized [`Event`]s; the raw part is kept so a later version can re-derive them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// One record of the event log: an authentic delivery, verbatim, and its normalized outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Delivery key (source-prefixed), the unit of deduplication (metrics.md §10).
+    pub delivery: String,
+    /// Source name: `github`, `pagerduty`, ...
+    pub source: String,
+    /// When doraflow received it.
+    pub received_at: Timestamp,
+    /// Request headers that matter for re-derivation (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The raw body, exactly as received.
+    pub body: String,
+    /// What normalization made of it.
+    pub outcome: Outcome,
+}
+
+/// What a delivery normalized to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Events for the aggregator.
+    Events {
+        /// The normalized events, in payload order.
+        events: Vec<Event>,
+    },
+    /// Authentic but carrying no metric (kept in the raw log).
+    Ignored {
+        /// Why it carries no metric.
+        reason: String,
+    },
+}
+
+/// The envelope the aggregator consumes: one delivery's events with its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Delivery key.
+    pub delivery: String,
+    /// The normalized events.
+    pub events: Vec<Event>,
+}
+
+/// A normalized event: the narrow facts the metric engine needs, whatever the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Commits pushed to a branch.
+    Push(Push),
+    /// A merged pull (merge) request.
+    PullRequestMerged(PullRequestMerged),
+    /// A deployment was created or changed status.
+    Deployment(DeploymentUpdate),
+    /// An incident changed status.
+    Incident(IncidentUpdate),
+}
+
+/// A push to a branch of a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    /// `owner/name`.
+    pub repo: String,
+    /// Branch name (without `refs/heads/`).
+    pub branch: String,
+    /// The repository's default branch as the payload names it.
+    pub default_branch: String,
+    /// Head of the branch before the push.
+    pub before: String,
+    /// Head of the branch after the push.
+    pub after: String,
+    /// A forced push (history rewritten).
+    pub forced: bool,
+    /// When the push happened (head commit time, else receive time).
+    pub pushed_at: Timestamp,
+    /// Commits, oldest first, as the payload lists them.
+    pub commits: Vec<Commit>,
+}
+
+/// One commit of a push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Full SHA.
+    pub sha: String,
+    /// The commit timestamp from the payload, in UTC.
+    pub timestamp: Timestamp,
+    /// First line of the commit message.
+    pub title: String,
+    /// Added, modified and removed files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+/// A merged pull request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullRequestMerged {
+    /// `owner/name`.
+    pub repo: String,
+    /// Pull request number.
+    pub number: u64,
+    /// The commit that landed on the base branch.
+    pub merge_commit_sha: String,
+    /// When it was merged.
+    pub merged_at: Timestamp,
+    /// Label names.
+    pub labels: Vec<String>,
+}
+
+/// The status of a deployment attempt as a source reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    /// Created, queued, in progress: not an end.
+    Pending,
+    /// Terminal success.
+    Success,
+    /// Terminal failure (`failure`, `error`).
+    Failure,
+}
+
+/// A deployment created or a status of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentUpdate {
+    /// Source-given deployment id (unique within the source).
+    pub id: String,
+    /// Repository, when the source is an SCM.
+    pub repo: Option<String>,
+    /// A service named in the payload (GitHub `payload.service`), for monorepos.
+    pub service_hint: Option<String>,
+    /// Environment name.
+    pub environment: String,
+    /// The revision (commit SHA) deployed.
+    pub revision: String,
+    /// This update's state.
+    pub state: DeploymentState,
+    /// When this update happened.
+    pub at: Timestamp,
+}
+
+/// The kind of incident update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentChange {
+    /// Opened.
+    Triggered,
+    /// Acknowledged (no metric effect).
+    Acknowledged,
+    /// Resolved.
+    Resolved,
+    /// Reopened: clears the resolution until the next resolve.
+    Reopened,
+}
+
+/// An incident status update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentUpdate {
+    /// Source-given incident id.
+    pub id: String,
+    /// The source's service id.
+    pub service_id: Option<String>,
+    /// The source's service name.
+    pub service_name: Option<String>,
+    /// Title (and description) of the incident.
+    pub title: String,
+    /// What happened.
+    pub change: IncidentChange,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// When the incident was created, when the payload says.
+    pub created_at: Option<Timestamp>,
+}

@@ -1,0 +1,132 @@
+//! Fact rows: what the aggregator derives for each deployment, change and incident, and what the
+//! API and drill-downs read. Rollups are computed from these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// Why a deployment counts as a change failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// An incident was attributed to it.
+    Incident,
+    /// The next deployment rolled it back within the attribution window.
+    Rollback,
+    /// Argo CD reported its application degraded within the window.
+    Degraded,
+}
+
+/// One deployment attempt with everything derived about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentFact {
+    /// Source-given id.
+    pub id: String,
+    /// Canonical service; `None` for an unmapped deployment.
+    pub service: Option<String>,
+    /// Environment name.
+    pub environment: String,
+    /// True when the environment is of the production tier.
+    pub production: bool,
+    /// Revision deployed.
+    pub revision: String,
+    /// When it ended (latest terminal status).
+    pub finished_at: Timestamp,
+    /// `true`: success; `false`: a failed attempt (never counted as a deployment).
+    pub succeeded: bool,
+    /// The revision is a known change of a mapped repository.
+    pub linked: bool,
+    /// Number of changes it deployed.
+    pub changes: u32,
+    /// Median lead time of its changes, seconds.
+    pub lead_time_p50: Option<f64>,
+    /// A rollback deployment (metrics.md §2.4).
+    pub rollback: bool,
+    /// Change-failure reasons; empty: not failed.
+    pub failure_reasons: Vec<FailureReason>,
+    /// Incidents attributed to it.
+    pub incidents: Vec<String>,
+    /// The rollback deployment that undid it.
+    pub rolled_back_by: Option<String>,
+    /// Earliest failure signal.
+    pub detected_at: Option<Timestamp>,
+    /// When every failure signal recovered; `None` while failed and unrecovered.
+    pub recovered_at: Option<Timestamp>,
+    /// Rework (metrics.md §5).
+    pub rework: bool,
+}
+
+impl DeploymentFact {
+    /// A successful production-tier deployment: what DORA counts.
+    pub fn is_production_deployment(&self) -> bool {
+        self.succeeded && self.production && self.service.is_some()
+    }
+
+    /// A change failure.
+    pub fn failed(&self) -> bool {
+        !self.failure_reasons.is_empty()
+    }
+
+    /// Failed deployment recovery time in seconds, once recovered.
+    pub fn recovery_secs(&self) -> Option<f64> {
+        if !self.failed() {
+            return None;
+        }
+        self.recovered_at
+            .map(|r| (r - self.finished_at).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+/// One change (commit on a tracked branch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFact {
+    /// Service it belongs to.
+    pub service: String,
+    /// `owner/name`.
+    pub repo: String,
+    /// Commit SHA.
+    pub sha: String,
+    /// Commit timestamp.
+    pub timestamp: Timestamp,
+    /// First line of the message.
+    pub title: String,
+    /// Position in the branch's push order.
+    pub position: u64,
+    /// The production deployment that first deployed it.
+    pub deployed_by: Option<String>,
+    /// Environment of that deployment.
+    pub environment: Option<String>,
+    /// `finished_at` of that deployment.
+    pub deployed_at: Option<Timestamp>,
+    /// Lead time in seconds (negative values clamped to 0).
+    pub lead_time: Option<f64>,
+    /// The raw lead time was negative.
+    pub clock_skew: bool,
+    /// A fix (hotfix pattern or hotfix-labelled pull request).
+    pub fix: bool,
+}
+
+/// One incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentFact {
+    /// Source-given id.
+    pub id: String,
+    /// Canonical service.
+    pub service: String,
+    /// Title.
+    pub title: String,
+    /// When it opened.
+    pub opened_at: Timestamp,
+    /// When it was resolved (cleared by a reopen).
+    pub resolved_at: Option<Timestamp>,
+    /// The deployment it is attributed to.
+    pub attributed_to: Option<String>,
+}
+
+impl IncidentFact {
+    /// Time to restore in seconds, once resolved.
+    pub fn restore_secs(&self) -> Option<f64> {
+        self.resolved_at
+            .map(|r| (r - self.opened_at).num_milliseconds() as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,12 @@
+//! Shared data definitions of doraflow: the configuration, the normalized events that ingest
+//! writes to the event log, and the fact rows that the aggregator derives and the API reads.
+//! No I/O lives here.
+
+pub mod config;
+pub mod event;
+pub mod fact;
+pub mod time;
+
+pub use config::{Config, ConfigError};
+pub use event::{Envelope, Event, LogRecord, Outcome};
+pub use fact::{ChangeFact, DeploymentFact, IncidentFact};
