@@ -1,0 +1,8 @@
+//! The webhook receiver: verifies each delivery on its raw bytes, normalizes it into events, and
+//! answers 202 only once the event log holds it durably.
+
+pub mod receiver;
+pub mod signature;
+pub mod sources;
+
+pub use receiver::{Ingest, IngestOutcome, router};

@@ -37,6 +37,11 @@ pub enum Outcome {
         /// Why it carries no metric.
         reason: String,
     },
+    /// Authentic, well-formed, but not usable (an unparseable time, say): the dead letters.
+    DeadLetter {
+        /// Why it could not be normalized.
+        reason: String,
+    },
 }
 
 /// The envelope the aggregator consumes: one delivery's events with its key.
