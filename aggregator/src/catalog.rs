@@ -1,0 +1,245 @@
+//! The service catalog: which service a repository, deployment or incident belongs to
+//! (metrics.md §1), built from `[[services]]` with the default naming for everything else.
+
+use std::collections::HashMap;
+
+use doraflow_schemas::config::ServiceConfig;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// One repository mapped to one service, with optional path globs.
+#[derive(Debug, Clone)]
+pub struct RepoBinding {
+    /// Canonical service name.
+    pub service: String,
+    /// Paths that belong to the service; `None`: the whole repository.
+    pub paths: Option<GlobSet>,
+}
+
+impl RepoBinding {
+    /// True when a change touching `files` belongs to this binding's service.
+    pub fn touches(&self, files: &[String]) -> bool {
+        match &self.paths {
+            None => true,
+            Some(globs) => files.iter().any(|f| globs.is_match(f)),
+        }
+    }
+}
+
+/// The catalog as the engine uses it.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    teams: HashMap<String, Option<String>>,
+    repos: HashMap<String, Vec<RepoBinding>>,
+    pagerduty: HashMap<String, String>,
+    order: Vec<String>,
+}
+
+/// A catalog entry that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("services[{index}].repos: {message}")]
+pub struct CatalogError {
+    index: usize,
+    message: String,
+}
+
+impl Catalog {
+    /// Builds the catalog from the configured services.
+    pub fn new(services: &[ServiceConfig]) -> Result<Self, CatalogError> {
+        let mut catalog = Catalog::default();
+        for (index, service) in services.iter().enumerate() {
+            catalog.teams.insert(service.name.clone(), service.team.clone());
+            catalog.order.push(service.name.clone());
+            for mapping in &service.repos {
+                let paths = if mapping.paths.is_empty() {
+                    None
+                } else {
+                    let mut builder = GlobSetBuilder::new();
+                    for pattern in &mapping.paths {
+                        let glob = Glob::new(pattern).map_err(|e| CatalogError {
+                            index,
+                            message: format!("path glob `{pattern}`: {e}"),
+                        })?;
+                        builder.add(glob);
+                    }
+                    Some(builder.build().map_err(|e| CatalogError {
+                        index,
+                        message: e.to_string(),
+                    })?)
+                };
+                catalog
+                    .repos
+                    .entry(mapping.repo.to_lowercase())
+                    .or_default()
+                    .push(RepoBinding {
+                        service: service.name.clone(),
+                        paths,
+                    });
+            }
+            for alias in &service.pagerduty_services {
+                catalog.pagerduty.insert(alias.clone(), service.name.clone());
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The bindings of a repository: its catalog services, else one service named after it.
+    pub fn repo_bindings(&self, repo: &str) -> Vec<RepoBinding> {
+        match self.repos.get(&repo.to_lowercase()) {
+            Some(bindings) => bindings.clone(),
+            None => vec![RepoBinding {
+                service: repo.to_string(),
+                paths: None,
+            }],
+        }
+    }
+
+    /// Repositories bound to a service (lower-case names), with their bindings.
+    pub fn repos_of(&self, service: &str) -> Vec<(String, RepoBinding)> {
+        let mut out: Vec<(String, RepoBinding)> = self
+            .repos
+            .iter()
+            .flat_map(|(repo, bindings)| {
+                bindings
+                    .iter()
+                    .filter(|b| b.service == service)
+                    .map(|b| (repo.clone(), b.clone()))
+            })
+            .collect();
+        if out.is_empty() && !self.teams.contains_key(service) && service.contains('/') {
+            // An uncatalogued repository is its own service.
+            out.push((
+                service.to_lowercase(),
+                RepoBinding {
+                    service: service.to_string(),
+                    paths: None,
+                },
+            ));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The service of a deployment (metrics.md §1): the repository's only service; for a
+    /// repository mapped to several, the payload's service, else the service whose name followed
+    /// by `-`, `_`, `.` or `/` starts the environment name; else none.
+    pub fn deployment_service(
+        &self,
+        repo: &str,
+        hint: Option<&str>,
+        environment: &str,
+    ) -> Option<String> {
+        let bindings = self.repo_bindings(repo);
+        if bindings.len() == 1 {
+            return Some(bindings[0].service.clone());
+        }
+        if let Some(hint) = hint
+            && let Some(b) = bindings.iter().find(|b| b.service == hint)
+        {
+            return Some(b.service.clone());
+        }
+        let env = environment.to_lowercase();
+        bindings
+            .iter()
+            .filter(|b| {
+                let name = b.service.to_lowercase();
+                env.strip_prefix(&name)
+                    .is_some_and(|rest| rest.starts_with(['-', '_', '.', '/']))
+            })
+            .max_by_key(|b| b.service.len())
+            .map(|b| b.service.clone())
+    }
+
+    /// The service of an incident: the catalog alias of its service id or name, else the name.
+    pub fn incident_service(&self, id: Option<&str>, name: Option<&str>) -> Option<String> {
+        id.and_then(|i| self.pagerduty.get(i))
+            .or_else(|| name.and_then(|n| self.pagerduty.get(n)))
+            .cloned()
+            .or_else(|| name.map(String::from))
+            .or_else(|| id.map(String::from))
+    }
+
+    /// The team of a service, if the catalog names one.
+    pub fn team_of(&self, service: &str) -> Option<&str> {
+        self.teams.get(service).and_then(|t| t.as_deref())
+    }
+
+    /// Catalogued services in configuration order.
+    pub fn services(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Catalogued services of a team.
+    pub fn services_of_team(&self, team: &str) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|s| self.team_of(s) == Some(team))
+            .cloned()
+            .collect()
+    }
+
+    /// True when a team is named by some service.
+    pub fn has_team(&self, team: &str) -> bool {
+        self.teams.values().any(|t| t.as_deref() == Some(team))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doraflow_schemas::config::RepoMapping;
+
+    fn catalog() -> Catalog {
+        let service = |name: &str, team: &str, repos: Vec<RepoMapping>, pd: &[&str]| ServiceConfig {
+            name: name.into(),
+            team: Some(team.into()),
+            repos,
+            pagerduty_services: pd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let repo = |r: &str, paths: &[&str]| RepoMapping {
+            repo: r.into(),
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+        };
+        Catalog::new(&[
+            service("checkout", "payments", vec![repo("acme/checkout", &[]), repo("acme/mono", &["services/checkout/**"])], &["PXXXXXX", "Checkout API"]),
+            service("cart", "shop", vec![repo("acme/mono", &["services/cart/**"])], &[]),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn repositories_map_to_services_or_name_themselves() {
+        let c = catalog();
+        assert_eq!(c.deployment_service("acme/checkout", None, "production").as_deref(), Some("checkout"));
+        assert_eq!(c.deployment_service("acme/other", None, "production").as_deref(), Some("acme/other"));
+        assert_eq!(c.repos_of("acme/other")[0].0, "acme/other");
+        assert_eq!(c.repos_of("checkout").len(), 2);
+    }
+
+    #[test]
+    fn monorepo_deployments_use_the_payload_then_the_environment_prefix() {
+        let c = catalog();
+        assert_eq!(c.deployment_service("acme/mono", Some("cart"), "production").as_deref(), Some("cart"));
+        assert_eq!(c.deployment_service("acme/mono", None, "cart-production").as_deref(), Some("cart"));
+        assert_eq!(c.deployment_service("acme/mono", None, "checkout/prod").as_deref(), Some("checkout"));
+        assert_eq!(c.deployment_service("acme/mono", None, "cartography-prod"), None);
+        assert_eq!(c.deployment_service("acme/mono", None, "production"), None);
+    }
+
+    #[test]
+    fn path_globs_decide_which_changes_touch_a_service() {
+        let c = catalog();
+        let cart = c.repo_bindings("acme/mono").into_iter().find(|b| b.service == "cart").unwrap();
+        assert!(cart.touches(&["services/cart/src/main.rs".into()]));
+        assert!(!cart.touches(&["services/checkout/x".into(), "README.md".into()]));
+    }
+
+    #[test]
+    fn incidents_map_by_id_then_name_then_default_to_the_name() {
+        let c = catalog();
+        assert_eq!(c.incident_service(Some("PXXXXXX"), Some("whatever")).as_deref(), Some("checkout"));
+        assert_eq!(c.incident_service(Some("P1"), Some("Checkout API")).as_deref(), Some("checkout"));
+        assert_eq!(c.incident_service(Some("P1"), Some("pig208")).as_deref(), Some("pig208"));
+        assert_eq!(c.services_of_team("payments"), vec!["checkout"]);
+    }
+}

@@ -1,0 +1,192 @@
+//! Drives the engine from the event log: restore the last checkpoint, replay the log from its
+//! offset, then follow the log, re-deriving the services each batch touched and publishing them
+//! to the store. Checkpoints (engine state, counters, offset) are written atomically every few
+//! seconds and at shutdown, so a restart replays little.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use doraflow_eventlog::EventLog;
+use doraflow_schemas::config::Definitions;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::engine::{Engine, EngineState};
+use crate::store::{FactStore, StoreCounters};
+
+/// Records read per batch.
+const BATCH: usize = 5_000;
+/// Checkpoint file format version.
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// What a checkpoint holds.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    offset: u64,
+    state: EngineState,
+    counters: StoreCounters,
+}
+
+/// The aggregator loop over one log.
+pub struct Consumer {
+    engine: Engine,
+    log: Arc<dyn EventLog>,
+    store: Arc<RwLock<FactStore>>,
+    checkpoint_path: PathBuf,
+    checkpoint_every: Duration,
+    offset: u64,
+}
+
+impl Consumer {
+    /// Restores from `<dir>/checkpoint.json` if present and returns the consumer with a store
+    /// holding every restored service's facts.
+    pub fn restore(
+        dir: &Path,
+        log: Arc<dyn EventLog>,
+        catalog: Catalog,
+        definitions: Definitions,
+        checkpoint_every: Duration,
+    ) -> (Self, Arc<RwLock<FactStore>>) {
+        let checkpoint_path = dir.join("checkpoint.json");
+        let restored = std::fs::read(&checkpoint_path)
+            .ok()
+            .and_then(|bytes| match serde_json::from_slice::<Checkpoint>(&bytes) {
+                Ok(c) if c.version == CHECKPOINT_VERSION => Some(c),
+                Ok(_) => {
+                    tracing::warn!("checkpoint of another version ignored: replaying the whole log");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable checkpoint ignored: replaying the whole log");
+                    None
+                }
+            })
+            .filter(|c| {
+                let end = *log.durable_end().borrow();
+                let fits = c.offset <= end;
+                if !fits {
+                    tracing::warn!(offset = c.offset, end, "checkpoint is past the log end: replaying the whole log");
+                }
+                fits
+            });
+        let (offset, state, counters) = match restored {
+            Some(c) => (c.offset, c.state, c.counters),
+            None => (0, EngineState::default(), StoreCounters::default()),
+        };
+        tracing::info!(offset, "aggregator starting");
+        let engine = Engine::new(state, catalog, definitions);
+        let store = Arc::new(RwLock::new(FactStore::with_counters(counters)));
+        let mut consumer = Self {
+            engine,
+            log,
+            store: store.clone(),
+            checkpoint_path,
+            checkpoint_every,
+            offset,
+        };
+        consumer.publish_dirty();
+        (consumer, store)
+    }
+
+    /// Applies every durable record not yet applied; returns how many were applied.
+    pub fn catch_up(&mut self) -> usize {
+        let mut applied = 0;
+        loop {
+            let records = match self.log.read_from(self.offset, BATCH) {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::error!(error = %e, offset = self.offset, "reading the event log failed");
+                    return applied;
+                }
+            };
+            let Some(last) = records.last() else { return applied };
+            let next = last.next_offset;
+            for read in &records {
+                self.engine.apply(&read.record);
+            }
+            applied += records.len();
+            self.offset = next;
+            self.publish_dirty();
+        }
+    }
+
+    fn publish_dirty(&mut self) {
+        let dirty = self.engine.take_dirty();
+        if dirty.is_empty() {
+            return;
+        }
+        let derived: Vec<_> = dirty
+            .into_iter()
+            .map(|service| {
+                let facts = self.engine.derive(&service);
+                (service, facts)
+            })
+            .collect();
+        let state = self.engine.state();
+        let mut store = self.store.write().expect("store lock");
+        for (service, facts) in derived {
+            store.publish(service, facts);
+        }
+        store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
+    }
+
+    /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).
+    pub fn checkpoint(&self) -> std::io::Result<()> {
+        let counters = self.store.read().expect("store lock").counters().clone();
+        let checkpoint = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            offset: self.offset,
+            state: self.engine.state().clone(),
+            counters,
+        };
+        let dir = self.checkpoint_path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = self.checkpoint_path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&checkpoint).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.checkpoint_path)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Follows the log until `shutdown` turns true, then checkpoints. Blocking: run it on its
+    /// own thread.
+    pub fn run(mut self, runtime: tokio::runtime::Handle, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut end = self.log.durable_end();
+        let started = Instant::now();
+        let replayed = self.catch_up();
+        tracing::info!(records = replayed, seconds = started.elapsed().as_secs_f64(), "aggregator caught up");
+        self.store.write().expect("store lock").set_caught_up();
+        let mut last_checkpoint = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            self.catch_up();
+            if last_checkpoint.elapsed() >= self.checkpoint_every {
+                if let Err(e) = self.checkpoint() {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+                last_checkpoint = Instant::now();
+            }
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = end.changed() => {}
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            });
+        }
+        self.catch_up();
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "final checkpoint failed");
+        }
+    }
+}

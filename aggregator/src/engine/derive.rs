@@ -1,0 +1,322 @@
+//! The metric rules (metrics.md §2-§5) as one pure function: from a service's deduplicated
+//! inputs to its facts. Deployments are linked to changes in push order, rollbacks and incidents
+//! make change failures, recoveries and rework follow from them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use doraflow_schemas::config::Definitions;
+use doraflow_schemas::fact::FailureReason;
+use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::inputs::{Attempt, Inputs, SettledIncident};
+use super::order::ordered_changes;
+use crate::catalog::Catalog;
+
+/// Everything derived for one service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    /// Every ended deployment attempt of the service (all environments, both outcomes).
+    pub deployments: Vec<DeploymentFact>,
+    /// Every change of the service's repositories (touching it), deployed or not.
+    pub changes: Vec<ChangeFact>,
+    /// Every incident of the service.
+    pub incidents: Vec<IncidentFact>,
+}
+
+/// A change of one bound repository, with what the rules need.
+struct RepoChange {
+    sha: String,
+    timestamp: Timestamp,
+    title: String,
+    position: u64,
+    touches: bool,
+    fix: bool,
+}
+
+struct BoundRepo {
+    name: String,
+    changes: Vec<RepoChange>,
+    position_of: HashMap<String, usize>,
+}
+
+/// Seconds between two instants, as a float.
+fn secs(from: Timestamp, to: Timestamp) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+fn hex_tokens() -> &'static Regex {
+    static TOKENS: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    TOKENS.get_or_init(|| Regex::new(r"(?i)\b[0-9a-f]{7,40}\b").expect("valid regex"))
+}
+
+/// Derives the facts of `service` from the inputs named by `attempt_ids` and `incident_ids`.
+pub fn derive_service(
+    inputs: &Inputs,
+    catalog: &Catalog,
+    definitions: &Definitions,
+    service: &str,
+    attempt_ids: &[String],
+    incident_ids: &[String],
+) -> ServiceFacts {
+    let window = definitions.attribution_window_secs;
+
+    // Changes of every bound repository, in push order (§2.1).
+    let mut repos: Vec<BoundRepo> = Vec::new();
+    for (key, binding) in catalog.repos_of(service) {
+        let Some(repo) = inputs.repos.get(&key) else { continue };
+        let mut changes = Vec::new();
+        let mut position_of = HashMap::new();
+        for change in ordered_changes(repo) {
+            let commit = change.commit;
+            let labelled = repo
+                .merged_labels
+                .get(&commit.sha)
+                .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)));
+            position_of.insert(commit.sha.clone(), changes.len());
+            changes.push(RepoChange {
+                sha: commit.sha.clone(),
+                timestamp: commit.timestamp,
+                title: commit.title.clone(),
+                position: change.position,
+                touches: binding.touches(&commit.files),
+                fix: labelled || definitions.hotfix.is_match(&commit.title),
+            });
+        }
+        repos.push(BoundRepo {
+            name: repo.name.clone(),
+            changes,
+            position_of,
+        });
+    }
+
+    // Ended attempts, in finishing order.
+    let mut attempts: Vec<(String, Attempt, Timestamp, bool)> = attempt_ids
+        .iter()
+        .filter_map(|id| {
+            let attempt = inputs.deployments.get(id)?.settle()?;
+            let (finished_at, succeeded) = attempt.end?;
+            Some((id.clone(), attempt, finished_at, succeeded))
+        })
+        .collect();
+    attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+
+    let mut facts: Vec<DeploymentFact> = attempts
+        .iter()
+        .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
+            id: id.clone(),
+            service: Some(service.to_string()),
+            environment: attempt.fields.environment.clone(),
+            production: definitions.production.is_match(&attempt.fields.environment),
+            revision: attempt.fields.revision.clone(),
+            finished_at: *finished_at,
+            succeeded: *succeeded,
+            linked: false,
+            changes: 0,
+            lead_time_p50: None,
+            rollback: false,
+            failure_reasons: Vec::new(),
+            incidents: Vec::new(),
+            rolled_back_by: None,
+            detected_at: None,
+            recovered_at: None,
+            rework: false,
+        })
+        .collect();
+    let production: Vec<usize> = (0..facts.len())
+        .filter(|i| facts[*i].succeeded && facts[*i].production)
+        .collect();
+
+    // Linking (§2.2-§2.4, §2.6): who deploys which change, and which deployments are rollbacks.
+    let mut deployed_by: Vec<Vec<Option<usize>>> =
+        repos.iter().map(|r| vec![None; r.changes.len()]).collect();
+    let mut watermark: Vec<Option<usize>> = vec![None; repos.len()];
+    let mut revisions_in_env: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut current_in_env: HashMap<&str, Option<(usize, usize)>> = HashMap::new();
+    let mut deployed_changes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); facts.len()];
+    for &d in &production {
+        let env = attempts[d].1.fields.environment.as_str();
+        let revision = attempts[d].1.fields.revision.as_str();
+        let located = repos
+            .iter()
+            .enumerate()
+            .find_map(|(r, repo)| repo.position_of.get(revision).map(|&i| (r, i)));
+        let seen_before = revisions_in_env.get(env).is_some_and(|s| s.contains(revision));
+        let below_current = match (located, current_in_env.get(env).copied().flatten()) {
+            (Some((r, i)), Some((cr, ci))) => r == cr && i < ci,
+            _ => false,
+        };
+        let rollback = seen_before || below_current;
+        facts[d].rollback = rollback;
+        facts[d].linked = located.is_some();
+        if let Some((r, i)) = located
+            && !rollback
+        {
+            let from = watermark[r].map_or(0, |w| w + 1);
+            for c in from..=i {
+                if repos[r].changes[c].touches && deployed_by[r][c].is_none() {
+                    deployed_by[r][c] = Some(d);
+                    deployed_changes[d].push((r, c));
+                }
+            }
+            watermark[r] = Some(watermark[r].map_or(i, |w| w.max(i)));
+        }
+        revisions_in_env.entry(env).or_default().insert(revision);
+        current_in_env.insert(env, located);
+    }
+
+    // Change facts and per-deployment lead times.
+    let mut changes = Vec::new();
+    for (r, repo) in repos.iter().enumerate() {
+        for (c, change) in repo.changes.iter().enumerate() {
+            if !change.touches {
+                continue;
+            }
+            let by = deployed_by[r][c].map(|d| &facts[d]);
+            let raw = by.map(|d| secs(change.timestamp, d.finished_at));
+            changes.push(ChangeFact {
+                service: service.to_string(),
+                repo: repo.name.clone(),
+                sha: change.sha.clone(),
+                timestamp: change.timestamp,
+                title: change.title.clone(),
+                position: change.position,
+                deployed_by: by.map(|d| d.id.clone()),
+                environment: by.map(|d| d.environment.clone()),
+                deployed_at: by.map(|d| d.finished_at),
+                lead_time: raw.map(|v| v.max(0.0)),
+                clock_skew: raw.is_some_and(|v| v < 0.0),
+                fix: change.fix,
+            });
+        }
+    }
+    for (d, list) in deployed_changes.iter().enumerate() {
+        facts[d].changes = list.len() as u32;
+        let mut leads: Vec<f64> = list
+            .iter()
+            .map(|&(r, c)| secs(repos[r].changes[c].timestamp, facts[d].finished_at).max(0.0))
+            .collect();
+        leads.sort_by(f64::total_cmp);
+        facts[d].lead_time_p50 = crate::summary::nearest_rank(&leads, 0.5);
+    }
+
+    // Incidents and their attribution (§3).
+    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
+        .collect();
+    incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
+    let mut incident_facts = Vec::new();
+    let mut attributed: Vec<Vec<usize>> = vec![Vec::new(); facts.len()];
+    for (k, (id, incident)) in incidents.iter().enumerate() {
+        let target = attribute(&facts, &production, incident, window);
+        if let Some(d) = target {
+            attributed[d].push(k);
+        }
+        incident_facts.push(IncidentFact {
+            id: id.clone(),
+            service: service.to_string(),
+            title: incident.title.clone(),
+            opened_at: incident.opened_at,
+            resolved_at: incident.resolved_at,
+            attributed_to: target.map(|d| facts[d].id.clone()),
+        });
+    }
+
+    // Change failures, detection and recovery (§3, §4).
+    let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut last_in_env: HashMap<&str, usize> = HashMap::new();
+    for &d in &production {
+        if let Some(prev) = last_in_env.insert(facts[d].environment.as_str(), d) {
+            next_in_env.insert(prev, d);
+        }
+    }
+    for &d in &production {
+        let mut reasons = Vec::new();
+        let mut detected: Option<Timestamp> = None;
+        let mut recovered: Option<Option<Timestamp>> = None;
+        let mut recover = |at: Option<Timestamp>| {
+            recovered = Some(match (recovered, at) {
+                (None, at) => at,
+                (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                (Some(_), _) => None,
+            });
+        };
+        if !attributed[d].is_empty() {
+            reasons.push(FailureReason::Incident);
+            for &k in &attributed[d] {
+                let incident = &incidents[k].1;
+                detected = Some(detected.map_or(incident.opened_at, |t| t.min(incident.opened_at)));
+                recover(incident.resolved_at);
+            }
+            facts[d].incidents = attributed[d].iter().map(|&k| incidents[k].0.clone()).collect();
+        }
+        if let Some(&next) = next_in_env.get(&d)
+            && facts[next].rollback
+            && secs(facts[d].finished_at, facts[next].finished_at) <= window as f64
+        {
+            reasons.push(FailureReason::Rollback);
+            let at = facts[next].finished_at;
+            detected = Some(detected.map_or(at, |t| t.min(at)));
+            recover(Some(at));
+            facts[d].rolled_back_by = Some(facts[next].id.clone());
+        }
+        facts[d].failure_reasons = reasons;
+        facts[d].detected_at = detected;
+        facts[d].recovered_at = recovered.flatten();
+    }
+
+    // Rework (§5).
+    for (pos, &d) in production.iter().enumerate() {
+        let finished = facts[d].finished_at;
+        let fix_forward = production[..pos].iter().any(|&f| {
+            facts[f].failed()
+                && facts[f].environment == facts[d].environment
+                && facts[f].detected_at.is_some_and(|t| t <= finished)
+                && facts[f].recovered_at.is_none_or(|t| t > finished)
+        });
+        let all_fixes = !deployed_changes[d].is_empty()
+            && deployed_changes[d].iter().all(|&(r, c)| repos[r].changes[c].fix);
+        facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
+    }
+
+    ServiceFacts {
+        deployments: facts,
+        changes,
+        incidents: incident_facts,
+    }
+}
+
+/// The deployment an incident is attributed to (§3): one named by revision prefix in its title,
+/// else the latest production deployment finished at or before it opened, within the window.
+fn attribute(
+    facts: &[DeploymentFact],
+    production: &[usize],
+    incident: &SettledIncident,
+    window: i64,
+) -> Option<usize> {
+    for token in hex_tokens().find_iter(&incident.title) {
+        let prefix = token.as_str().to_lowercase();
+        let named: Vec<usize> = production
+            .iter()
+            .copied()
+            .filter(|&d| facts[d].revision.to_lowercase().starts_with(&prefix))
+            .collect();
+        if let Some(&first) = named.first() {
+            let before = named
+                .iter()
+                .copied()
+                .filter(|&d| facts[d].finished_at <= incident.opened_at)
+                .next_back();
+            return Some(before.unwrap_or(first));
+        }
+    }
+    production
+        .iter()
+        .copied()
+        .filter(|&d| facts[d].finished_at <= incident.opened_at)
+        .next_back()
+        .filter(|&d| (incident.opened_at - facts[d].finished_at).num_milliseconds() <= window * 1000)
+}

@@ -1,0 +1,234 @@
+//! The engine's working state: every normalized event it has seen, deduplicated and kept in a
+//! form where arrival order does not matter (sets and maps keyed by what the event is about).
+//! Facts are derived from this state, so the same events in any order give the same facts.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use doraflow_schemas::event::{
+    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, Push,
+    PullRequestMerged,
+};
+use doraflow_schemas::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Everything the engine knows, deduplicated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Inputs {
+    /// Hashes of the delivery keys already applied.
+    pub seen: HashSet<u64>,
+    /// Per repository (lower-case `owner/name`).
+    pub repos: BTreeMap<String, RepoInputs>,
+    /// Deployment attempts by source-given id.
+    pub deployments: BTreeMap<String, AttemptInputs>,
+    /// Incidents by source-given id.
+    pub incidents: BTreeMap<String, IncidentInputs>,
+}
+
+/// Pushes and merged pull requests of one repository.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepoInputs {
+    /// Display name as the payloads spell it.
+    pub name: String,
+    /// The default branch named by the latest push (by push time, then name).
+    pub default_branch: Option<(Timestamp, String)>,
+    /// Pushes keyed by (branch, before, after).
+    pub pushes: BTreeMap<(String, String, String), StoredPush>,
+    /// Labels of merged pull requests, by merge commit SHA.
+    pub merged_labels: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One push, as much as the engine needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPush {
+    /// Forced push.
+    pub forced: bool,
+    /// Push time.
+    pub pushed_at: Timestamp,
+    /// Commits oldest first.
+    pub commits: Vec<Commit>,
+}
+
+/// Every update of one deployment attempt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AttemptInputs {
+    /// Updates keyed by (time, state), each with its environment, revision, repo and hint.
+    pub updates: BTreeMap<(Timestamp, DeploymentState), AttemptFields>,
+}
+
+/// The descriptive fields of a deployment update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptFields {
+    /// Repository.
+    pub repo: Option<String>,
+    /// Service named in the payload.
+    pub service_hint: Option<String>,
+    /// Environment name.
+    pub environment: String,
+    /// Revision.
+    pub revision: String,
+}
+
+/// Every update of one incident.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IncidentInputs {
+    /// Updates keyed by (time, change), each with the descriptive fields it carried.
+    pub updates: BTreeMap<(Timestamp, IncidentChange), IncidentFields>,
+}
+
+/// The descriptive fields of an incident update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentFields {
+    /// Source service id.
+    pub service_id: Option<String>,
+    /// Source service name.
+    pub service_name: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Creation time, when given.
+    pub created_at: Option<Timestamp>,
+}
+
+/// A stable 64-bit hash of a delivery key (stable across builds, so checkpoints stay valid).
+pub fn delivery_hash(key: &str) -> u64 {
+    let digest = Sha256::digest(key.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl Inputs {
+    /// Records a delivery key; false when it was seen before (a duplicate).
+    pub fn first_sighting(&mut self, key: &str) -> bool {
+        self.seen.insert(delivery_hash(key))
+    }
+
+    /// Adds a push.
+    pub fn add_push(&mut self, push: &Push) {
+        let repo = self.repos.entry(push.repo.to_lowercase()).or_default();
+        repo.name = push.repo.clone();
+        let candidate = (push.pushed_at, push.default_branch.clone());
+        if repo.default_branch.as_ref().is_none_or(|current| candidate > *current) {
+            repo.default_branch = Some(candidate);
+        }
+        repo.pushes.insert(
+            (push.branch.clone(), push.before.clone(), push.after.clone()),
+            StoredPush {
+                forced: push.forced,
+                pushed_at: push.pushed_at,
+                commits: push.commits.clone(),
+            },
+        );
+    }
+
+    /// Adds a merged pull request.
+    pub fn add_pull_request(&mut self, pr: &PullRequestMerged) {
+        let repo = self.repos.entry(pr.repo.to_lowercase()).or_default();
+        if repo.name.is_empty() {
+            repo.name = pr.repo.clone();
+        }
+        repo.merged_labels
+            .entry(pr.merge_commit_sha.clone())
+            .or_default()
+            .extend(pr.labels.iter().map(|l| l.to_lowercase()));
+    }
+
+    /// Adds a deployment update.
+    pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> String {
+        let id = format!("{source}:{}", update.id);
+        self.deployments.entry(id.clone()).or_default().updates.insert(
+            (update.at, update.state),
+            AttemptFields {
+                repo: update.repo.clone(),
+                service_hint: update.service_hint.clone(),
+                environment: update.environment.clone(),
+                revision: update.revision.clone(),
+            },
+        );
+        id
+    }
+
+    /// Adds an incident update.
+    pub fn add_incident(&mut self, source: &str, update: &IncidentUpdate) -> String {
+        let id = format!("{source}:{}", update.id);
+        self.incidents.entry(id.clone()).or_default().updates.insert(
+            (update.occurred_at, update.change),
+            IncidentFields {
+                service_id: update.service_id.clone(),
+                service_name: update.service_name.clone(),
+                title: update.title.clone(),
+                created_at: update.created_at,
+            },
+        );
+        id
+    }
+}
+
+/// A deployment attempt's settled view: its descriptive fields and its end, if it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// Descriptive fields (from the latest update).
+    pub fields: AttemptFields,
+    /// The terminal status with the latest time: (finished_at, succeeded).
+    pub end: Option<(Timestamp, bool)>,
+}
+
+impl AttemptInputs {
+    /// Settles the attempt (metrics.md §1): the outcome is the terminal status with the latest
+    /// event time; non-terminal states do not end it.
+    pub fn settle(&self) -> Option<Attempt> {
+        let (_, fields) = self.updates.iter().next_back()?;
+        let end = self
+            .updates
+            .keys()
+            .rev()
+            .find(|(_, state)| *state != DeploymentState::Pending)
+            .map(|(at, state)| (*at, *state == DeploymentState::Success));
+        Some(Attempt {
+            fields: fields.clone(),
+            end,
+        })
+    }
+}
+
+/// An incident's settled view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledIncident {
+    /// Source service id and name.
+    pub service_id: Option<String>,
+    /// Source service name.
+    pub service_name: Option<String>,
+    /// Latest title.
+    pub title: String,
+    /// `data.created_at`, else the first trigger's time, else the first update's time.
+    pub opened_at: Timestamp,
+    /// The last resolve, unless a reopen came after it.
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl IncidentInputs {
+    /// Settles the incident (metrics.md §1).
+    pub fn settle(&self) -> Option<SettledIncident> {
+        let (_, latest) = self.updates.iter().next_back()?;
+        let created = self.updates.values().filter_map(|f| f.created_at).min();
+        let first_trigger = self
+            .updates
+            .keys()
+            .find(|(_, change)| *change == IncidentChange::Triggered)
+            .map(|(at, _)| *at);
+        let first_any = self.updates.keys().next().map(|(at, _)| *at)?;
+        let mut resolved_at = None;
+        for (at, change) in self.updates.keys() {
+            match change {
+                IncidentChange::Resolved => resolved_at = Some(*at),
+                IncidentChange::Reopened => resolved_at = None,
+                IncidentChange::Triggered | IncidentChange::Acknowledged => {}
+            }
+        }
+        Some(SettledIncident {
+            service_id: latest.service_id.clone(),
+            service_name: latest.service_name.clone(),
+            title: latest.title.clone(),
+            opened_at: created.or(first_trigger).unwrap_or(first_any),
+            resolved_at,
+        })
+    }
+}

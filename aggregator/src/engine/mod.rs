@@ -1,0 +1,230 @@
+//! The metric engine: a deterministic function of the event stream. [`Engine::apply`] folds a
+//! delivery into the deduplicated [`Inputs`] and marks the services it touches; [`Engine::derive`]
+//! recomputes a service's facts from scratch, so arrival order and duplicates cannot change them.
+//! The engine does no I/O.
+
+pub mod derive;
+pub mod inputs;
+pub mod order;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use doraflow_schemas::config::Definitions;
+use doraflow_schemas::{Event, LogRecord, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+pub use derive::ServiceFacts;
+use inputs::Inputs;
+
+/// The key of the bucket holding deployments that map to no service.
+pub const UNMAPPED: &str = "";
+
+/// The engine's persistent part: inputs and counters (what a checkpoint holds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Deduplicated inputs.
+    pub inputs: Inputs,
+    /// Duplicate deliveries per service they touched.
+    pub duplicates: BTreeMap<String, u64>,
+    /// Duplicate deliveries in all.
+    pub duplicates_total: u64,
+}
+
+/// The engine: state plus the catalog and definitions it interprets the state with.
+pub struct Engine {
+    state: EngineState,
+    catalog: Catalog,
+    definitions: Definitions,
+    attempts_by_service: BTreeMap<String, BTreeSet<String>>,
+    incidents_by_service: BTreeMap<String, BTreeSet<String>>,
+    dirty: BTreeSet<String>,
+}
+
+impl Engine {
+    /// An engine over a (possibly restored) state.
+    pub fn new(state: EngineState, catalog: Catalog, definitions: Definitions) -> Self {
+        let mut engine = Self {
+            state,
+            catalog,
+            definitions,
+            attempts_by_service: BTreeMap::new(),
+            incidents_by_service: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        };
+        engine.reindex();
+        engine
+    }
+
+    /// Rebuilds the service indexes and marks every known service dirty.
+    fn reindex(&mut self) {
+        let attempts: Vec<(String, String)> = self
+            .state
+            .inputs
+            .deployments
+            .iter()
+            .filter_map(|(id, a)| a.settle().map(|s| (id.clone(), self.attempt_service(&s.fields))))
+            .collect();
+        for (id, service) in attempts {
+            self.attempts_by_service.entry(service).or_default().insert(id);
+        }
+        let incidents: Vec<(String, Option<String>)> = self
+            .state
+            .inputs
+            .incidents
+            .iter()
+            .filter_map(|(id, i)| {
+                let settled = i.settle()?;
+                Some((
+                    id.clone(),
+                    self.catalog
+                        .incident_service(settled.service_id.as_deref(), settled.service_name.as_deref()),
+                ))
+            })
+            .collect();
+        for (id, service) in incidents {
+            if let Some(service) = service {
+                self.incidents_by_service.entry(service).or_default().insert(id);
+            }
+        }
+        let repos: Vec<String> = self.state.inputs.repos.values().map(|r| r.name.clone()).collect();
+        for repo in repos {
+            for binding in self.catalog.repo_bindings(&repo) {
+                self.dirty.insert(binding.service);
+            }
+        }
+        self.dirty.extend(self.attempts_by_service.keys().cloned());
+        self.dirty.extend(self.incidents_by_service.keys().cloned());
+    }
+
+    fn attempt_service(&self, fields: &inputs::AttemptFields) -> String {
+        let repo = fields.repo.as_deref().unwrap_or_default();
+        self.catalog
+            .deployment_service(repo, fields.service_hint.as_deref(), &fields.environment)
+            .unwrap_or_else(|| UNMAPPED.to_string())
+    }
+
+    /// The services one event concerns.
+    fn services_of(&self, event: &Event) -> Vec<String> {
+        match event {
+            Event::Push(p) => self.catalog.repo_bindings(&p.repo).into_iter().map(|b| b.service).collect(),
+            Event::PullRequestMerged(p) => {
+                self.catalog.repo_bindings(&p.repo).into_iter().map(|b| b.service).collect()
+            }
+            Event::Deployment(d) => vec![self.attempt_service(&inputs::AttemptFields {
+                repo: d.repo.clone(),
+                service_hint: d.service_hint.clone(),
+                environment: d.environment.clone(),
+                revision: d.revision.clone(),
+            })],
+            Event::Incident(i) => self
+                .catalog
+                .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Folds one log record into the state. Duplicates (same delivery key) are counted and
+    /// otherwise ignored; ignored deliveries and dead letters carry nothing for the engine.
+    pub fn apply(&mut self, record: &LogRecord) {
+        let Outcome::Events { events } = &record.outcome else { return };
+        if !self.state.inputs.first_sighting(&record.delivery) {
+            self.state.duplicates_total += 1;
+            let mut services: BTreeSet<String> = BTreeSet::new();
+            for event in events {
+                services.extend(self.services_of(event));
+            }
+            for service in services {
+                *self.state.duplicates.entry(service).or_default() += 1;
+            }
+            return;
+        }
+        for event in events {
+            let services = self.services_of(event);
+            match event {
+                Event::Push(push) => self.state.inputs.add_push(push),
+                Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
+                Event::Deployment(update) => {
+                    let id = self.state.inputs.add_deployment(&record.source, update);
+                    for service in &services {
+                        self.attempts_by_service.entry(service.clone()).or_default().insert(id.clone());
+                    }
+                }
+                Event::Incident(update) => {
+                    let id = self.state.inputs.add_incident(&record.source, update);
+                    for service in &services {
+                        self.incidents_by_service.entry(service.clone()).or_default().insert(id.clone());
+                    }
+                }
+            }
+            self.dirty.extend(services);
+        }
+    }
+
+    /// Takes the services whose facts may have changed since the last call.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Derives the facts of one service (or of the unmapped bucket).
+    pub fn derive(&self, service: &str) -> ServiceFacts {
+        let attempts: Vec<String> = self
+            .attempts_by_service
+            .get(service)
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| {
+                        // An attempt whose later updates moved it to another service is theirs.
+                        self.state.inputs.deployments[*id]
+                            .settle()
+                            .is_some_and(|s| self.attempt_service(&s.fields) == service)
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let incidents: Vec<String> = self
+            .incidents_by_service
+            .get(service)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut facts = derive::derive_service(
+            &self.state.inputs,
+            &self.catalog,
+            &self.definitions,
+            service,
+            &attempts,
+            &incidents,
+        );
+        if service == UNMAPPED {
+            // Deployments of no service carry no service-level rules.
+            for fact in &mut facts.deployments {
+                fact.service = None;
+                fact.rollback = false;
+                fact.failure_reasons.clear();
+                fact.incidents.clear();
+                fact.rolled_back_by = None;
+                fact.detected_at = None;
+                fact.recovered_at = None;
+                fact.rework = false;
+            }
+            facts.changes.clear();
+            facts.incidents.clear();
+        }
+        facts
+    }
+
+    /// The persistent state, for checkpoints.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! Push order (metrics.md §2.1): the changes of a repository's tracked branch in history order.
+//! A push whose `before` is another push's `after` comes after it, whatever order the deliveries
+//! arrived in; within a push, commits keep their array order (oldest first).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use doraflow_schemas::event::Commit;
+
+use super::inputs::{RepoInputs, StoredPush};
+
+/// A change with its position in push order.
+#[derive(Debug, Clone)]
+pub struct OrderedChange<'a> {
+    /// The commit.
+    pub commit: &'a Commit,
+    /// Position (0-based) in the branch's history order.
+    pub position: u64,
+}
+
+/// The changes of the repository's tracked (default) branch, in push order. A commit carried by
+/// several pushes keeps its first position.
+pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
+    let Some((_, branch)) = &repo.default_branch else {
+        return Vec::new();
+    };
+    let pushes: Vec<(&String, &String, &StoredPush)> = repo
+        .pushes
+        .iter()
+        .filter(|((b, _, _), _)| b == branch)
+        .map(|((_, before, after), push)| (before, after, push))
+        .collect();
+    let afters: HashSet<&str> = pushes.iter().map(|(_, a, _)| a.as_str()).collect();
+    let mut successors: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (before, _, _)) in pushes.iter().enumerate() {
+        successors.entry(before.as_str()).or_default().push(i);
+    }
+    let sort_key = |i: &usize| (pushes[*i].2.pushed_at, pushes[*i].1.as_str());
+    for list in successors.values_mut() {
+        list.sort_by_key(sort_key);
+    }
+    let mut roots: Vec<usize> = (0..pushes.len())
+        .filter(|i| !afters.contains(pushes[*i].0.as_str()) || pushes[*i].0 == pushes[*i].1)
+        .collect();
+    roots.sort_by_key(sort_key);
+    // Pushes only reachable through a cycle come last, in time order.
+    let mut rest: Vec<usize> = (0..pushes.len()).collect();
+    rest.sort_by_key(sort_key);
+
+    let mut visited = vec![false; pushes.len()];
+    let mut order = Vec::with_capacity(pushes.len());
+    for start in roots.into_iter().chain(rest) {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if visited[i] {
+                continue;
+            }
+            visited[i] = true;
+            order.push(i);
+            if let Some(next) = successors.get(pushes[i].1.as_str()) {
+                // Reverse so that the earliest successor is visited first.
+                stack.extend(next.iter().rev().filter(|n| !visited[**n]));
+            }
+        }
+    }
+
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut out = Vec::new();
+    for i in order {
+        for commit in &pushes[i].2.commits {
+            if seen.insert(commit.sha.as_str(), ()).is_none() {
+                out.push(OrderedChange {
+                    commit,
+                    position: out.len() as u64,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doraflow_schemas::event::Push;
+    use doraflow_schemas::time::parse_rfc3339;
+
+    use crate::engine::inputs::Inputs;
+
+    fn push(before: &str, after: &str, shas: &[&str], at: &str) -> Push {
+        Push {
+            repo: "acme/app".into(),
+            branch: "main".into(),
+            default_branch: "main".into(),
+            before: before.into(),
+            after: after.into(),
+            forced: false,
+            pushed_at: parse_rfc3339(at).unwrap(),
+            commits: shas
+                .iter()
+                .map(|s| Commit {
+                    sha: s.to_string(),
+                    timestamp: parse_rfc3339(at).unwrap(),
+                    title: "x".into(),
+                    files: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn order_of(pushes: &[Push]) -> Vec<String> {
+        let mut inputs = Inputs::default();
+        for p in pushes {
+            inputs.add_push(p);
+        }
+        ordered_changes(&inputs.repos["acme/app"])
+            .into_iter()
+            .map(|c| c.commit.sha.clone())
+            .collect()
+    }
+
+    #[test]
+    fn pushes_chain_by_before_and_after_whatever_the_arrival_order() {
+        // The later push carries an earlier timestamp (clock skew), yet chains after the first.
+        let a = push("0000", "b", &["a", "b"], "2026-01-02T00:00:00Z");
+        let b = push("b", "d", &["c", "d"], "2026-01-01T00:00:00Z");
+        let c = push("d", "e", &["e"], "2026-01-03T00:00:00Z");
+        let expected = vec!["a", "b", "c", "d", "e"];
+        assert_eq!(order_of(&[a.clone(), b.clone(), c.clone()]), expected);
+        assert_eq!(order_of(&[c.clone(), b.clone(), a.clone()]), expected);
+        assert_eq!(order_of(&[b, c, a]), expected);
+    }
+
+    #[test]
+    fn other_branches_are_not_changes() {
+        let mut feature = push("0000", "f", &["f"], "2026-01-01T00:00:00Z");
+        feature.branch = "feature".into();
+        let main = push("0000", "m", &["m"], "2026-01-01T00:00:00Z");
+        assert_eq!(order_of(&[feature, main]), vec!["m"]);
+    }
+}

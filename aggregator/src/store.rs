@@ -1,0 +1,136 @@
+//! The embedded fact store: the latest facts of every service, swapped in whole per service by the
+//! consumer and read by the API. A fact that changes after it was first written counts as a late
+//! correction of its service (metrics.md §9).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use doraflow_schemas::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ServiceFacts, UNMAPPED};
+use crate::summary::Counters;
+
+/// Counters kept beside the facts (and in checkpoints).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoreCounters {
+    /// Late corrections per service.
+    pub late_corrections: BTreeMap<String, u64>,
+    /// Duplicate deliveries per service.
+    pub duplicates: BTreeMap<String, u64>,
+    /// Duplicate deliveries in all.
+    pub duplicates_total: u64,
+}
+
+/// The facts of every service.
+#[derive(Debug, Default)]
+pub struct FactStore {
+    services: BTreeMap<String, Arc<ServiceFacts>>,
+    counters: StoreCounters,
+    last_event: HashMap<String, Timestamp>,
+    caught_up: bool,
+}
+
+fn corrections(old: &ServiceFacts, new: &ServiceFacts) -> u64 {
+    fn changed<T: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> &str) -> u64 {
+        let by_key: HashMap<&str, &T> = new.iter().map(|f| (key(f), f)).collect();
+        old.iter()
+            .filter(|f| by_key.get(key(f)).is_some_and(|n| *n != *f))
+            .count() as u64
+    }
+    changed(&old.deployments, &new.deployments, |d| &d.id)
+        + changed(&old.changes, &new.changes, |c| &c.sha)
+        + changed(&old.incidents, &new.incidents, |i| &i.id)
+}
+
+impl FactStore {
+    /// A store restored with counters from a checkpoint.
+    pub fn with_counters(counters: StoreCounters) -> Self {
+        Self {
+            counters,
+            ..Self::default()
+        }
+    }
+
+    /// Replaces a service's facts, counting the facts that changed as late corrections.
+    pub fn publish(&mut self, service: String, facts: ServiceFacts) {
+        if let Some(old) = self.services.get(&service) {
+            let n = corrections(old, &facts);
+            if n > 0 {
+                *self.counters.late_corrections.entry(service.clone()).or_default() += n;
+            }
+        }
+        let latest = facts
+            .deployments
+            .iter()
+            .map(|d| d.finished_at)
+            .chain(facts.changes.iter().map(|c| c.timestamp))
+            .chain(facts.incidents.iter().map(|i| i.resolved_at.unwrap_or(i.opened_at)))
+            .max();
+        if let Some(latest) = latest {
+            self.last_event.insert(service.clone(), latest);
+        }
+        self.services.insert(service, Arc::new(facts));
+    }
+
+    /// Sets the duplicate counters (the engine counts them).
+    pub fn set_duplicates(&mut self, per_service: BTreeMap<String, u64>, total: u64) {
+        self.counters.duplicates = per_service;
+        self.counters.duplicates_total = total;
+    }
+
+    /// Marks the start-up replay as done.
+    pub fn set_caught_up(&mut self) {
+        self.caught_up = true;
+    }
+
+    /// True once the start-up replay is done.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// The facts of one service.
+    pub fn service(&self, name: &str) -> Option<Arc<ServiceFacts>> {
+        self.services.get(name).cloned()
+    }
+
+    /// Every service with facts (the unmapped bucket excluded).
+    pub fn service_names(&self) -> impl Iterator<Item = &String> {
+        self.services.keys().filter(|k| k.as_str() != UNMAPPED)
+    }
+
+    /// The unmapped bucket.
+    pub fn unmapped(&self) -> Option<Arc<ServiceFacts>> {
+        self.services.get(UNMAPPED).cloned()
+    }
+
+    /// Latest event time seen for a service.
+    pub fn last_event(&self, service: &str) -> Option<Timestamp> {
+        self.last_event.get(service).copied()
+    }
+
+    /// Counters summed over some services; `None` means the whole organisation.
+    pub fn counters_for(&self, services: Option<&[String]>) -> Counters {
+        match services {
+            None => Counters {
+                duplicates_ignored: self.counters.duplicates_total,
+                late_corrections: self.counters.late_corrections.values().sum(),
+            },
+            Some(list) => Counters {
+                duplicates_ignored: list
+                    .iter()
+                    .filter_map(|s| self.counters.duplicates.get(s))
+                    .sum(),
+                late_corrections: list
+                    .iter()
+                    .filter_map(|s| self.counters.late_corrections.get(s))
+                    .sum(),
+            },
+        }
+    }
+
+    /// The counters, for checkpoints.
+    pub fn counters(&self) -> &StoreCounters {
+        &self.counters
+    }
+}
