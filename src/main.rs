@@ -1,1 +1,81 @@
-fn main() {}
+//! The `doraflow` command line: parses arguments and hands over to one command module.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod check_config;
+mod config_file;
+mod logging;
+mod replay;
+mod serve;
+
+/// DORA metrics from webhooks: exact definitions, fresh within a second, one binary.
+#[derive(Parser)]
+#[command(name = "doraflow", version, about)]
+struct Cli {
+    /// Configuration file (TOML). Every key can also be set as DORAFLOW_<SECTION>__<KEY>.
+    #[arg(long, global = true, env = "DORAFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run receiver, aggregator and API in one process on the embedded log and store.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Send recorded deliveries (JSON lines: endpoint, headers, body) to a running doraflow.
+    Replay {
+        /// Files of recorded deliveries.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Base URL of the doraflow to send to (default: http://<server.listen>).
+        #[arg(long)]
+        url: Option<String>,
+        /// Deliveries in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Validate a configuration and say exactly what is wrong.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { listen, data_dir } => serve::run(cli.config.as_deref(), listen, data_dir),
+        Command::Replay { files, url, concurrency } => {
+            replay::run(cli.config.as_deref(), &files, url, concurrency)
+        }
+        Command::CheckConfig => check_config::run(cli.config.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub struct RepoInputs {
     /// The default branch named by the latest push (by push time, then name).
     pub default_branch: Option<(Timestamp, String)>,
     /// Pushes keyed by (branch, before, after).
+    #[serde(with = "map_as_pairs")]
     pub pushes: BTreeMap<(String, String, String), StoredPush>,
     /// Labels of merged pull requests, by merge commit SHA.
     pub merged_labels: BTreeMap<String, BTreeSet<String>>,
@@ -53,6 +54,7 @@ pub struct StoredPush {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AttemptInputs {
     /// Updates keyed by (time, state), each with its environment, revision, repo and hint.
+    #[serde(with = "map_as_pairs")]
     pub updates: BTreeMap<(Timestamp, DeploymentState), AttemptFields>,
 }
 
@@ -73,6 +75,7 @@ pub struct AttemptFields {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IncidentInputs {
     /// Updates keyed by (time, change), each with the descriptive fields it carried.
+    #[serde(with = "map_as_pairs")]
     pub updates: BTreeMap<(Timestamp, IncidentChange), IncidentFields>,
 }
 
@@ -87,6 +90,29 @@ pub struct IncidentFields {
     pub title: String,
     /// Creation time, when given.
     pub created_at: Option<Timestamp>,
+}
+
+/// Serializes a map with composite keys as a list of pairs (JSON keys must be strings).
+mod map_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+    }
 }
 
 /// A stable 64-bit hash of a delivery key (stable across builds, so checkpoints stay valid).

@@ -257,3 +257,17 @@ fn negative_lead_times_are_zero_and_flagged() {
     assert_eq!(facts.changes[0].lead_time, Some(0.0));
     assert!(facts.changes[0].clock_skew);
 }
+
+#[test]
+fn the_state_survives_a_checkpoint_round_trip() {
+    let mut engine = engine();
+    for r in scenario() {
+        engine.apply(&r);
+    }
+    let json = serde_json::to_vec(engine.state()).unwrap();
+    let restored: EngineState = serde_json::from_slice(&json).unwrap();
+    let catalog = engine.catalog().clone();
+    let again = Engine::new(restored, catalog, Definitions::default());
+    assert_eq!(again.derive("app"), engine.derive("app"));
+    assert_eq!(again.state().inputs.seen, engine.state().inputs.seen);
+}

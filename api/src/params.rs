@@ -1,0 +1,132 @@
+//! The common query parameters of the metrics API (interfaces.md): scope, window, time zone and
+//! benchmark edition, validated into a [`Query`] with clear 400s.
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use doraflow_aggregator::summary::{Edition, Query};
+use doraflow_http::HttpError;
+use doraflow_schemas::time::{Timestamp, parse_rfc3339};
+use serde::Deserialize;
+
+/// Raw query parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct CommonParams {
+    /// One service.
+    pub service: Option<String>,
+    /// One team.
+    pub team: Option<String>,
+    /// One environment by name.
+    pub environment: Option<String>,
+    /// Window start, RFC 3339 or `YYYY-MM-DD` (midnight in `tz`).
+    pub from: Option<String>,
+    /// Window end (excluded).
+    pub to: Option<String>,
+    /// IANA time zone for day boundaries.
+    pub tz: Option<String>,
+    /// Benchmark edition.
+    pub benchmark: Option<String>,
+}
+
+fn invalid(message: impl Into<String>) -> HttpError {
+    HttpError::bad_request("invalid_parameter", message)
+}
+
+fn parse_instant(name: &str, text: &str, tz: Tz) -> Result<Timestamp, HttpError> {
+    if let Some(t) = parse_rfc3339(text) {
+        return Ok(t);
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+        if let Some(local) = tz.from_local_datetime(&midnight).earliest() {
+            return Ok(local.with_timezone(&Utc));
+        }
+    }
+    Err(invalid(format!(
+        "{name}: `{text}` is not an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)"
+    )))
+}
+
+impl CommonParams {
+    /// Validates into a query; `now` is the default end.
+    pub fn query(&self, now: Timestamp) -> Result<Query, HttpError> {
+        if self.service.is_some() && self.team.is_some() {
+            return Err(invalid("give service or team, not both"));
+        }
+        let tz: Tz = match &self.tz {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse()
+                .map_err(|_| invalid(format!("tz: `{name}` is not an IANA time zone name")))?,
+        };
+        let to = match &self.to {
+            Some(text) => parse_instant("to", text, tz)?,
+            None => now,
+        };
+        let from = match &self.from {
+            Some(text) => parse_instant("from", text, tz)?,
+            None => to - Duration::days(30),
+        };
+        if from >= to {
+            return Err(invalid("from must be before to"));
+        }
+        let edition = match &self.benchmark {
+            None => Edition::Dora2025,
+            Some(name) => Edition::parse(name).ok_or_else(|| {
+                invalid(format!(
+                    "benchmark: `{name}` is not one of dora-2025, dora-2024, dora-2023, dora-2021"
+                ))
+            })?,
+        };
+        Ok(Query {
+            from,
+            to,
+            environment: self.environment.clone().filter(|e| !e.is_empty()),
+            tz,
+            edition,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        parse_rfc3339("2026-11-26T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn the_default_window_is_the_last_30_days() {
+        let q = CommonParams::default().query(now()).unwrap();
+        assert_eq!(q.to, now());
+        assert_eq!(q.from, parse_rfc3339("2026-10-27T12:00:00Z").unwrap());
+        assert_eq!(q.edition, Edition::Dora2025);
+    }
+
+    #[test]
+    fn dates_are_midnight_in_the_time_zone() {
+        let params = CommonParams {
+            from: Some("2026-11-01".into()),
+            to: Some("2026-11-02T00:00:00+01:00".into()),
+            tz: Some("Europe/Berlin".into()),
+            ..Default::default()
+        };
+        let q = params.query(now()).unwrap();
+        assert_eq!(q.from, parse_rfc3339("2026-10-31T23:00:00Z").unwrap());
+        assert_eq!(q.to, parse_rfc3339("2026-11-01T23:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let bad = |p: CommonParams| p.query(now()).unwrap_err().message;
+        assert!(bad(CommonParams { from: Some("yesterday".into()), ..Default::default() }).contains("from"));
+        assert!(bad(CommonParams { tz: Some("Mars/Base".into()), ..Default::default() }).contains("tz"));
+        assert!(bad(CommonParams { benchmark: Some("dora-1999".into()), ..Default::default() }).contains("benchmark"));
+        assert!(bad(CommonParams {
+            from: Some("2026-11-02".into()),
+            to: Some("2026-11-01".into()),
+            ..Default::default()
+        })
+        .contains("before"));
+    }
+}

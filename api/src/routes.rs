@@ -1,0 +1,183 @@
+//! Routes of the metrics API and the health checks.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Query as QueryParams, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use doraflow_aggregator::summary::{self, Summary};
+use doraflow_aggregator::{Catalog, FactStore, ServiceFacts};
+use doraflow_http::HttpError;
+use doraflow_schemas::config::ApiToken;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::auth::{Caller, authenticate};
+use crate::params::CommonParams;
+
+/// What the API reads.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The facts.
+    pub store: Arc<RwLock<FactStore>>,
+    /// The catalog, for teams.
+    pub catalog: Arc<Catalog>,
+    /// Configured tokens.
+    pub tokens: Arc<Vec<ApiToken>>,
+    /// Whether the event log takes writes.
+    pub log_available: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// The API routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/dora", get(dora))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/teams", get(teams))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let log = (state.log_available)();
+    let caught_up = state.store.read().expect("store lock").caught_up();
+    let body = json!({
+        "status": if log && caught_up { "ready" } else { "not_ready" },
+        "event_log": if log { "available" } else { "unavailable" },
+        "aggregator": if caught_up { "caught_up" } else { "replaying" },
+    });
+    let status = if log && caught_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct Scope {
+    service: Option<String>,
+    team: Option<String>,
+    environment: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DoraAnswer {
+    scope: Scope,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+/// The services a scope pools; `None`: the organisation.
+fn resolve_scope(
+    state: &ApiState,
+    store: &FactStore,
+    caller: &Caller,
+    params: &CommonParams,
+) -> Result<Option<Vec<String>>, HttpError> {
+    if let Some(service) = &params.service {
+        let known = store.service(service).is_some() || state.catalog.services().contains(service);
+        if !known {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_service",
+                format!("no service named `{service}` in the catalog or in the events"),
+            ));
+        }
+        if !caller.may_see_team(state.catalog.team_of(service)) {
+            return Err(HttpError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token may not see service `{service}`")));
+        }
+        return Ok(Some(vec![service.clone()]));
+    }
+    if let Some(team) = &params.team {
+        if !state.catalog.has_team(team) {
+            return Err(HttpError::new(StatusCode::NOT_FOUND, "unknown_team", format!("no service of the catalog has team `{team}`")));
+        }
+        if !caller.may_see_team(Some(team)) {
+            return Err(HttpError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token may not see team `{team}`")));
+        }
+        return Ok(Some(state.catalog.services_of_team(team)));
+    }
+    if !caller.may_see_organisation() {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token is limited to some teams: ask with team= or service=",
+        ));
+    }
+    Ok(None)
+}
+
+async fn dora(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let caller = authenticate(&state.tokens, &headers)?;
+    let query = params.query(Utc::now())?;
+    let store = state.store.read().expect("store lock");
+    let scope = resolve_scope(&state, &store, &caller, &params)?;
+    let facts: Vec<Arc<ServiceFacts>> = match &scope {
+        Some(services) => services.iter().filter_map(|s| store.service(s)).collect(),
+        None => store.service_names().filter_map(|s| store.service(s)).collect(),
+    };
+    let unmapped = if scope.is_none() { store.unmapped() } else { None };
+    let counters = store.counters_for(scope.as_deref());
+    drop(store);
+    let summary = summary::summarize(facts.iter().map(|f| f.as_ref()), unmapped.as_deref(), counters, &query);
+    let answer = DoraAnswer {
+        scope: Scope {
+            service: params.service.clone(),
+            team: params.team.clone(),
+            environment: query.environment.clone(),
+        },
+        summary,
+    };
+    Ok(Json(serde_json::to_value(answer).expect("answers serialize")))
+}
+
+async fn services(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, HttpError> {
+    let caller = authenticate(&state.tokens, &headers)?;
+    let store = state.store.read().expect("store lock");
+    let names: BTreeSet<String> = state
+        .catalog
+        .services()
+        .iter()
+        .cloned()
+        .chain(store.service_names().cloned())
+        .collect();
+    let services: Vec<_> = names
+        .into_iter()
+        .filter(|s| caller.may_see_team(state.catalog.team_of(s)))
+        .map(|s| {
+            json!({
+                "name": s,
+                "team": state.catalog.team_of(&s),
+                "catalogued": state.catalog.services().contains(&s),
+                "last_event_at": store.last_event(&s),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"definitions_version": summary::DEFINITIONS_VERSION, "services": services})))
+}
+
+async fn teams(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, HttpError> {
+    let caller = authenticate(&state.tokens, &headers)?;
+    let store = state.store.read().expect("store lock");
+    let teams: BTreeSet<&str> = state.catalog.services().iter().filter_map(|s| state.catalog.team_of(s)).collect();
+    let teams: Vec<_> = teams
+        .into_iter()
+        .filter(|t| caller.may_see_team(Some(t)))
+        .map(|t| {
+            let services = state.catalog.services_of_team(t);
+            let last = services.iter().filter_map(|s| store.last_event(s)).max();
+            json!({"name": t, "services": services, "last_event_at": last})
+        })
+        .collect();
+    Ok(Json(json!({"definitions_version": summary::DEFINITIONS_VERSION, "teams": teams})))
+}

@@ -1,0 +1,114 @@
+//! `doraflow serve`: the webhook receiver, the aggregator and the API in one process on one port,
+//! over the embedded event log and store in the data directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use doraflow_aggregator::Catalog;
+use doraflow_aggregator::consumer::Consumer;
+use doraflow_eventlog::{EmbeddedLog, EventLog};
+
+/// Runs until SIGINT or SIGTERM.
+pub fn run(
+    config_path: Option<&std::path::Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = crate::config_file::load(config_path)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.storage.data_dir = dir.display().to_string();
+    }
+    config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let catalog = Catalog::new(&config.services)?;
+    let definitions = config.definitions.compile()?;
+    let data_dir = PathBuf::from(&config.storage.data_dir);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let (log, opened) = EmbeddedLog::open(data_dir.join("log"));
+    match opened {
+        Ok(recovery) => tracing::info!(
+            records = recovery.records,
+            bytes = recovery.kept_bytes,
+            cut_bytes = recovery.cut_bytes,
+            "event log opened"
+        ),
+        Err(e) => tracing::error!(error = %e, "event log unavailable: deliveries get 503 until it can be written"),
+    }
+    let log: Arc<dyn EventLog> = Arc::new(log);
+
+    let _guard = runtime.enter();
+    let (consumer, store) = Consumer::restore(
+        &data_dir.join("aggregator"),
+        log.clone(),
+        catalog.clone(),
+        definitions,
+        Duration::from_secs(config.storage.checkpoint_interval_secs.max(1)),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = runtime.handle().clone();
+    let aggregator = std::thread::Builder::new()
+        .name("doraflow-aggregator".into())
+        .spawn(move || consumer.run(handle, stop_rx))
+        .context("cannot start the aggregator thread")?;
+
+    let ingest = Arc::new(doraflow_ingest::Ingest::new(
+        log.clone(),
+        config.sources.github.secrets.clone(),
+        config.sources.pagerduty.secrets.clone(),
+        config.server.max_body_bytes,
+    ));
+    let log_for_ready = log.clone();
+    let api = doraflow_api::ApiState {
+        store,
+        catalog: Arc::new(catalog),
+        tokens: Arc::new(config.api.tokens.clone()),
+        log_available: Arc::new(move || log_for_ready.is_available()),
+    };
+    let app = doraflow_ingest::router(ingest).merge(doraflow_api::router(api));
+
+    let listen = config.server.listen.clone();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(address = %listen, data_dir = %data_dir.display(), "doraflow serving");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("the HTTP server failed")
+    })?;
+    tracing::info!("shutting down: writing the aggregator checkpoint");
+    let _ = stop_tx.send(true);
+    let _ = aggregator.join();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
