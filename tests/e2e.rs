@@ -1,0 +1,173 @@
+//! End-to-end tests of the `doraflow` binary: a month of signed GitHub and PagerDuty deliveries for
+//! three services in two teams, with duplicates and in shuffled order, checked field by field
+//! against figures worked out independently; authentication and team scoping; crash safety under
+//! `kill -9`; and 503 when the data directory cannot be written.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use support::scenario::{self, DAYS};
+use support::{Server, api_shape, mismatches, send_all};
+
+fn window() -> (DateTime<Utc>, DateTime<Utc>) {
+    (scenario::start(), scenario::start() + chrono::Duration::days(DAYS))
+}
+
+fn query(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!("from={}&to={}", f(from), f(to))
+}
+
+/// Polls until the organisation shows `deployments` production deployments (freshness).
+fn wait_for_deployments(server: &Server, token: Option<&str>, q: &str, deployments: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = server.get(&format!("/api/v1/dora?{q}"), token);
+        assert_eq!(status, 200, "{answer}");
+        if answer["deployment_frequency"]["deployments"] == deployments || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Compares every scope against the model; `skip` names data-quality counters not to compare.
+fn check_all_scopes(server: &Server, token: Option<&str>, month: &scenario::Scenario, from: DateTime<Utc>, to: DateTime<Utc>, skip: &[&str]) {
+    let q = query(from, to);
+    let scopes: Vec<(String, Vec<&str>)> = vec![
+        ("service=checkout".into(), vec!["checkout"]),
+        ("service=billing".into(), vec!["billing"]),
+        ("service=search".into(), vec!["search"]),
+        ("team=payments".into(), vec!["checkout", "billing"]),
+        ("team=discovery".into(), vec!["search"]),
+        (String::new(), vec!["checkout", "billing", "search"]),
+    ];
+    let mut problems = Vec::new();
+    for (scope, services) in scopes {
+        let (status, answer) = server.get(&format!("/api/v1/dora?{scope}&{q}"), token);
+        assert_eq!(status, 200, "{scope}: {answer}");
+        let mut expected = api_shape(scenario::expected(&month.model, &services, from, to));
+        for key in skip {
+            expected["data_quality"].as_object_mut().unwrap().remove(*key);
+        }
+        mismatches(&format!("[{scope}]"), &answer, &expected, &mut problems);
+        assert_eq!(answer["definitions_version"], "1");
+        assert_eq!(answer["benchmark"]["edition"], "dora-2025");
+    }
+    assert!(problems.is_empty(), "mismatches:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn a_month_of_deliveries_gives_the_worked_out_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
+    let month = scenario::month(7);
+    let statuses = send_all(&server.base, &month.deliveries, 8);
+    assert!(statuses.iter().all(|s| *s == 202), "not all 202: {:?}", statuses.iter().filter(|s| **s != 202).collect::<Vec<_>>());
+
+    let (from, to) = window();
+    let all = ["checkout", "billing", "search"];
+    let expected = scenario::expected(&month.model, &all, from, to);
+    wait_for_deployments(&server, None, &query(from, to), expected["deployment_frequency"]["deployments"].as_u64().unwrap());
+    check_all_scopes(&server, None, &month, from, to, &["late_corrections"]);
+
+    // A window cut mid-month: [from, to) boundaries, recoveries and restores by their own times.
+    let mid = from + chrono::Duration::days(11) + chrono::Duration::hours(14);
+    check_all_scopes(&server, None, &month, mid, to, &["late_corrections"]);
+    check_all_scopes(&server, None, &month, from, mid, &["late_corrections"]);
+
+    // The scenario's month has real variety: failures of both kinds, rework, failed attempts.
+    let (_, org) = server.get(&format!("/api/v1/dora?{}", query(from, to)), None);
+    assert!(org["change_failure_rate"]["failed"].as_u64().unwrap() >= 4, "{org}");
+    assert!(org["rework_rate"]["rework"].as_u64().unwrap() >= 2, "{org}");
+    assert!(org["deployment_frequency"]["failed_attempts"].as_u64().unwrap() >= 1, "{org}");
+    assert!(org["data_quality"]["duplicates_ignored"].as_u64().unwrap() > 0, "{org}");
+    assert!(org["benchmark"]["overall"].as_f64().is_some(), "{org}");
+}
+
+#[test]
+fn tokens_authenticate_and_scope_to_teams() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = r#"{ token = "t-admin" }, { token = "t-pay", teams = ["payments"] }"#;
+    let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, tokens));
+    assert_eq!(server.get("/api/v1/dora", None).0, 401);
+    assert_eq!(server.get("/api/v1/dora", Some("wrong")).0, 401);
+    assert_eq!(server.get("/api/v1/dora", Some("t-admin")).0, 200);
+    assert_eq!(server.get("/api/v1/dora?service=checkout", Some("t-pay")).0, 200);
+    assert_eq!(server.get("/api/v1/dora?team=payments", Some("t-pay")).0, 200);
+    assert_eq!(server.get("/api/v1/dora?service=search", Some("t-pay")).0, 403);
+    assert_eq!(server.get("/api/v1/dora?team=discovery", Some("t-pay")).0, 403);
+    assert_eq!(server.get("/api/v1/dora", Some("t-pay")).0, 403);
+    let (status, body) = server.get("/api/v1/dora?from=nonsense", Some("t-admin"));
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_parameter");
+    // Health needs no token.
+    assert_eq!(server.get("/healthz", None).0, 200);
+    assert_eq!(server.get("/readyz", None).0, 200);
+}
+
+#[test]
+fn kill_9_while_deliveries_arrive_loses_nothing_acknowledged_and_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
+    let month = scenario::month(11);
+    let base = server.base.clone();
+    let deliveries = month.deliveries.clone();
+    // Send in the background and kill the server while they arrive.
+    let sender = std::thread::spawn(move || send_all(&base, &deliveries, 4));
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    let statuses = sender.join().unwrap();
+    let acknowledged = statuses.iter().filter(|s| **s == 202).count();
+    assert!(acknowledged > 0 && acknowledged < statuses.len(), "the kill should land mid-stream: {acknowledged} of {}", statuses.len());
+
+    // Restart; the senders redeliver what got no 202, as GitHub and PagerDuty do.
+    server.spawn();
+    let unanswered: Vec<_> = month
+        .deliveries
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| **s != 202)
+        .map(|(d, _)| d.clone())
+        .collect();
+    let retried = send_all(&server.base, &unanswered, 4);
+    assert!(retried.iter().all(|s| *s == 202));
+
+    let (from, to) = window();
+    let expected = scenario::expected(&month.model, &["checkout", "billing", "search"], from, to);
+    wait_for_deployments(&server, None, &query(from, to), expected["deployment_frequency"]["deployments"].as_u64().unwrap());
+    // A delivery written just before the kill but never answered is redelivered and then counts
+    // as a duplicate, so duplicates may exceed the model's; everything else must be exact.
+    check_all_scopes(&server, None, &month, from, to, &["late_corrections", "duplicates_ignored"]);
+    let (_, org) = server.get(&format!("/api/v1/dora?{}", query(from, to)), None);
+    assert!(org["data_quality"]["duplicates_ignored"].as_u64().unwrap() >= expected["data_quality"]["duplicates_ignored"].as_u64().unwrap());
+
+    // A graceful restart keeps the numbers too (checkpoint, then replay of the tail).
+    server.stop();
+    server.spawn();
+    wait_for_deployments(&server, None, &query(from, to), expected["deployment_frequency"]["deployments"].as_u64().unwrap());
+    check_all_scopes(&server, None, &month, from, to, &["late_corrections", "duplicates_ignored"]);
+}
+
+#[test]
+fn an_unwritable_data_dir_gets_503_and_nothing_is_acknowledged() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
+    let month = scenario::month(3);
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(support::send_one(&client, &server.base, &month.deliveries[0]), 202);
+
+    let log_dir = dir.path().join("data/log");
+    std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    for d in &month.deliveries[1..4] {
+        assert_eq!(support::send_one(&client, &server.base, d), 503);
+    }
+    assert_eq!(server.get("/readyz", None).0, 503);
+    std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(support::send_one(&client, &server.base, &month.deliveries[1]), 202);
+    assert_eq!(server.get("/readyz", None).0, 200);
+}

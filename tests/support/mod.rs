@@ -1,0 +1,173 @@
+//! Helpers of the end-to-end tests: start the real `doraflow` binary on a free port with a config
+//! and a data directory, send deliveries to it, read the API, compare JSON with float tolerance.
+
+#![allow(dead_code)]
+
+pub mod scenario;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `doraflow serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub listen: String,
+    pub dir: PathBuf,
+    config: PathBuf,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// Writes `config` into `dir` and starts `doraflow serve` with data in `dir/data`.
+    pub fn start(dir: &Path, config_for: impl Fn(&str) -> String) -> Server {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let config = dir.join("doraflow.toml");
+        std::fs::write(&config, config_for(&listen)).unwrap();
+        let mut server = Server { child: None, base: format!("http://{listen}"), listen, dir: dir.to_path_buf(), config };
+        server.spawn();
+        server
+    }
+
+    /// Starts the process again on the same config and data.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_doraflow"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start doraflow");
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send()
+                && r.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("doraflow did not become healthy; log:\n{}", self.log());
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("serve.log")) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// GET a path with an optional bearer token; returns status and JSON.
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Sends deliveries with `threads` senders; returns each delivery's status (0: no answer).
+pub fn send_all(base: &str, deliveries: &[scenario::Delivery], threads: usize) -> Vec<u16> {
+    let statuses = std::sync::Mutex::new(vec![0u16; deliveries.len()]);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(d) = deliveries.get(i) else { break };
+                    let status = send_one(&client, base, d);
+                    statuses.lock().unwrap()[i] = status;
+                }
+            });
+        }
+    });
+    statuses.into_inner().unwrap()
+}
+
+/// Sends one delivery; 0 when no answer came.
+pub fn send_one(client: &reqwest::blocking::Client, base: &str, d: &scenario::Delivery) -> u16 {
+    let mut request = client.post(format!("{base}{}", d.endpoint)).body(d.body.clone());
+    for (k, v) in &d.headers {
+        request = request.header(k, v);
+    }
+    request.send().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Asserts that every field of `expected` is in `actual` with the same value (floats within a
+/// relative 1e-9). Returns the mismatches instead of panicking, for one readable report.
+pub fn mismatches(path: &str, actual: &Value, expected: &Value, out: &mut Vec<String>) {
+    match (actual, expected) {
+        (_, Value::Object(fields)) => {
+            for (key, want) in fields {
+                let got = actual.get(key).unwrap_or(&Value::Null);
+                mismatches(&format!("{path}.{key}"), got, want, out);
+            }
+        }
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            if (a - b).abs() > 1e-9 * b.abs().max(1.0) {
+                out.push(format!("{path}: got {a}, expected {b}"));
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path}: got {a}, expected {b}")),
+    }
+}
+
+/// Reshapes the model's recovery entry like the API's (stats flattened beside `unrecovered`).
+pub fn api_shape(mut expected: Value) -> Value {
+    let recovery = expected["failed_deployment_recovery_time"].take();
+    let mut flat = recovery["stats"].clone();
+    flat["unrecovered"] = recovery["unrecovered"].clone();
+    expected["failed_deployment_recovery_time"] = flat;
+    expected
+}
