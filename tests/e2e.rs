@@ -117,8 +117,13 @@ fn kill_9_while_deliveries_arrive_loses_nothing_acknowledged_and_counts_nothing_
     let base = server.base.clone();
     let deliveries = month.deliveries.clone();
     // Send in the background and kill the server while they arrive.
-    let sender = std::thread::spawn(move || send_all(&base, &deliveries, 4));
-    std::thread::sleep(Duration::from_millis(300));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let sender = std::thread::spawn(move || support::send_all_counting(&base, &deliveries, 4, &counter));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.load(std::sync::atomic::Ordering::Relaxed) < month.deliveries.len() / 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     server.kill9();
     let statuses = sender.join().unwrap();
     let acknowledged = statuses.iter().filter(|s| **s == 202).count();

@@ -115,6 +115,16 @@ impl Drop for Server {
 
 /// Sends deliveries with `threads` senders; returns each delivery's status (0: no answer).
 pub fn send_all(base: &str, deliveries: &[scenario::Delivery], threads: usize) -> Vec<u16> {
+    send_all_counting(base, deliveries, threads, &std::sync::atomic::AtomicUsize::new(0))
+}
+
+/// Like [`send_all`], counting 202 answers in `accepted` as they come.
+pub fn send_all_counting(
+    base: &str,
+    deliveries: &[scenario::Delivery],
+    threads: usize,
+    accepted: &std::sync::atomic::AtomicUsize,
+) -> Vec<u16> {
     let statuses = std::sync::Mutex::new(vec![0u16; deliveries.len()]);
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -125,6 +135,9 @@ pub fn send_all(base: &str, deliveries: &[scenario::Delivery], threads: usize) -
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(d) = deliveries.get(i) else { break };
                     let status = send_one(&client, base, d);
+                    if status == 202 {
+                        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     statuses.lock().unwrap()[i] = status;
                 }
             });
