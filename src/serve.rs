@@ -70,11 +70,13 @@ pub fn run(
         config.server.max_body_bytes,
     ));
     let log_for_ready = log.clone();
+    let end = log.durable_end();
     let api = doraflow_api::ApiState {
         store,
         catalog: Arc::new(catalog),
         tokens: Arc::new(config.api.tokens.clone()),
         log_available: Arc::new(move || log_for_ready.is_available()),
+        log_end: Arc::new(move || *end.borrow()),
     };
     let app = doraflow_ingest::router(ingest).merge(doraflow_api::router(api));
 

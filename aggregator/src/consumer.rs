@@ -112,12 +112,12 @@ impl Consumer {
         }
     }
 
+    /// Re-derives the services touched since the last call and publishes them, with the
+    /// counters and the offset they reflect, in one store update.
     fn publish_dirty(&mut self) {
-        let dirty = self.engine.take_dirty();
-        if dirty.is_empty() {
-            return;
-        }
-        let derived: Vec<_> = dirty
+        let derived: Vec<_> = self
+            .engine
+            .take_dirty()
             .into_iter()
             .map(|service| {
                 let facts = self.engine.derive(&service);
@@ -130,6 +130,7 @@ impl Consumer {
             store.publish(service, facts);
         }
         store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
+        store.set_applied_offset(self.offset);
     }
 
     /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).

@@ -29,6 +29,7 @@ pub struct FactStore {
     counters: StoreCounters,
     last_event: HashMap<String, Timestamp>,
     caught_up: bool,
+    applied_offset: u64,
 }
 
 fn corrections(old: &ServiceFacts, new: &ServiceFacts) -> u64 {
@@ -82,6 +83,16 @@ impl FactStore {
     /// Marks the start-up replay as done.
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
+    }
+
+    /// Records the log offset up to which facts are published.
+    pub fn set_applied_offset(&mut self, offset: u64) {
+        self.applied_offset = offset;
+    }
+
+    /// The log offset up to which facts are published.
+    pub fn applied_offset(&self) -> u64 {
+        self.applied_offset
     }
 
     /// True once the start-up replay is done.

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub tokens: Arc<Vec<ApiToken>>,
     /// Whether the event log takes writes.
     pub log_available: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Offset just past the last durable record of the event log.
+    pub log_end: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// The API routes.
@@ -49,11 +51,18 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<ApiState>) -> Response {
     let log = (state.log_available)();
-    let caught_up = state.store.read().expect("store lock").caught_up();
+    let end = (state.log_end)();
+    let (caught_up, applied) = {
+        let store = state.store.read().expect("store lock");
+        (store.caught_up(), store.applied_offset())
+    };
     let body = json!({
         "status": if log && caught_up { "ready" } else { "not_ready" },
         "event_log": if log { "available" } else { "unavailable" },
         "aggregator": if caught_up { "caught_up" } else { "replaying" },
+        "log_end_offset": end,
+        "applied_offset": applied,
+        "lag_bytes": end.saturating_sub(applied),
     });
     let status = if log && caught_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

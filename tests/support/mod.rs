@@ -78,6 +78,19 @@ impl Server {
         text
     }
 
+    /// Waits until the aggregator has applied everything durable in the log (`/readyz` lag 0).
+    pub fn wait_caught_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, ready) = self.get("/readyz", None);
+            if ready["lag_bytes"] == 0 && ready["aggregator"] == "caught_up" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the aggregator did not catch up: {ready}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to flush or checkpoint.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
