@@ -22,6 +22,9 @@ fn main() -> std::io::Result<()> {
             .replace("[api]\ntokens = []\n", "[api]\n# tokens = [ { token = \"t-admin\" }, { token = \"t-pay\", teams = [\"payments\"] } ]\n")
     );
     std::fs::write(dir.join("doraflow.toml"), config)?;
-    println!("wrote {} deliveries to examples/month.jsonl and examples/doraflow.toml", month.deliveries.len());
+    println!(
+        "wrote {} deliveries to examples/month.jsonl and examples/doraflow.toml",
+        month.deliveries.len()
+    );
     Ok(())
 }

@@ -66,9 +66,11 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Serve { listen, data_dir } => serve::run(cli.config.as_deref(), listen, data_dir),
-        Command::Replay { files, url, concurrency } => {
-            replay::run(cli.config.as_deref(), &files, url, concurrency)
-        }
+        Command::Replay {
+            files,
+            url,
+            concurrency,
+        } => replay::run(cli.config.as_deref(), &files, url, concurrency),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
     };
     match result {

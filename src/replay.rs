@@ -39,7 +39,10 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let base = match url {
         Some(url) => url,
-        None => format!("http://{}", crate::config_file::load(config_path)?.server.listen),
+        None => format!(
+            "http://{}",
+            crate::config_file::load(config_path)?.server.listen
+        ),
     };
     let base = base.trim_end_matches('/').to_string();
     let mut lines = Vec::new();
@@ -52,8 +55,9 @@ pub fn run(
             if line.trim().is_empty() {
                 continue;
             }
-            let recorded: Recorded = serde_json::from_str(&line)
-                .with_context(|| format!("{}:{}: not a recorded delivery", file.display(), n + 1))?;
+            let recorded: Recorded = serde_json::from_str(&line).with_context(|| {
+                format!("{}:{}: not a recorded delivery", file.display(), n + 1)
+            })?;
             lines.push(recorded);
         }
     }
@@ -111,7 +115,9 @@ fn send(client: &reqwest::blocking::Client, base: &str, recorded: Recorded, tall
         serde_json::Value::String(raw) => raw,
         other => other.to_string(),
     };
-    let mut request = client.post(format!("{base}{}", recorded.endpoint)).body(body);
+    let mut request = client
+        .post(format!("{base}{}", recorded.endpoint))
+        .body(body);
     for (name, value) in &recorded.headers {
         let value = match value {
             serde_json::Value::String(s) => s.clone(),

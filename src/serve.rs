@@ -44,7 +44,9 @@ pub fn run(
             cut_bytes = recovery.cut_bytes,
             "event log opened"
         ),
-        Err(e) => tracing::error!(error = %e, "event log unavailable: deliveries get 503 until it can be written"),
+        Err(e) => {
+            tracing::error!(error = %e, "event log unavailable: deliveries get 503 until it can be written")
+        }
     }
     let log: Arc<dyn EventLog> = Arc::new(log);
 
@@ -103,7 +105,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

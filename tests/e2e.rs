@@ -12,7 +12,10 @@ use support::scenario::{self, DAYS};
 use support::{Server, api_shape, mismatches, send_all};
 
 fn window() -> (DateTime<Utc>, DateTime<Utc>) {
-    (scenario::start(), scenario::start() + chrono::Duration::days(DAYS))
+    (
+        scenario::start(),
+        scenario::start() + chrono::Duration::days(DAYS),
+    )
 }
 
 fn query(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
@@ -20,9 +23,15 @@ fn query(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     format!("from={}&to={}", f(from), f(to))
 }
 
-
 /// Compares every scope against the model; `skip` names data-quality counters not to compare.
-fn check_all_scopes(server: &Server, token: Option<&str>, month: &scenario::Scenario, from: DateTime<Utc>, to: DateTime<Utc>, skip: &[&str]) {
+fn check_all_scopes(
+    server: &Server,
+    token: Option<&str>,
+    month: &scenario::Scenario,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    skip: &[&str],
+) {
     let q = query(from, to);
     let scopes: Vec<(String, Vec<&str>)> = vec![
         ("service=checkout".into(), vec!["checkout"]),
@@ -38,7 +47,10 @@ fn check_all_scopes(server: &Server, token: Option<&str>, month: &scenario::Scen
         assert_eq!(status, 200, "{scope}: {answer}");
         let mut expected = api_shape(scenario::expected(&month.model, &services, from, to));
         for key in skip {
-            expected["data_quality"].as_object_mut().unwrap().remove(*key);
+            expected["data_quality"]
+                .as_object_mut()
+                .unwrap()
+                .remove(*key);
         }
         mismatches(&format!("[{scope}]"), &answer, &expected, &mut problems);
         assert_eq!(answer["definitions_version"], "1");
@@ -53,7 +65,11 @@ fn a_month_of_deliveries_gives_the_worked_out_answers() {
     let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
     let month = scenario::month(7);
     let statuses = send_all(&server.base, &month.deliveries, 8);
-    assert!(statuses.iter().all(|s| *s == 202), "not all 202: {:?}", statuses.iter().filter(|s| **s != 202).collect::<Vec<_>>());
+    assert!(
+        statuses.iter().all(|s| *s == 202),
+        "not all 202: {:?}",
+        statuses.iter().filter(|s| **s != 202).collect::<Vec<_>>()
+    );
 
     let (from, to) = window();
     server.wait_caught_up();
@@ -66,10 +82,22 @@ fn a_month_of_deliveries_gives_the_worked_out_answers() {
 
     // The scenario's month has real variety: failures of both kinds, rework, failed attempts.
     let (_, org) = server.get(&format!("/api/v1/dora?{}", query(from, to)), None);
-    assert!(org["change_failure_rate"]["failed"].as_u64().unwrap() >= 4, "{org}");
+    assert!(
+        org["change_failure_rate"]["failed"].as_u64().unwrap() >= 4,
+        "{org}"
+    );
     assert!(org["rework_rate"]["rework"].as_u64().unwrap() >= 2, "{org}");
-    assert!(org["deployment_frequency"]["failed_attempts"].as_u64().unwrap() >= 1, "{org}");
-    assert!(org["data_quality"]["duplicates_ignored"].as_u64().unwrap() > 0, "{org}");
+    assert!(
+        org["deployment_frequency"]["failed_attempts"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{org}"
+    );
+    assert!(
+        org["data_quality"]["duplicates_ignored"].as_u64().unwrap() > 0,
+        "{org}"
+    );
     assert!(org["benchmark"]["overall"].as_f64().is_some(), "{org}");
 }
 
@@ -81,10 +109,22 @@ fn tokens_authenticate_and_scope_to_teams() {
     assert_eq!(server.get("/api/v1/dora", None).0, 401);
     assert_eq!(server.get("/api/v1/dora", Some("wrong")).0, 401);
     assert_eq!(server.get("/api/v1/dora", Some("t-admin")).0, 200);
-    assert_eq!(server.get("/api/v1/dora?service=checkout", Some("t-pay")).0, 200);
-    assert_eq!(server.get("/api/v1/dora?team=payments", Some("t-pay")).0, 200);
-    assert_eq!(server.get("/api/v1/dora?service=search", Some("t-pay")).0, 403);
-    assert_eq!(server.get("/api/v1/dora?team=discovery", Some("t-pay")).0, 403);
+    assert_eq!(
+        server.get("/api/v1/dora?service=checkout", Some("t-pay")).0,
+        200
+    );
+    assert_eq!(
+        server.get("/api/v1/dora?team=payments", Some("t-pay")).0,
+        200
+    );
+    assert_eq!(
+        server.get("/api/v1/dora?service=search", Some("t-pay")).0,
+        403
+    );
+    assert_eq!(
+        server.get("/api/v1/dora?team=discovery", Some("t-pay")).0,
+        403
+    );
     assert_eq!(server.get("/api/v1/dora", Some("t-pay")).0, 403);
     let (status, body) = server.get("/api/v1/dora?from=nonsense", Some("t-admin"));
     assert_eq!(status, 400);
@@ -105,15 +145,22 @@ fn kill_9_while_deliveries_arrive_loses_nothing_acknowledged_and_counts_nothing_
     // Send in the background and kill the server while they arrive.
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = accepted.clone();
-    let sender = std::thread::spawn(move || support::send_all_counting(&base, &deliveries, 4, &counter));
+    let sender =
+        std::thread::spawn(move || support::send_all_counting(&base, &deliveries, 4, &counter));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while accepted.load(std::sync::atomic::Ordering::Relaxed) < month.deliveries.len() / 3 && Instant::now() < deadline {
+    while accepted.load(std::sync::atomic::Ordering::Relaxed) < month.deliveries.len() / 3
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     server.kill9();
     let statuses = sender.join().unwrap();
     let acknowledged = statuses.iter().filter(|s| **s == 202).count();
-    assert!(acknowledged > 0 && acknowledged < statuses.len(), "the kill should land mid-stream: {acknowledged} of {}", statuses.len());
+    assert!(
+        acknowledged > 0 && acknowledged < statuses.len(),
+        "the kill should land mid-stream: {acknowledged} of {}",
+        statuses.len()
+    );
 
     // Restart; the senders redeliver what got no 202, as GitHub and PagerDuty do.
     server.spawn();
@@ -133,16 +180,37 @@ fn kill_9_while_deliveries_arrive_loses_nothing_acknowledged_and_counts_nothing_
     server.wait_caught_up();
     // A delivery written just before the kill but never answered is redelivered and then counts
     // as a duplicate, so duplicates may exceed the model's; everything else must be exact.
-    check_all_scopes(&server, None, &month, from, to, &["late_corrections", "duplicates_ignored"]);
+    check_all_scopes(
+        &server,
+        None,
+        &month,
+        from,
+        to,
+        &["late_corrections", "duplicates_ignored"],
+    );
     let (_, org) = server.get(&format!("/api/v1/dora?{}", query(from, to)), None);
-    let (got, want) = (&org["data_quality"]["duplicates_ignored"], &expected["data_quality"]["duplicates_ignored"]);
-    assert!(got.as_u64().unwrap() >= want.as_u64().unwrap(), "duplicates {got} < {want}; log:\n{}", server.log());
+    let (got, want) = (
+        &org["data_quality"]["duplicates_ignored"],
+        &expected["data_quality"]["duplicates_ignored"],
+    );
+    assert!(
+        got.as_u64().unwrap() >= want.as_u64().unwrap(),
+        "duplicates {got} < {want}; log:\n{}",
+        server.log()
+    );
 
     // A graceful restart keeps the numbers too (checkpoint, then replay of the tail).
     server.stop();
     server.spawn();
     server.wait_caught_up();
-    check_all_scopes(&server, None, &month, from, to, &["late_corrections", "duplicates_ignored"]);
+    check_all_scopes(
+        &server,
+        None,
+        &month,
+        from,
+        to,
+        &["late_corrections", "duplicates_ignored"],
+    );
 }
 
 #[test]
@@ -152,7 +220,10 @@ fn an_unwritable_data_dir_gets_503_and_nothing_is_acknowledged() {
     let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
     let month = scenario::month(3);
     let client = reqwest::blocking::Client::new();
-    assert_eq!(support::send_one(&client, &server.base, &month.deliveries[0]), 202);
+    assert_eq!(
+        support::send_one(&client, &server.base, &month.deliveries[0]),
+        202
+    );
 
     let log_dir = dir.path().join("data/log");
     std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -161,6 +232,9 @@ fn an_unwritable_data_dir_gets_503_and_nothing_is_acknowledged() {
     }
     assert_eq!(server.get("/readyz", None).0, 503);
     std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(support::send_one(&client, &server.base, &month.deliveries[1]), 202);
+    assert_eq!(
+        support::send_one(&client, &server.base, &month.deliveries[1]),
+        202
+    );
     assert_eq!(server.get("/readyz", None).0, 200);
 }

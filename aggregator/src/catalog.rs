@@ -47,7 +47,9 @@ impl Catalog {
     pub fn new(services: &[ServiceConfig]) -> Result<Self, CatalogError> {
         let mut catalog = Catalog::default();
         for (index, service) in services.iter().enumerate() {
-            catalog.teams.insert(service.name.clone(), service.team.clone());
+            catalog
+                .teams
+                .insert(service.name.clone(), service.team.clone());
             catalog.order.push(service.name.clone());
             for mapping in &service.repos {
                 let paths = if mapping.paths.is_empty() {
@@ -76,7 +78,9 @@ impl Catalog {
                     });
             }
             for alias in &service.pagerduty_services {
-                catalog.pagerduty.insert(alias.clone(), service.name.clone());
+                catalog
+                    .pagerduty
+                    .insert(alias.clone(), service.name.clone());
             }
         }
         Ok(catalog)
@@ -189,20 +193,34 @@ mod tests {
     use doraflow_schemas::config::RepoMapping;
 
     fn catalog() -> Catalog {
-        let service = |name: &str, team: &str, repos: Vec<RepoMapping>, pd: &[&str]| ServiceConfig {
-            name: name.into(),
-            team: Some(team.into()),
-            repos,
-            pagerduty_services: pd.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
+        let service =
+            |name: &str, team: &str, repos: Vec<RepoMapping>, pd: &[&str]| ServiceConfig {
+                name: name.into(),
+                team: Some(team.into()),
+                repos,
+                pagerduty_services: pd.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            };
         let repo = |r: &str, paths: &[&str]| RepoMapping {
             repo: r.into(),
             paths: paths.iter().map(|s| s.to_string()).collect(),
         };
         Catalog::new(&[
-            service("checkout", "payments", vec![repo("acme/checkout", &[]), repo("acme/mono", &["services/checkout/**"])], &["PXXXXXX", "Checkout API"]),
-            service("cart", "shop", vec![repo("acme/mono", &["services/cart/**"])], &[]),
+            service(
+                "checkout",
+                "payments",
+                vec![
+                    repo("acme/checkout", &[]),
+                    repo("acme/mono", &["services/checkout/**"]),
+                ],
+                &["PXXXXXX", "Checkout API"],
+            ),
+            service(
+                "cart",
+                "shop",
+                vec![repo("acme/mono", &["services/cart/**"])],
+                &[],
+            ),
         ])
         .unwrap()
     }
@@ -210,8 +228,16 @@ mod tests {
     #[test]
     fn repositories_map_to_services_or_name_themselves() {
         let c = catalog();
-        assert_eq!(c.deployment_service("acme/checkout", None, "production").as_deref(), Some("checkout"));
-        assert_eq!(c.deployment_service("acme/other", None, "production").as_deref(), Some("acme/other"));
+        assert_eq!(
+            c.deployment_service("acme/checkout", None, "production")
+                .as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(
+            c.deployment_service("acme/other", None, "production")
+                .as_deref(),
+            Some("acme/other")
+        );
         assert_eq!(c.repos_of("acme/other")[0].0, "acme/other");
         assert_eq!(c.repos_of("checkout").len(), 2);
     }
@@ -219,17 +245,36 @@ mod tests {
     #[test]
     fn monorepo_deployments_use_the_payload_then_the_environment_prefix() {
         let c = catalog();
-        assert_eq!(c.deployment_service("acme/mono", Some("cart"), "production").as_deref(), Some("cart"));
-        assert_eq!(c.deployment_service("acme/mono", None, "cart-production").as_deref(), Some("cart"));
-        assert_eq!(c.deployment_service("acme/mono", None, "checkout/prod").as_deref(), Some("checkout"));
-        assert_eq!(c.deployment_service("acme/mono", None, "cartography-prod"), None);
+        assert_eq!(
+            c.deployment_service("acme/mono", Some("cart"), "production")
+                .as_deref(),
+            Some("cart")
+        );
+        assert_eq!(
+            c.deployment_service("acme/mono", None, "cart-production")
+                .as_deref(),
+            Some("cart")
+        );
+        assert_eq!(
+            c.deployment_service("acme/mono", None, "checkout/prod")
+                .as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(
+            c.deployment_service("acme/mono", None, "cartography-prod"),
+            None
+        );
         assert_eq!(c.deployment_service("acme/mono", None, "production"), None);
     }
 
     #[test]
     fn path_globs_decide_which_changes_touch_a_service() {
         let c = catalog();
-        let cart = c.repo_bindings("acme/mono").into_iter().find(|b| b.service == "cart").unwrap();
+        let cart = c
+            .repo_bindings("acme/mono")
+            .into_iter()
+            .find(|b| b.service == "cart")
+            .unwrap();
         assert!(cart.touches(&["services/cart/src/main.rs".into()]));
         assert!(!cart.touches(&["services/checkout/x".into(), "README.md".into()]));
     }
@@ -237,9 +282,20 @@ mod tests {
     #[test]
     fn incidents_map_by_id_then_name_then_default_to_the_name() {
         let c = catalog();
-        assert_eq!(c.incident_service(Some("PXXXXXX"), Some("whatever")).as_deref(), Some("checkout"));
-        assert_eq!(c.incident_service(Some("P1"), Some("Checkout API")).as_deref(), Some("checkout"));
-        assert_eq!(c.incident_service(Some("P1"), Some("pig208")).as_deref(), Some("pig208"));
+        assert_eq!(
+            c.incident_service(Some("PXXXXXX"), Some("whatever"))
+                .as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(
+            c.incident_service(Some("P1"), Some("Checkout API"))
+                .as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(
+            c.incident_service(Some("P1"), Some("pig208")).as_deref(),
+            Some("pig208")
+        );
         assert_eq!(c.services_of_team("payments"), vec!["checkout"]);
     }
 }

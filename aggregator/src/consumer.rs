@@ -101,7 +101,9 @@ impl Consumer {
                     return applied;
                 }
             };
-            let Some(last) = records.last() else { return applied };
+            let Some(last) = records.last() else {
+                return applied;
+            };
             let next = last.next_offset;
             for read in &records {
                 self.engine.apply(&read.record);
@@ -159,11 +161,19 @@ impl Consumer {
 
     /// Follows the log until `shutdown` turns true, then checkpoints. Blocking: run it on its
     /// own thread.
-    pub fn run(mut self, runtime: tokio::runtime::Handle, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub fn run(
+        mut self,
+        runtime: tokio::runtime::Handle,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut end = self.log.durable_end();
         let started = Instant::now();
         let replayed = self.catch_up();
-        tracing::info!(records = replayed, seconds = started.elapsed().as_secs_f64(), "aggregator caught up");
+        tracing::info!(
+            records = replayed,
+            seconds = started.elapsed().as_secs_f64(),
+            "aggregator caught up"
+        );
         self.store.write().expect("store lock").set_caught_up();
         let mut last_checkpoint = Instant::now();
         loop {

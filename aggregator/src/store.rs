@@ -58,7 +58,11 @@ impl FactStore {
         if let Some(old) = self.services.get(&service) {
             let n = corrections(old, &facts);
             if n > 0 {
-                *self.counters.late_corrections.entry(service.clone()).or_default() += n;
+                *self
+                    .counters
+                    .late_corrections
+                    .entry(service.clone())
+                    .or_default() += n;
             }
         }
         let latest = facts
@@ -66,7 +70,12 @@ impl FactStore {
             .iter()
             .map(|d| d.finished_at)
             .chain(facts.changes.iter().map(|c| c.timestamp))
-            .chain(facts.incidents.iter().map(|i| i.resolved_at.unwrap_or(i.opened_at)))
+            .chain(
+                facts
+                    .incidents
+                    .iter()
+                    .map(|i| i.resolved_at.unwrap_or(i.opened_at)),
+            )
             .max();
         if let Some(latest) = latest {
             self.last_event.insert(service.clone(), latest);

@@ -31,9 +31,14 @@ pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Result<Caller, 
         }
     }
     match found {
-        None => Err(HttpError::unauthorized("bad_token", "the bearer token is not valid")),
+        None => Err(HttpError::unauthorized(
+            "bad_token",
+            "the bearer token is not valid",
+        )),
         Some(ApiToken { teams: None, .. }) => Ok(Caller::Everything),
-        Some(ApiToken { teams: Some(teams), .. }) => Ok(Caller::Teams(teams.clone())),
+        Some(ApiToken {
+            teams: Some(teams), ..
+        }) => Ok(Caller::Teams(teams.clone())),
     }
 }
 

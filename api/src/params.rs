@@ -119,14 +119,34 @@ mod tests {
     #[test]
     fn bad_parameters_are_named() {
         let bad = |p: CommonParams| p.query(now()).unwrap_err().message;
-        assert!(bad(CommonParams { from: Some("yesterday".into()), ..Default::default() }).contains("from"));
-        assert!(bad(CommonParams { tz: Some("Mars/Base".into()), ..Default::default() }).contains("tz"));
-        assert!(bad(CommonParams { benchmark: Some("dora-1999".into()), ..Default::default() }).contains("benchmark"));
-        assert!(bad(CommonParams {
-            from: Some("2026-11-02".into()),
-            to: Some("2026-11-01".into()),
-            ..Default::default()
-        })
-        .contains("before"));
+        assert!(
+            bad(CommonParams {
+                from: Some("yesterday".into()),
+                ..Default::default()
+            })
+            .contains("from")
+        );
+        assert!(
+            bad(CommonParams {
+                tz: Some("Mars/Base".into()),
+                ..Default::default()
+            })
+            .contains("tz")
+        );
+        assert!(
+            bad(CommonParams {
+                benchmark: Some("dora-1999".into()),
+                ..Default::default()
+            })
+            .contains("benchmark")
+        );
+        assert!(
+            bad(CommonParams {
+                from: Some("2026-11-02".into()),
+                to: Some("2026-11-01".into()),
+                ..Default::default()
+            })
+            .contains("before")
+        );
     }
 }

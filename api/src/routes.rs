@@ -64,7 +64,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         "applied_offset": applied,
         "lag_bytes": end.saturating_sub(applied),
     });
-    let status = if log && caught_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if log && caught_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -99,16 +103,28 @@ fn resolve_scope(
             ));
         }
         if !caller.may_see_team(state.catalog.team_of(service)) {
-            return Err(HttpError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token may not see service `{service}`")));
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token may not see service `{service}`"),
+            ));
         }
         return Ok(Some(vec![service.clone()]));
     }
     if let Some(team) = &params.team {
         if !state.catalog.has_team(team) {
-            return Err(HttpError::new(StatusCode::NOT_FOUND, "unknown_team", format!("no service of the catalog has team `{team}`")));
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_team",
+                format!("no service of the catalog has team `{team}`"),
+            ));
         }
         if !caller.may_see_team(Some(team)) {
-            return Err(HttpError::new(StatusCode::FORBIDDEN, "forbidden", format!("this token may not see team `{team}`")));
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token may not see team `{team}`"),
+            ));
         }
         return Ok(Some(state.catalog.services_of_team(team)));
     }
@@ -133,12 +149,24 @@ async fn dora(
     let scope = resolve_scope(&state, &store, &caller, &params)?;
     let facts: Vec<Arc<ServiceFacts>> = match &scope {
         Some(services) => services.iter().filter_map(|s| store.service(s)).collect(),
-        None => store.service_names().filter_map(|s| store.service(s)).collect(),
+        None => store
+            .service_names()
+            .filter_map(|s| store.service(s))
+            .collect(),
     };
-    let unmapped = if scope.is_none() { store.unmapped() } else { None };
+    let unmapped = if scope.is_none() {
+        store.unmapped()
+    } else {
+        None
+    };
     let counters = store.counters_for(scope.as_deref());
     drop(store);
-    let summary = summary::summarize(facts.iter().map(|f| f.as_ref()), unmapped.as_deref(), counters, &query);
+    let summary = summary::summarize(
+        facts.iter().map(|f| f.as_ref()),
+        unmapped.as_deref(),
+        counters,
+        &query,
+    );
     let answer = DoraAnswer {
         scope: Scope {
             service: params.service.clone(),
@@ -147,10 +175,15 @@ async fn dora(
         },
         summary,
     };
-    Ok(Json(serde_json::to_value(answer).expect("answers serialize")))
+    Ok(Json(
+        serde_json::to_value(answer).expect("answers serialize"),
+    ))
 }
 
-async fn services(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, HttpError> {
+async fn services(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, HttpError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let store = state.store.read().expect("store lock");
     let names: BTreeSet<String> = state
@@ -172,13 +205,23 @@ async fn services(State(state): State<ApiState>, headers: HeaderMap) -> Result<J
             })
         })
         .collect();
-    Ok(Json(json!({"definitions_version": summary::DEFINITIONS_VERSION, "services": services})))
+    Ok(Json(
+        json!({"definitions_version": summary::DEFINITIONS_VERSION, "services": services}),
+    ))
 }
 
-async fn teams(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, HttpError> {
+async fn teams(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, HttpError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let store = state.store.read().expect("store lock");
-    let teams: BTreeSet<&str> = state.catalog.services().iter().filter_map(|s| state.catalog.team_of(s)).collect();
+    let teams: BTreeSet<&str> = state
+        .catalog
+        .services()
+        .iter()
+        .filter_map(|s| state.catalog.team_of(s))
+        .collect();
     let teams: Vec<_> = teams
         .into_iter()
         .filter(|t| caller.may_see_team(Some(t)))
@@ -188,5 +231,7 @@ async fn teams(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json
             json!({"name": t, "services": services, "last_event_at": last})
         })
         .collect();
-    Ok(Json(json!({"definitions_version": summary::DEFINITIONS_VERSION, "teams": teams})))
+    Ok(Json(
+        json!({"definitions_version": summary::DEFINITIONS_VERSION, "teams": teams}),
+    ))
 }

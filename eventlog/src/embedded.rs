@@ -253,12 +253,16 @@ impl Writer {
                 self.file = Some(file);
                 self.len = recovery.kept_bytes;
                 self.end.send_replace(self.len);
-                self.available.store(!dir_is_read_only(&self.dir), Ordering::Relaxed);
+                self.available
+                    .store(!dir_is_read_only(&self.dir), Ordering::Relaxed);
                 Ok(recovery)
             }
             Err(e) => {
                 self.available.store(false, Ordering::Relaxed);
-                Err(LogError::Unavailable(format!("{}: {e}", self.path.display())))
+                Err(LogError::Unavailable(format!(
+                    "{}: {e}",
+                    self.path.display()
+                )))
             }
         }
     }
@@ -365,7 +369,9 @@ mod tests {
         assert_eq!(seen.len(), 200);
         // Paging by offset continues exactly where the previous page stopped.
         let first = log.read_from(0, 50).unwrap();
-        let rest = log.read_from(first.last().unwrap().next_offset, 1000).unwrap();
+        let rest = log
+            .read_from(first.last().unwrap().next_offset, 1000)
+            .unwrap();
         assert_eq!(first.len() + rest.len(), 200);
         assert_eq!(rest[0].record, read[50].record);
     }
@@ -409,7 +415,10 @@ mod tests {
         perms.set_readonly(true);
         fs::set_permissions(&log_dir, perms.clone()).unwrap();
         let refused = log.append(&record(1)).await;
-        assert!(matches!(refused, Err(LogError::Unavailable(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(LogError::Unavailable(_))),
+            "{refused:?}"
+        );
         assert!(!log.is_available());
         #[allow(clippy::permissions_set_readonly_false)]
         perms.set_readonly(false);
@@ -423,6 +432,9 @@ mod tests {
         let (log, opened) = EmbeddedLog::open("/proc/doraflow-cannot-exist/log");
         assert!(opened.is_err());
         assert!(!log.is_available());
-        assert!(matches!(log.append(&record(0)).await, Err(LogError::Unavailable(_))));
+        assert!(matches!(
+            log.append(&record(0)).await,
+            Err(LogError::Unavailable(_))
+        ));
     }
 }

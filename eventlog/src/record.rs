@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn a_cut_frame_is_incomplete_and_a_flipped_bit_is_corrupt() {
         let frame = encode(&sample());
-        assert!(matches!(decode(&frame[..frame.len() - 1]), Decoded::Incomplete));
+        assert!(matches!(
+            decode(&frame[..frame.len() - 1]),
+            Decoded::Incomplete
+        ));
         let mut bad = frame.clone();
         let last = bad.len() - 2;
         bad[last] ^= 1;

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use chrono::Utc;
 use doraflow_eventlog::EventLog;
 use doraflow_http::HttpError;
@@ -77,7 +77,9 @@ impl IntoResponse for IngestOutcome {
                 Json(json!({"status": "dead_letter", "delivery": delivery, "reason": reason})),
             )
                 .into_response(),
-            IngestOutcome::Pong => (StatusCode::OK, Json(json!({"status": "pong"}))).into_response(),
+            IngestOutcome::Pong => {
+                (StatusCode::OK, Json(json!({"status": "pong"}))).into_response()
+            }
         }
     }
 }
@@ -112,7 +114,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn required_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, HttpError> {
     header_str(headers, name)
         .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| HttpError::bad_request("missing_header", format!("the {name} header is required")))
+        .ok_or_else(|| {
+            HttpError::bad_request("missing_header", format!("the {name} header is required"))
+        })
 }
 
 fn signature_error(error: SignatureError) -> HttpError {
@@ -150,14 +154,19 @@ impl Ingest {
             return Err(HttpError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_content_type",
-                format!("content type {kind} is not accepted: configure the webhook to send application/json"),
+                format!(
+                    "content type {kind} is not accepted: configure the webhook to send application/json"
+                ),
             ));
         }
         let too_large = || {
             HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than server.max_body_bytes = {}", self.max_body_bytes),
+                format!(
+                    "the body is larger than server.max_body_bytes = {}",
+                    self.max_body_bytes
+                ),
             )
         };
         let declared = header_str(&parts.headers, header::CONTENT_LENGTH.as_str())
@@ -204,8 +213,14 @@ impl Ingest {
             None => sources::pagerduty::event_id(&body).map_err(malformed)?,
         };
         let normalized = sources::pagerduty::normalize(&body);
-        self.write("pagerduty", format!("pagerduty:{id}"), &headers, &body, normalized)
-            .await
+        self.write(
+            "pagerduty",
+            format!("pagerduty:{id}"),
+            &headers,
+            &body,
+            normalized,
+        )
+        .await
     }
 
     /// Writes an authentic delivery with its outcome and waits until it is durable.
@@ -278,7 +293,9 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
         .collect()
 }
 
@@ -295,12 +312,21 @@ mod tests {
         let (log, opened) = EmbeddedLog::open(dir.path().join("log"));
         opened.unwrap();
         let log = Arc::new(log);
-        let ingest = Ingest::new(log.clone(), vec![SECRET.into()], vec![SECRET.into()], max_body);
+        let ingest = Ingest::new(
+            log.clone(),
+            vec![SECRET.into()],
+            vec![SECRET.into()],
+            max_body,
+        );
         (dir, log, router(Arc::new(ingest)))
     }
 
     fn fixture(path: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     fn github_request(event: &str, body: Vec<u8>, signature: Option<String>) -> Request {
@@ -322,21 +348,35 @@ mod tests {
     async fn send(app: &Router, request: Request) -> (StatusCode, serde_json::Value) {
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
     async fn a_signed_push_is_written_before_202() {
         let (_dir, log, app) = setup(1 << 20);
         let body = fixture("github/push.with-new-branch.json");
-        let (status, answer) = send(&app, github_request("push", body.clone(), Some(sign(&body)))).await;
+        let (status, answer) = send(
+            &app,
+            github_request("push", body.clone(), Some(sign(&body))),
+        )
+        .await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(answer, json!({"status":"accepted","delivery":"github:42:d-1","events":1}));
+        assert_eq!(
+            answer,
+            json!({"status":"accepted","delivery":"github:42:d-1","events":1})
+        );
         let stored = log.read_from(0, 10).unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].record.body.as_bytes(), &body[..]);
-        assert!(matches!(stored[0].record.outcome, Outcome::Events { ref events } if events.len() == 1));
+        assert!(
+            matches!(stored[0].record.outcome, Outcome::Events { ref events } if events.len() == 1)
+        );
     }
 
     #[tokio::test]
@@ -344,14 +384,26 @@ mod tests {
         let (_dir, log, app) = setup(1 << 20);
         let body = fixture("github/push.with-new-branch.json");
         let wrong = format!("sha256={}", signature::sign_hex(b"other", &body));
-        for signature in [Some(wrong), None, Some("sha256=xyz".into()), Some("abc".into())] {
-            let (status, answer) = send(&app, github_request("push", body.clone(), signature.clone())).await;
+        for signature in [
+            Some(wrong),
+            None,
+            Some("sha256=xyz".into()),
+            Some("abc".into()),
+        ] {
+            let (status, answer) = send(
+                &app,
+                github_request("push", body.clone(), signature.clone()),
+            )
+            .await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{signature:?}");
             assert!(answer["error"]["code"].is_string());
         }
         let pd = fixture("pagerduty/triggered_v3.json");
         let request = Request::post("/webhooks/pagerduty")
-            .header("x-pagerduty-signature", format!("v1={}", signature::sign_hex(b"other", &pd)))
+            .header(
+                "x-pagerduty-signature",
+                format!("v1={}", signature::sign_hex(b"other", &pd)),
+            )
             .body(Body::from(pd))
             .unwrap();
         assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
@@ -362,7 +414,11 @@ mod tests {
     async fn malformed_json_is_400_and_writes_nothing() {
         let (_dir, log, app) = setup(1 << 20);
         let body = b"{\"ref\": ".to_vec();
-        let (status, answer) = send(&app, github_request("push", body.clone(), Some(sign(&body)))).await;
+        let (status, answer) = send(
+            &app,
+            github_request("push", body.clone(), Some(sign(&body))),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(answer["error"]["code"], "malformed_body");
         assert_eq!(*log.durable_end().borrow(), 0);
@@ -372,13 +428,20 @@ mod tests {
     async fn a_body_over_the_limit_is_413_and_a_form_body_415() {
         let (_dir, log, app) = setup(100);
         let body = fixture("github/push.with-new-branch.json");
-        let (status, _) = send(&app, github_request("push", body.clone(), Some(sign(&body)))).await;
+        let (status, _) = send(
+            &app,
+            github_request("push", body.clone(), Some(sign(&body))),
+        )
+        .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         let request = Request::post("/webhooks/github")
             .header("content-type", "application/x-www-form-urlencoded")
             .body(Body::from("payload=%7B%7D"))
             .unwrap();
-        assert_eq!(send(&app, request).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            send(&app, request).await.0,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
         assert_eq!(*log.durable_end().borrow(), 0);
     }
 
@@ -386,10 +449,18 @@ mod tests {
     async fn ping_pongs_and_unknown_events_are_kept_but_ignored() {
         let (_dir, log, app) = setup(1 << 20);
         let ping = fixture("github/ping.json");
-        let (status, answer) = send(&app, github_request("ping", ping.clone(), Some(sign(&ping)))).await;
+        let (status, answer) = send(
+            &app,
+            github_request("ping", ping.clone(), Some(sign(&ping))),
+        )
+        .await;
         assert_eq!((status, answer), (StatusCode::OK, json!({"status":"pong"})));
         let release = fixture("github/release.published.json");
-        let (status, answer) = send(&app, github_request("release", release.clone(), Some(sign(&release)))).await;
+        let (status, answer) = send(
+            &app,
+            github_request("release", release.clone(), Some(sign(&release))),
+        )
+        .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         assert_eq!(answer["status"], "ignored");
         assert_eq!(log.read_from(0, 10).unwrap().len(), 1);
@@ -423,7 +494,11 @@ mod tests {
         let ingest = Ingest::new(Arc::new(log), vec![SECRET.into()], vec![], 1 << 20);
         let app = router(Arc::new(ingest));
         let body = fixture("github/push.with-new-branch.json");
-        let (status, answer) = send(&app, github_request("push", body.clone(), Some(sign(&body)))).await;
+        let (status, answer) = send(
+            &app,
+            github_request("push", body.clone(), Some(sign(&body))),
+        )
+        .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answer["error"]["code"], "log_unavailable");
     }

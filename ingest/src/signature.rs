@@ -90,9 +90,9 @@ pub fn verify_pagerduty(
     if candidates.is_empty() {
         return Err(SignatureError::Malformed(NAME));
     }
-    let matched = candidates
-        .iter()
-        .fold(false, |found, given| found | any_secret_matches(secrets, body, given));
+    let matched = candidates.iter().fold(false, |found, given| {
+        found | any_secret_matches(secrets, body, given)
+    });
     if matched {
         Ok(())
     } else {
@@ -109,7 +109,10 @@ mod tests {
     fn github_documentation_vector_verifies() {
         let secrets = vec!["It's a Secret to Everybody".to_string()];
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert_eq!(verify_github(&secrets, Some(header), b"Hello, World!"), Ok(()));
+        assert_eq!(
+            verify_github(&secrets, Some(header), b"Hello, World!"),
+            Ok(())
+        );
         assert_eq!(
             verify_github(&secrets, Some(header), b"Hello, World?"),
             Err(SignatureError::Mismatch)
@@ -131,7 +134,10 @@ mod tests {
     #[test]
     fn github_missing_and_malformed_headers_are_refused() {
         let secrets = vec!["s".to_string()];
-        assert!(matches!(verify_github(&secrets, None, b"{}"), Err(SignatureError::Missing(_))));
+        assert!(matches!(
+            verify_github(&secrets, None, b"{}"),
+            Err(SignatureError::Missing(_))
+        ));
         assert!(matches!(
             verify_github(&secrets, Some("sha1=abcd"), b"{}"),
             Err(SignatureError::Malformed(_))
@@ -140,7 +146,10 @@ mod tests {
             verify_github(&secrets, Some("sha256=zz"), b"{}"),
             Err(SignatureError::Malformed(_))
         ));
-        assert_eq!(verify_github(&[], Some("sha256=00"), b"{}"), Err(SignatureError::NotConfigured));
+        assert_eq!(
+            verify_github(&[], Some("sha256=00"), b"{}"),
+            Err(SignatureError::NotConfigured)
+        );
     }
 
     /// The vector of go-pagerduty's `webhookv3_test.go` (secret, body and signature upstream).
@@ -159,7 +168,13 @@ mod tests {
         // Several signatures (PagerDuty's own rotation): one match is enough.
         let both = format!("{mismatch},{valid}");
         assert_eq!(verify_pagerduty(&secrets, Some(&both), body), Ok(()));
-        assert!(matches!(verify_pagerduty(&secrets, Some(""), body), Err(SignatureError::Malformed(_))));
-        assert!(matches!(verify_pagerduty(&secrets, None, body), Err(SignatureError::Missing(_))));
+        assert!(matches!(
+            verify_pagerduty(&secrets, Some(""), body),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify_pagerduty(&secrets, None, body),
+            Err(SignatureError::Missing(_))
+        ));
     }
 }

@@ -305,7 +305,10 @@ impl Config {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
             ));
         }
         if self.server.max_body_bytes == 0 {
@@ -346,7 +349,10 @@ impl Config {
         }
         for (i, token) in self.api.tokens.iter().enumerate() {
             if token.token.is_empty() {
-                return Err(invalid(format!("api.tokens[{i}].token"), "must not be empty"));
+                return Err(invalid(
+                    format!("api.tokens[{i}].token"),
+                    "must not be empty",
+                ));
             }
         }
         Ok(())
@@ -368,7 +374,9 @@ impl Config {
             );
         }
         if self.api.tokens.is_empty() {
-            warnings.push("api.tokens is empty: the metrics API is open to anyone who can reach it".into());
+            warnings.push(
+                "api.tokens is empty: the metrics API is open to anyone who can reach it".into(),
+            );
         }
         warnings
     }
@@ -395,7 +403,9 @@ fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), 
             .entry(key.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = entry.as_table_mut().ok_or_else(|| {
-            ConfigError::Syntax(format!("environment variable {name}: `{key}` is not a section"))
+            ConfigError::Syntax(format!(
+                "environment variable {name}: `{key}` is not a section"
+            ))
         })?;
     }
     node.insert(leaf, value);
@@ -461,24 +471,45 @@ pagerduty_services = ["PXXXXXX", "Checkout API"]
         .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9000");
         assert_eq!(config.sources.github.secrets, vec!["a", "b"]);
-        assert_eq!(config.api.tokens[1].teams.as_deref(), Some(&["payments".to_string()][..]));
-        assert_eq!(config.definitions.compile().unwrap().attribution_window_secs, 43_200);
-        assert_eq!(config.services[0].repos[1].paths, vec!["services/checkout/**"]);
+        assert_eq!(
+            config.api.tokens[1].teams.as_deref(),
+            Some(&["payments".to_string()][..])
+        );
+        assert_eq!(
+            config
+                .definitions
+                .compile()
+                .unwrap()
+                .attribution_window_secs,
+            43_200
+        );
+        assert_eq!(
+            config.services[0].repos[1].paths,
+            vec!["services/checkout/**"]
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = parse("[server]\nlisten_on = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[server]\nlisten_on = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listen_on"), "{err}");
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = parse("[definitions]\nattribution_window = \"soon\"\n").unwrap_err().to_string();
+        let err = parse("[definitions]\nattribution_window = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("definitions.attribution_window"), "{err}");
-        let err = parse("[definitions]\nhotfix_pattern = \"(\"\n").unwrap_err().to_string();
+        let err = parse("[definitions]\nhotfix_pattern = \"(\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("definitions.hotfix_pattern"), "{err}");
-        let err = parse("[server]\nlisten = \"nowhere\"\n").unwrap_err().to_string();
+        let err = parse("[server]\nlisten = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.listen"), "{err}");
         let err = parse("[[services]]\nname = \"a\"\n[[services]]\nname = \"a\"\n")
             .unwrap_err()

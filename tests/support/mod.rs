@@ -24,7 +24,11 @@ pub struct Server {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -33,14 +37,24 @@ impl Server {
         let listen = format!("127.0.0.1:{}", free_port());
         let config = dir.join("doraflow.toml");
         std::fs::write(&config, config_for(&listen)).unwrap();
-        let mut server = Server { child: None, base: format!("http://{listen}"), listen, dir: dir.to_path_buf(), config };
+        let mut server = Server {
+            child: None,
+            base: format!("http://{listen}"),
+            listen,
+            dir: dir.to_path_buf(),
+            config,
+        };
         server.spawn();
         server
     }
 
     /// Starts the process again on the same config and data.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_doraflow"))
             .arg("serve")
             .arg("--config")
@@ -86,7 +100,10 @@ impl Server {
             if ready["lag_bytes"] == 0 && ready["aggregator"] == "caught_up" {
                 return;
             }
-            assert!(Instant::now() < deadline, "the aggregator did not catch up: {ready}");
+            assert!(
+                Instant::now() < deadline,
+                "the aggregator did not catch up: {ready}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -102,7 +119,10 @@ impl Server {
     /// SIGTERM and wait: a graceful stop.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.wait();
         }
     }
@@ -128,7 +148,12 @@ impl Drop for Server {
 
 /// Sends deliveries with `threads` senders; returns each delivery's status (0: no answer).
 pub fn send_all(base: &str, deliveries: &[scenario::Delivery], threads: usize) -> Vec<u16> {
-    send_all_counting(base, deliveries, threads, &std::sync::atomic::AtomicUsize::new(0))
+    send_all_counting(
+        base,
+        deliveries,
+        threads,
+        &std::sync::atomic::AtomicUsize::new(0),
+    )
 }
 
 /// Like [`send_all`], counting 202 answers in `accepted` as they come.
@@ -143,7 +168,10 @@ pub fn send_all_counting(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(d) = deliveries.get(i) else { break };
@@ -161,7 +189,9 @@ pub fn send_all_counting(
 
 /// Sends one delivery; 0 when no answer came.
 pub fn send_one(client: &reqwest::blocking::Client, base: &str, d: &scenario::Delivery) -> u16 {
-    let mut request = client.post(format!("{base}{}", d.endpoint)).body(d.body.clone());
+    let mut request = client
+        .post(format!("{base}{}", d.endpoint))
+        .body(d.body.clone());
     for (k, v) in &d.headers {
         request = request.header(k, v);
     }

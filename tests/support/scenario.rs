@@ -63,9 +63,27 @@ pub struct ServiceSpec {
 /// The scenario's catalog.
 pub fn services() -> Vec<ServiceSpec> {
     vec![
-        ServiceSpec { name: "checkout", team: "payments", repo: "acme/checkout", pagerduty_id: "PCHK001", pagerduty_name: "Checkout API" },
-        ServiceSpec { name: "billing", team: "payments", repo: "acme/billing", pagerduty_id: "PBIL002", pagerduty_name: "Billing" },
-        ServiceSpec { name: "search", team: "discovery", repo: "acme/search", pagerduty_id: "PSRC003", pagerduty_name: "Search API" },
+        ServiceSpec {
+            name: "checkout",
+            team: "payments",
+            repo: "acme/checkout",
+            pagerduty_id: "PCHK001",
+            pagerduty_name: "Checkout API",
+        },
+        ServiceSpec {
+            name: "billing",
+            team: "payments",
+            repo: "acme/billing",
+            pagerduty_id: "PBIL002",
+            pagerduty_name: "Billing",
+        },
+        ServiceSpec {
+            name: "search",
+            team: "discovery",
+            repo: "acme/search",
+            pagerduty_id: "PSRC003",
+            pagerduty_name: "Search API",
+        },
     ]
 }
 
@@ -76,7 +94,11 @@ pub fn config_toml(listen: &str, api_tokens: &str) -> String {
     );
     for s in services() {
         // PagerDuty services are mapped by id for one service and by name for the others.
-        let pd = if s.name == "checkout" { s.pagerduty_id } else { s.pagerduty_name };
+        let pd = if s.name == "checkout" {
+            s.pagerduty_id
+        } else {
+            s.pagerduty_name
+        };
         text.push_str(&format!(
             "\n[[services]]\nname = \"{}\"\nteam = \"{}\"\nrepos = [{{ repo = \"{}\" }}]\npagerduty_services = [\"{}\"]\n",
             s.name, s.team, s.repo, pd
@@ -170,7 +192,10 @@ impl Builder {
                 ("x-github-event".into(), event.into()),
                 ("x-github-delivery".into(), delivery_id),
                 ("x-github-hook-id".into(), self.hook_id.to_string()),
-                ("x-hub-signature-256".into(), format!("sha256={}", sign(GITHUB_SECRET, &body))),
+                (
+                    "x-hub-signature-256".into(),
+                    format!("sha256={}", sign(GITHUB_SECRET, &body)),
+                ),
             ],
             body,
             service: service.into(),
@@ -183,11 +208,17 @@ impl Builder {
         self.deliveries.push(Delivery {
             endpoint: "/webhooks/pagerduty",
             headers: vec![
-                ("content-type".into(), "application/json; charset=utf-8".into()),
+                (
+                    "content-type".into(),
+                    "application/json; charset=utf-8".into(),
+                ),
                 ("user-agent".into(), "PagerDuty-Webhook/V3.0".into()),
                 ("x-webhook-id".into(), webhook_id),
                 ("x-webhook-subscription".into(), "PSUB123".into()),
-                ("x-pagerduty-signature".into(), format!("v1={}", sign(PAGERDUTY_SECRET, &body))),
+                (
+                    "x-pagerduty-signature".into(),
+                    format!("v1={}", sign(PAGERDUTY_SECRET, &body)),
+                ),
             ],
             body,
             service: service.into(),
@@ -209,7 +240,13 @@ fn user() -> Value {
     json!({"login": "octo-deployer", "id": 4_242_424, "type": "User", "site_admin": false})
 }
 
-fn deployment_object(spec: &ServiceSpec, id: u64, sha: &str, env: &str, at: DateTime<Utc>) -> Value {
+fn deployment_object(
+    spec: &ServiceSpec,
+    id: u64,
+    sha: &str,
+    env: &str,
+    at: DateTime<Utc>,
+) -> Value {
     json!({
         "url": format!("https://api.github.com/repos/{}/deployments/{id}", spec.repo),
         "id": id, "node_id": format!("DE_kwDO{id}"), "sha": sha, "ref": "main", "task": "deploy",
@@ -224,7 +261,16 @@ fn deployment_object(spec: &ServiceSpec, id: u64, sha: &str, env: &str, at: Date
 impl Builder {
     /// A deployment: the `deployment` event, then a `deployment_status` (success or failure).
     #[allow(clippy::too_many_arguments)]
-    fn deploy(&mut self, spec: &ServiceSpec, repo_id: u64, sha: &str, env: &str, created: DateTime<Utc>, finished: DateTime<Utc>, success: bool) {
+    fn deploy(
+        &mut self,
+        spec: &ServiceSpec,
+        repo_id: u64,
+        sha: &str,
+        env: &str,
+        created: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        success: bool,
+    ) {
         let id = 100_000_000 + self.id();
         let deployment = deployment_object(spec, id, sha, env, created);
         self.github(spec.name, "deployment", json!({
@@ -246,7 +292,14 @@ impl Builder {
         }));
     }
 
-    fn incident(&mut self, spec: &ServiceSpec, number: u64, title: &str, opened: DateTime<Utc>, resolved: DateTime<Utc>) {
+    fn incident(
+        &mut self,
+        spec: &ServiceSpec,
+        number: u64,
+        title: &str,
+        opened: DateTime<Utc>,
+        resolved: DateTime<Utc>,
+    ) {
         let incident_id = format!("Q{:013X}", 0xABC000 + number);
         let mk = |event_type: &str, status: &str, at: DateTime<Utc>, event_id: u64| {
             json!({"event": {
@@ -273,7 +326,15 @@ impl Builder {
         let a = self.id();
         self.pagerduty(spec.name, mk("incident.triggered", "triggered", opened, a));
         let b = self.id();
-        self.pagerduty(spec.name, mk("incident.acknowledged", "acknowledged", opened + Duration::minutes(3), b));
+        self.pagerduty(
+            spec.name,
+            mk(
+                "incident.acknowledged",
+                "acknowledged",
+                opened + Duration::minutes(3),
+                b,
+            ),
+        );
         let c = self.id();
         self.pagerduty(spec.name, mk("incident.resolved", "resolved", resolved, c));
     }
@@ -283,7 +344,11 @@ impl Builder {
 /// it), and on some days a failed attempt, an incident, a rollback or only hotfix commits.
 pub fn month(seed: u64) -> Scenario {
     let mut rng = Rng::new(seed);
-    let mut b = Builder { deliveries: Vec::new(), hook_id: 4_000_000 + seed, next_id: 0 };
+    let mut b = Builder {
+        deliveries: Vec::new(),
+        hook_id: 4_000_000 + seed,
+        next_id: 0,
+    };
     let mut model: BTreeMap<String, ModelService> = BTreeMap::new();
     let mut incident_number = 0;
     for (k, spec) in services().into_iter().enumerate() {
@@ -296,9 +361,16 @@ pub fn month(seed: u64) -> Scenario {
         incident_number += 1;
         let opened = start() + Duration::hours(3) + Duration::minutes(k as i64);
         let resolved = opened + Duration::minutes(50 + 5 * k as i64);
-        b.incident(&spec, incident_number, "Elevated error rate on login", opened, resolved);
+        b.incident(
+            &spec,
+            incident_number,
+            "Elevated error rate on login",
+            opened,
+            resolved,
+        );
         m.incidents.push((opened, false));
-        m.restores.push((resolved, (resolved - opened).num_seconds() as f64));
+        m.restores
+            .push((resolved, (resolved - opened).num_seconds() as f64));
 
         for day in 0..DAYS {
             let date = start() + Duration::days(day);
@@ -308,10 +380,16 @@ pub fn month(seed: u64) -> Scenario {
             let n = 1 + rng.below(3);
             let mut commits = Vec::new();
             for i in 0..n {
-                let at = date + Duration::hours(8) + Duration::minutes((rng.below(240) + 60 * i) as i64);
+                let at =
+                    date + Duration::hours(8) + Duration::minutes((rng.below(240) + 60 * i) as i64);
                 let commit_sha = sha(&format!("{}-{day}-{i}-{seed}", spec.name));
-                let title = if hotfix_day { format!("hotfix: guard against empty cart ({day}.{i})") } else { format!("feat: step {day}.{i} of the new flow") };
-                let offset = chrono::FixedOffset::east_opt(if i % 2 == 1 { 2 * 3600 } else { 0 }).unwrap();
+                let title = if hotfix_day {
+                    format!("hotfix: guard against empty cart ({day}.{i})")
+                } else {
+                    format!("feat: step {day}.{i} of the new flow")
+                };
+                let offset =
+                    chrono::FixedOffset::east_opt(if i % 2 == 1 { 2 * 3600 } else { 0 }).unwrap();
                 commits.push(json!({
                     "id": commit_sha, "tree_id": sha(&format!("tree-{commit_sha}")), "distinct": true,
                     "message": format!("{title}\n\nSigned-off-by: Dev <dev@acme.test>"),
@@ -338,24 +416,61 @@ pub fn month(seed: u64) -> Scenario {
                 continue; // no deployment today: the commits wait for the next one
             }
             let deploy_at = date + Duration::hours(14) + Duration::minutes(5 * k as i64);
-            b.deploy(&spec, repo_id, &after, "staging", date + Duration::hours(12), date + Duration::hours(12) + Duration::minutes(4), true);
+            b.deploy(
+                &spec,
+                repo_id,
+                &after,
+                "staging",
+                date + Duration::hours(12),
+                date + Duration::hours(12) + Duration::minutes(4),
+                true,
+            );
             if kind == 4 {
-                b.deploy(&spec, repo_id, &after, "production", deploy_at - Duration::minutes(40), deploy_at - Duration::minutes(30), false);
+                b.deploy(
+                    &spec,
+                    repo_id,
+                    &after,
+                    "production",
+                    deploy_at - Duration::minutes(40),
+                    deploy_at - Duration::minutes(30),
+                    false,
+                );
                 m.failed_attempts.push(deploy_at - Duration::minutes(30));
             }
-            b.deploy(&spec, repo_id, &after, "production", deploy_at - Duration::minutes(6), deploy_at, true);
+            b.deploy(
+                &spec,
+                repo_id,
+                &after,
+                "production",
+                deploy_at - Duration::minutes(6),
+                deploy_at,
+                true,
+            );
             let all_fixes = pending.iter().all(|(_, _, fix)| *fix);
             for (_, at, _) in pending.drain(..) {
-                m.lead_times.push((deploy_at, (deploy_at - at).num_seconds().max(0) as f64));
+                m.lead_times
+                    .push((deploy_at, (deploy_at - at).num_seconds().max(0) as f64));
             }
-            let mut this = ModelDeployment { finished: deploy_at, failed: false, recovered: None, rework: all_fixes };
+            let mut this = ModelDeployment {
+                finished: deploy_at,
+                failed: false,
+                recovered: None,
+                rework: all_fixes,
+            };
             if kind == 1 {
                 incident_number += 1;
                 let opened = deploy_at + Duration::minutes(55);
                 let resolved = opened + Duration::minutes(30 + rng.below(180) as i64);
-                b.incident(&spec, incident_number, &format!("Checkout errors after deploy {}", &after[..7]), opened, resolved);
+                b.incident(
+                    &spec,
+                    incident_number,
+                    &format!("Checkout errors after deploy {}", &after[..7]),
+                    opened,
+                    resolved,
+                );
                 m.incidents.push((opened, true));
-                m.restores.push((resolved, (resolved - opened).num_seconds() as f64));
+                m.restores
+                    .push((resolved, (resolved - opened).num_seconds() as f64));
                 this.failed = true;
                 this.recovered = Some(resolved);
                 m.deployments.push(this);
@@ -365,8 +480,21 @@ pub fn month(seed: u64) -> Scenario {
                 this.failed = true;
                 this.recovered = Some(rollback_at);
                 m.deployments.push(this);
-                b.deploy(&spec, repo_id, &target, "production", rollback_at - Duration::minutes(5), rollback_at, true);
-                m.deployments.push(ModelDeployment { finished: rollback_at, failed: false, recovered: None, rework: true });
+                b.deploy(
+                    &spec,
+                    repo_id,
+                    &target,
+                    "production",
+                    rollback_at - Duration::minutes(5),
+                    rollback_at,
+                    true,
+                );
+                m.deployments.push(ModelDeployment {
+                    finished: rollback_at,
+                    failed: false,
+                    recovered: None,
+                    rework: true,
+                });
                 last_deployed = Some(target);
                 continue;
             } else {
@@ -387,7 +515,10 @@ pub fn month(seed: u64) -> Scenario {
         let j = rng.below(i as u64 + 1) as usize;
         b.deliveries.swap(i, j);
     }
-    Scenario { deliveries: b.deliveries, model }
+    Scenario {
+        deliveries: b.deliveries,
+        model,
+    }
 }
 
 /// Nearest-rank percentile, written out independently of the engine.
@@ -400,29 +531,67 @@ pub fn percentile(sorted: &[f64], p_percent: usize) -> Option<f64> {
 }
 
 /// The expected `/api/v1/dora` figures of a set of services over `[from, to)`.
-pub fn expected(model: &BTreeMap<String, ModelService>, services: &[&str], from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
+pub fn expected(
+    model: &BTreeMap<String, ModelService>,
+    services: &[&str],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Value {
     let inside = |t: DateTime<Utc>| t >= from && t < to;
     let pooled: Vec<&ModelService> = services.iter().map(|s| &model[*s]).collect();
-    let deployments: Vec<&ModelDeployment> = pooled.iter().flat_map(|m| &m.deployments).filter(|d| inside(d.finished)).collect();
+    let deployments: Vec<&ModelDeployment> = pooled
+        .iter()
+        .flat_map(|m| &m.deployments)
+        .filter(|d| inside(d.finished))
+        .collect();
     let count = deployments.len() as f64;
     let days = (to - from).num_seconds() as f64 / 86_400.0;
-    let deploy_days: BTreeSet<_> = deployments.iter().map(|d| d.finished.date_naive()).collect();
+    let deploy_days: BTreeSet<_> = deployments
+        .iter()
+        .map(|d| d.finished.date_naive())
+        .collect();
     let failed = deployments.iter().filter(|d| d.failed).count();
     let rework = deployments.iter().filter(|d| d.rework).count();
-    let unrecovered = deployments.iter().filter(|d| d.failed && d.recovered.is_none()).count();
+    let unrecovered = deployments
+        .iter()
+        .filter(|d| d.failed && d.recovered.is_none())
+        .count();
     let stats = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        let mean = if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
+        let mean = if v.is_empty() {
+            None
+        } else {
+            Some(v.iter().sum::<f64>() / v.len() as f64)
+        };
         json!({"count": v.len(), "p50": percentile(&v, 50), "p75": percentile(&v, 75), "p90": percentile(&v, 90), "mean": mean})
     };
-    let leads: Vec<f64> = pooled.iter().flat_map(|m| &m.lead_times).filter(|(at, _)| inside(*at)).map(|(_, v)| *v).collect();
+    let leads: Vec<f64> = pooled
+        .iter()
+        .flat_map(|m| &m.lead_times)
+        .filter(|(at, _)| inside(*at))
+        .map(|(_, v)| *v)
+        .collect();
     let recoveries: Vec<f64> = pooled
         .iter()
         .flat_map(|m| &m.deployments)
-        .filter_map(|d| d.recovered.filter(|r| d.failed && inside(*r)).map(|r| (r - d.finished).num_seconds() as f64))
+        .filter_map(|d| {
+            d.recovered
+                .filter(|r| d.failed && inside(*r))
+                .map(|r| (r - d.finished).num_seconds() as f64)
+        })
         .collect();
-    let restores: Vec<f64> = pooled.iter().flat_map(|m| &m.restores).filter(|(at, _)| inside(*at)).map(|(_, v)| *v).collect();
-    let opened: Vec<bool> = pooled.iter().flat_map(|m| &m.incidents).filter(|(at, _)| inside(*at)).map(|(_, a)| *a).collect();
+    let restores: Vec<f64> = pooled
+        .iter()
+        .flat_map(|m| &m.restores)
+        .filter(|(at, _)| inside(*at))
+        .map(|(_, v)| *v)
+        .collect();
+    let opened: Vec<bool> = pooled
+        .iter()
+        .flat_map(|m| &m.incidents)
+        .filter(|(at, _)| inside(*at))
+        .map(|(_, a)| *a)
+        .collect();
     let duplicates: u64 = pooled.iter().map(|m| m.duplicates).sum();
     json!({
         "deployment_frequency": {"deployments": deployments.len(), "failed_attempts": pooled.iter().flat_map(|m| &m.failed_attempts).filter(|t| inside(**t)).count(),

@@ -66,7 +66,9 @@ pub fn derive_service(
     // Changes of every bound repository, in push order (§2.1).
     let mut repos: Vec<BoundRepo> = Vec::new();
     for (key, binding) in catalog.repos_of(service) {
-        let Some(repo) = inputs.repos.get(&key) else { continue };
+        let Some(repo) = inputs.repos.get(&key) else {
+            continue;
+        };
         let mut changes = Vec::new();
         let mut position_of = HashMap::new();
         for change in ordered_changes(repo) {
@@ -143,7 +145,9 @@ pub fn derive_service(
             .iter()
             .enumerate()
             .find_map(|(r, repo)| repo.position_of.get(revision).map(|&i| (r, i)));
-        let seen_before = revisions_in_env.get(env).is_some_and(|s| s.contains(revision));
+        let seen_before = revisions_in_env
+            .get(env)
+            .is_some_and(|s| s.contains(revision));
         let below_current = match (located, current_in_env.get(env).copied().flatten()) {
             (Some((r, i)), Some((cr, ci))) => r == cr && i < ci,
             _ => false,
@@ -155,9 +159,9 @@ pub fn derive_service(
             && !rollback
         {
             let from = watermark[r].map_or(0, |w| w + 1);
-            for c in from..=i {
-                if repos[r].changes[c].touches && deployed_by[r][c].is_none() {
-                    deployed_by[r][c] = Some(d);
+            for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
+                if repos[r].changes[c].touches && owner.is_none() {
+                    *owner = Some(d);
                     deployed_changes[d].push((r, c));
                 }
             }
@@ -251,7 +255,10 @@ pub fn derive_service(
                 detected = Some(detected.map_or(incident.opened_at, |t| t.min(incident.opened_at)));
                 recover(incident.resolved_at);
             }
-            facts[d].incidents = attributed[d].iter().map(|&k| incidents[k].0.clone()).collect();
+            facts[d].incidents = attributed[d]
+                .iter()
+                .map(|&k| incidents[k].0.clone())
+                .collect();
         }
         if let Some(&next) = next_in_env.get(&d)
             && facts[next].rollback
@@ -278,7 +285,9 @@ pub fn derive_service(
                 && facts[f].recovered_at.is_none_or(|t| t > finished)
         });
         let all_fixes = !deployed_changes[d].is_empty()
-            && deployed_changes[d].iter().all(|&(r, c)| repos[r].changes[c].fix);
+            && deployed_changes[d]
+                .iter()
+                .all(|&(r, c)| repos[r].changes[c].fix);
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
     }
 
@@ -308,15 +317,15 @@ fn attribute(
             let before = named
                 .iter()
                 .copied()
-                .filter(|&d| facts[d].finished_at <= incident.opened_at)
-                .next_back();
+                .rfind(|&d| facts[d].finished_at <= incident.opened_at);
             return Some(before.unwrap_or(first));
         }
     }
     production
         .iter()
         .copied()
-        .filter(|&d| facts[d].finished_at <= incident.opened_at)
-        .next_back()
-        .filter(|&d| (incident.opened_at - facts[d].finished_at).num_milliseconds() <= window * 1000)
+        .rfind(|&d| facts[d].finished_at <= incident.opened_at)
+        .filter(|&d| {
+            (incident.opened_at - facts[d].finished_at).num_milliseconds() <= window * 1000
+        })
 }

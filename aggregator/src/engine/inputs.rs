@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, Push,
-    PullRequestMerged,
+    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, PullRequestMerged,
+    Push,
 };
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,9 @@ mod map_as_pairs {
         V: Deserialize<'de>,
         D: Deserializer<'de>,
     {
-        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 
@@ -132,7 +134,11 @@ impl Inputs {
         let repo = self.repos.entry(push.repo.to_lowercase()).or_default();
         repo.name = push.repo.clone();
         let candidate = (push.pushed_at, push.default_branch.clone());
-        if repo.default_branch.as_ref().is_none_or(|current| candidate > *current) {
+        if repo
+            .default_branch
+            .as_ref()
+            .is_none_or(|current| candidate > *current)
+        {
             repo.default_branch = Some(candidate);
         }
         repo.pushes.insert(
@@ -160,30 +166,38 @@ impl Inputs {
     /// Adds a deployment update.
     pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> String {
         let id = format!("{source}:{}", update.id);
-        self.deployments.entry(id.clone()).or_default().updates.insert(
-            (update.at, update.state),
-            AttemptFields {
-                repo: update.repo.clone(),
-                service_hint: update.service_hint.clone(),
-                environment: update.environment.clone(),
-                revision: update.revision.clone(),
-            },
-        );
+        self.deployments
+            .entry(id.clone())
+            .or_default()
+            .updates
+            .insert(
+                (update.at, update.state),
+                AttemptFields {
+                    repo: update.repo.clone(),
+                    service_hint: update.service_hint.clone(),
+                    environment: update.environment.clone(),
+                    revision: update.revision.clone(),
+                },
+            );
         id
     }
 
     /// Adds an incident update.
     pub fn add_incident(&mut self, source: &str, update: &IncidentUpdate) -> String {
         let id = format!("{source}:{}", update.id);
-        self.incidents.entry(id.clone()).or_default().updates.insert(
-            (update.occurred_at, update.change),
-            IncidentFields {
-                service_id: update.service_id.clone(),
-                service_name: update.service_name.clone(),
-                title: update.title.clone(),
-                created_at: update.created_at,
-            },
-        );
+        self.incidents
+            .entry(id.clone())
+            .or_default()
+            .updates
+            .insert(
+                (update.occurred_at, update.change),
+                IncidentFields {
+                    service_id: update.service_id.clone(),
+                    service_name: update.service_name.clone(),
+                    title: update.title.clone(),
+                    created_at: update.created_at,
+                },
+            );
         id
     }
 }

@@ -63,10 +63,16 @@ impl Engine {
             .inputs
             .deployments
             .iter()
-            .filter_map(|(id, a)| a.settle().map(|s| (id.clone(), self.attempt_service(&s.fields))))
+            .filter_map(|(id, a)| {
+                a.settle()
+                    .map(|s| (id.clone(), self.attempt_service(&s.fields)))
+            })
             .collect();
         for (id, service) in attempts {
-            self.attempts_by_service.entry(service).or_default().insert(id);
+            self.attempts_by_service
+                .entry(service)
+                .or_default()
+                .insert(id);
         }
         let incidents: Vec<(String, Option<String>)> = self
             .state
@@ -77,17 +83,28 @@ impl Engine {
                 let settled = i.settle()?;
                 Some((
                     id.clone(),
-                    self.catalog
-                        .incident_service(settled.service_id.as_deref(), settled.service_name.as_deref()),
+                    self.catalog.incident_service(
+                        settled.service_id.as_deref(),
+                        settled.service_name.as_deref(),
+                    ),
                 ))
             })
             .collect();
         for (id, service) in incidents {
             if let Some(service) = service {
-                self.incidents_by_service.entry(service).or_default().insert(id);
+                self.incidents_by_service
+                    .entry(service)
+                    .or_default()
+                    .insert(id);
             }
         }
-        let repos: Vec<String> = self.state.inputs.repos.values().map(|r| r.name.clone()).collect();
+        let repos: Vec<String> = self
+            .state
+            .inputs
+            .repos
+            .values()
+            .map(|r| r.name.clone())
+            .collect();
         for repo in repos {
             for binding in self.catalog.repo_bindings(&repo) {
                 self.dirty.insert(binding.service);
@@ -107,10 +124,18 @@ impl Engine {
     /// The services one event concerns.
     fn services_of(&self, event: &Event) -> Vec<String> {
         match event {
-            Event::Push(p) => self.catalog.repo_bindings(&p.repo).into_iter().map(|b| b.service).collect(),
-            Event::PullRequestMerged(p) => {
-                self.catalog.repo_bindings(&p.repo).into_iter().map(|b| b.service).collect()
-            }
+            Event::Push(p) => self
+                .catalog
+                .repo_bindings(&p.repo)
+                .into_iter()
+                .map(|b| b.service)
+                .collect(),
+            Event::PullRequestMerged(p) => self
+                .catalog
+                .repo_bindings(&p.repo)
+                .into_iter()
+                .map(|b| b.service)
+                .collect(),
             Event::Deployment(d) => vec![self.attempt_service(&inputs::AttemptFields {
                 repo: d.repo.clone(),
                 service_hint: d.service_hint.clone(),
@@ -128,7 +153,9 @@ impl Engine {
     /// Folds one log record into the state. Duplicates (same delivery key) are counted and
     /// otherwise ignored; ignored deliveries and dead letters carry nothing for the engine.
     pub fn apply(&mut self, record: &LogRecord) {
-        let Outcome::Events { events } = &record.outcome else { return };
+        let Outcome::Events { events } = &record.outcome else {
+            return;
+        };
         if !self.state.inputs.first_sighting(&record.delivery) {
             self.state.duplicates_total += 1;
             let mut services: BTreeSet<String> = BTreeSet::new();
@@ -148,13 +175,19 @@ impl Engine {
                 Event::Deployment(update) => {
                     let id = self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
-                        self.attempts_by_service.entry(service.clone()).or_default().insert(id.clone());
+                        self.attempts_by_service
+                            .entry(service.clone())
+                            .or_default()
+                            .insert(id.clone());
                     }
                 }
                 Event::Incident(update) => {
                     let id = self.state.inputs.add_incident(&record.source, update);
                     for service in &services {
-                        self.incidents_by_service.entry(service.clone()).or_default().insert(id.clone());
+                        self.incidents_by_service
+                            .entry(service.clone())
+                            .or_default()
+                            .insert(id.clone());
                     }
                 }
             }

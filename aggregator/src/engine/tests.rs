@@ -3,8 +3,8 @@
 
 use doraflow_schemas::config::{Definitions, ServiceConfig};
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, Push,
-    PullRequestMerged,
+    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, PullRequestMerged,
+    Push,
 };
 use doraflow_schemas::fact::FailureReason;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
@@ -24,7 +24,9 @@ fn record(key: &str, event: Event) -> LogRecord {
         received_at: t(1, 0),
         headers: vec![],
         body: String::new(),
-        outcome: Outcome::Events { events: vec![event] },
+        outcome: Outcome::Events {
+            events: vec![event],
+        },
     }
 }
 
@@ -101,7 +103,14 @@ use DeploymentState::{Failure, Pending, Success};
 /// A scenario touching every rule of issue 2's engine.
 fn scenario() -> Vec<LogRecord> {
     vec![
-        record("p1", push("0000", "c2", &[("c1", t(1, 8), "feat: a"), ("c2", t(1, 9), "feat: b")])),
+        record(
+            "p1",
+            push(
+                "0000",
+                "c2",
+                &[("c1", t(1, 8), "feat: a"), ("c2", t(1, 9), "feat: b")],
+            ),
+        ),
         record("p2", push("c2", "c3", &[("c3", t(2, 8), "feat: c")])),
         record("p3", push("c3", "c4", &[("c4", t(3, 8), "hotfix: d")])),
         // d1 deploys c1, c2 at 10:00 on the 1st.
@@ -109,8 +118,14 @@ fn scenario() -> Vec<LogRecord> {
         record("d1b", deploy("1", "c2", "production", Success, t(1, 10))),
         // d2 deploys c3; an incident opens 2 h later and resolves 5 h after it finished.
         record("d2", deploy("2", "c3", "production", Success, t(2, 10))),
-        record("i1a", incident("I1", IncidentChange::Triggered, t(2, 12), "Checkout down")),
-        record("i1b", incident("I1", IncidentChange::Resolved, t(2, 15), "Checkout down")),
+        record(
+            "i1a",
+            incident("I1", IncidentChange::Triggered, t(2, 12), "Checkout down"),
+        ),
+        record(
+            "i1b",
+            incident("I1", IncidentChange::Resolved, t(2, 15), "Checkout down"),
+        ),
         // A staging deployment and a failed attempt never count as deployments.
         record("d3", deploy("3", "c4", "staging", Success, t(3, 9))),
         record("d4", deploy("4", "c4", "production", Failure, t(3, 9))),
@@ -123,7 +138,13 @@ fn scenario() -> Vec<LogRecord> {
 #[test]
 fn every_rule_of_the_scenario_holds() {
     let facts = facts_of(&scenario());
-    let d = |id: &str| facts.deployments.iter().find(|d| d.id == format!("github:{id}")).unwrap();
+    let d = |id: &str| {
+        facts
+            .deployments
+            .iter()
+            .find(|d| d.id == format!("github:{id}"))
+            .unwrap()
+    };
 
     assert_eq!(d("1").changes, 2);
     assert_eq!(d("1").lead_time_p50, Some(3600.0));
@@ -151,9 +172,16 @@ fn every_rule_of_the_scenario_holds() {
 
     let c = |sha: &str| facts.changes.iter().find(|c| c.sha == sha).unwrap();
     assert_eq!(c("c1").lead_time, Some(2.0 * 3600.0));
-    assert_eq!(c("c4").deployed_by.as_deref(), Some("github:5"), "the staging deploy does not count");
+    assert_eq!(
+        c("c4").deployed_by.as_deref(),
+        Some("github:5"),
+        "the staging deploy does not count"
+    );
     assert!(c("c4").fix);
-    assert_eq!(facts.incidents[0].attributed_to.as_deref(), Some("github:2"));
+    assert_eq!(
+        facts.incidents[0].attributed_to.as_deref(),
+        Some("github:2")
+    );
 }
 
 #[test]
@@ -185,7 +213,10 @@ fn an_unknown_revision_links_late_when_its_push_arrives() {
     let deployment = record("d1", deploy("1", "c9", "production", Success, t(5, 10)));
     let early = facts_of(std::slice::from_ref(&deployment));
     assert!(!early.deployments[0].linked);
-    let later = facts_of(&[deployment, record("p", push("0000", "c9", &[("c9", t(5, 9), "x")]))]);
+    let later = facts_of(&[
+        deployment,
+        record("p", push("0000", "c9", &[("c9", t(5, 9), "x")])),
+    ]);
     assert!(later.deployments[0].linked);
     assert_eq!(later.deployments[0].changes, 1);
 }
@@ -193,16 +224,46 @@ fn an_unknown_revision_links_late_when_its_push_arrives() {
 #[test]
 fn incidents_follow_revisions_named_in_the_title_then_the_window() {
     let mut records = vec![
-        record("p", push("0000", "aaaaaaa1", &[("aaaaaaa1", t(1, 8), "x"), ("bbbbbbb2", t(1, 9), "y")])),
-        record("d1", deploy("1", "aaaaaaa1", "production", Success, t(1, 10))),
-        record("d2", deploy("2", "bbbbbbb2", "production", Success, t(2, 10))),
+        record(
+            "p",
+            push(
+                "0000",
+                "aaaaaaa1",
+                &[("aaaaaaa1", t(1, 8), "x"), ("bbbbbbb2", t(1, 9), "y")],
+            ),
+        ),
+        record(
+            "d1",
+            deploy("1", "aaaaaaa1", "production", Success, t(1, 10)),
+        ),
+        record(
+            "d2",
+            deploy("2", "bbbbbbb2", "production", Success, t(2, 10)),
+        ),
     ];
     // Names the first deployment's revision although the second is more recent.
-    records.push(record("i", incident("I1", IncidentChange::Triggered, t(2, 11), "errors since aaaaaaa deploy")));
+    records.push(record(
+        "i",
+        incident(
+            "I1",
+            IncidentChange::Triggered,
+            t(2, 11),
+            "errors since aaaaaaa deploy",
+        ),
+    ));
     // Opens more than 24 h after the latest deployment: unattributed.
-    records.push(record("j", incident("I2", IncidentChange::Triggered, t(4, 11), "latency")));
+    records.push(record(
+        "j",
+        incident("I2", IncidentChange::Triggered, t(4, 11), "latency"),
+    ));
     let facts = facts_of(&records);
-    let i = |id: &str| facts.incidents.iter().find(|i| i.id == format!("github:{id}")).unwrap();
+    let i = |id: &str| {
+        facts
+            .incidents
+            .iter()
+            .find(|i| i.id == format!("github:{id}"))
+            .unwrap()
+    };
     assert_eq!(i("I1").attributed_to.as_deref(), Some("github:1"));
     assert_eq!(i("I2").attributed_to, None);
 }
@@ -212,14 +273,26 @@ fn a_reopened_incident_is_unresolved_until_resolved_again() {
     let mut records = vec![
         record("p", push("0000", "c1", &[("c1", t(1, 8), "x")])),
         record("d1", deploy("1", "c1", "production", Success, t(1, 10))),
-        record("a", incident("I1", IncidentChange::Triggered, t(1, 11), "down")),
-        record("b", incident("I1", IncidentChange::Resolved, t(1, 12), "down")),
-        record("c", incident("I1", IncidentChange::Reopened, t(1, 13), "down")),
+        record(
+            "a",
+            incident("I1", IncidentChange::Triggered, t(1, 11), "down"),
+        ),
+        record(
+            "b",
+            incident("I1", IncidentChange::Resolved, t(1, 12), "down"),
+        ),
+        record(
+            "c",
+            incident("I1", IncidentChange::Reopened, t(1, 13), "down"),
+        ),
     ];
     let open = facts_of(&records);
     assert_eq!(open.incidents[0].resolved_at, None);
     assert_eq!(open.deployments[0].recovered_at, None);
-    records.push(record("d", incident("I1", IncidentChange::Resolved, t(1, 16), "down")));
+    records.push(record(
+        "d",
+        incident("I1", IncidentChange::Resolved, t(1, 16), "down"),
+    ));
     let closed = facts_of(&records);
     assert_eq!(closed.incidents[0].resolved_at, Some(t(1, 16)));
     assert_eq!(closed.deployments[0].recovered_at, Some(t(1, 16)));
@@ -229,21 +302,37 @@ fn a_reopened_incident_is_unresolved_until_resolved_again() {
 fn a_fix_forward_is_rework_and_labelled_merges_are_fixes() {
     let records = vec![
         record("p1", push("0000", "c1", &[("c1", t(1, 8), "feat")])),
-        record("p2", push("c1", "c2", &[("c2", t(1, 12), "Merge pull request #7")])),
-        record("pr", Event::PullRequestMerged(PullRequestMerged {
-            repo: "acme/app".into(),
-            number: 7,
-            merge_commit_sha: "c2".into(),
-            merged_at: t(1, 12),
-            labels: vec!["HotFix".into()],
-        })),
+        record(
+            "p2",
+            push("c1", "c2", &[("c2", t(1, 12), "Merge pull request #7")]),
+        ),
+        record(
+            "pr",
+            Event::PullRequestMerged(PullRequestMerged {
+                repo: "acme/app".into(),
+                number: 7,
+                merge_commit_sha: "c2".into(),
+                merged_at: t(1, 12),
+                labels: vec!["HotFix".into()],
+            }),
+        ),
         record("d1", deploy("1", "c1", "production", Success, t(1, 10))),
-        record("i", incident("I1", IncidentChange::Triggered, t(1, 11), "down")),
+        record(
+            "i",
+            incident("I1", IncidentChange::Triggered, t(1, 11), "down"),
+        ),
         record("d2", deploy("2", "c2", "production", Success, t(1, 13))),
-        record("r", incident("I1", IncidentChange::Resolved, t(1, 14), "down")),
+        record(
+            "r",
+            incident("I1", IncidentChange::Resolved, t(1, 14), "down"),
+        ),
     ];
     let facts = facts_of(&records);
-    let d2 = facts.deployments.iter().find(|d| d.id == "github:2").unwrap();
+    let d2 = facts
+        .deployments
+        .iter()
+        .find(|d| d.id == "github:2")
+        .unwrap();
     assert!(d2.rework);
     assert!(facts.changes.iter().find(|c| c.sha == "c2").unwrap().fix);
 }

@@ -396,12 +396,18 @@ pub fn summarize<'a>(
     let unmapped_deployments = unmapped.map_or(0, |u| {
         u.deployments
             .iter()
-            .filter(|d| d.succeeded && d.production && env_ok(&d.environment) && in_window(d.finished_at))
+            .filter(|d| {
+                d.succeeded && d.production && env_ok(&d.environment) && in_window(d.finished_at)
+            })
             .count() as u64
     });
 
     let window_days = (query.to - query.from).num_milliseconds() as f64 / 86_400_000.0;
-    let per_day = if window_days > 0.0 { deployments as f64 / window_days } else { 0.0 };
+    let per_day = if window_days > 0.0 {
+        deployments as f64 / window_days
+    } else {
+        0.0
+    };
     let lead_time = durations(lead_times, true);
     let recovery = durations(recoveries, true);
     let change_failure_rate = ratio(failed, deployments);
@@ -422,7 +428,9 @@ pub fn summarize<'a>(
 
     Summary {
         window: WindowOut {
-            from: query.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            from: query
+                .from
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             to: query.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             days: window_days,
         },
@@ -525,7 +533,13 @@ fn benchmark(
             throughput: None,
             stability: None,
             reference: None,
-            labels: Some(crate::summary::tiers::labels(edition, lead_p50, per_day, recovery_p50, cfr)),
+            labels: Some(crate::summary::tiers::labels(
+                edition,
+                lead_p50,
+                per_day,
+                recovery_p50,
+                cfr,
+            )),
         },
     }
 }
@@ -564,7 +578,17 @@ mod tests {
 
     #[test]
     fn the_interfaces_example_scores() {
-        let b = benchmark(Edition::Dora2025, None, 1.4, None, Some(5.0 / 42.0), Some(3.0 / 42.0), Some(5), 5, Some(5));
+        let b = benchmark(
+            Edition::Dora2025,
+            None,
+            1.4,
+            None,
+            Some(5.0 / 42.0),
+            Some(3.0 / 42.0),
+            Some(5),
+            5,
+            Some(5),
+        );
         let scores = b.scores.unwrap();
         assert_eq!(scores.lead_time, Some(8.0));
         assert!((scores.change_failure_rate.unwrap() - 8.8095).abs() < 1e-3);

@@ -14,11 +14,19 @@ type Table = &'static [(&'static str, f64)];
 /// Deployments per day at or above the bound.
 const DF_2024: Table = &[("elite", 1.0), ("high", 1.0 / 7.0), ("medium", 1.0 / 30.0)];
 const DF_2023: Table = DF_2024;
-const DF_2021: Table = &[("elite", 1.0), ("high", 1.0 / 30.0), ("medium", 1.0 / 182.0)];
+const DF_2021: Table = &[
+    ("elite", 1.0),
+    ("high", 1.0 / 30.0),
+    ("medium", 1.0 / 182.0),
+];
 /// Durations strictly below the bound.
 const LT_2024: Table = &[("elite", DAY), ("high", 7.0 * DAY), ("medium", 30.0 * DAY)];
 const LT_2023: Table = LT_2024;
-const LT_2021: Table = &[("elite", HOUR), ("high", 7.0 * DAY), ("medium", 182.0 * DAY)];
+const LT_2021: Table = &[
+    ("elite", HOUR),
+    ("high", 7.0 * DAY),
+    ("medium", 182.0 * DAY),
+];
 const RT_2024: Table = &[("elite", HOUR), ("high", DAY)];
 const RT_2023: Table = &[("elite", HOUR), ("high", DAY), ("medium", 7.0 * DAY)];
 const RT_2021: Table = &[("elite", HOUR), ("high", DAY), ("medium", 7.0 * DAY)];
@@ -28,15 +36,24 @@ const CFR_2023: Table = &[("elite", 0.05), ("high", 0.10), ("medium", 0.15)];
 const CFR_2021: Table = &[("elite", 0.15), ("high", 0.30)];
 
 fn at_least(table: Table, value: f64) -> &'static str {
-    table.iter().find(|(_, bound)| value >= *bound).map_or("low", |(l, _)| l)
+    table
+        .iter()
+        .find(|(_, bound)| value >= *bound)
+        .map_or("low", |(l, _)| l)
 }
 
 fn below(table: Table, value: f64) -> &'static str {
-    table.iter().find(|(_, bound)| value < *bound).map_or("low", |(l, _)| l)
+    table
+        .iter()
+        .find(|(_, bound)| value < *bound)
+        .map_or("low", |(l, _)| l)
 }
 
 fn at_most(table: Table, value: f64) -> &'static str {
-    table.iter().find(|(_, bound)| value <= *bound).map_or("low", |(l, _)| l)
+    table
+        .iter()
+        .find(|(_, bound)| value <= *bound)
+        .map_or("low", |(l, _)| l)
 }
 
 /// Tier labels of one edition; a metric without data gets none.
@@ -67,7 +84,13 @@ mod tests {
 
     #[test]
     fn tiers_follow_their_tables() {
-        let l = labels(Edition::Dora2023, Some(3600.0), 3.0, Some(2.0 * DAY), Some(0.12));
+        let l = labels(
+            Edition::Dora2023,
+            Some(3600.0),
+            3.0,
+            Some(2.0 * DAY),
+            Some(0.12),
+        );
         assert_eq!(l.lead_time, Some("elite"));
         assert_eq!(l.deployment_frequency, Some("elite"));
         assert_eq!(l.failed_deployment_recovery_time, Some("medium"));

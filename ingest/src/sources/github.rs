@@ -1,11 +1,9 @@
 //! GitHub webhooks: `push`, `pull_request` (closed and merged), `deployment`, `deployment_status`
 //! and `ping`. Everything else is authentic but ignored.
 
-use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, Push, PullRequestMerged,
-};
-use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::Event;
+use doraflow_schemas::event::{Commit, DeploymentState, DeploymentUpdate, PullRequestMerged, Push};
+use doraflow_schemas::time::Timestamp;
 use serde::Deserialize;
 
 use super::{NormalizeError, Normalized, parse_time};
@@ -104,7 +102,11 @@ struct DeploymentStatus {
 }
 
 /// Normalizes one GitHub delivery given its `X-GitHub-Event` name and verified body.
-pub fn normalize(event: &str, body: &[u8], received_at: Timestamp) -> Result<Normalized, NormalizeError> {
+pub fn normalize(
+    event: &str,
+    body: &[u8],
+    received_at: Timestamp,
+) -> Result<Normalized, NormalizeError> {
     match event {
         "ping" => {
             serde_json::from_slice::<serde_json::Value>(body)?;
@@ -116,14 +118,19 @@ pub fn normalize(event: &str, body: &[u8], received_at: Timestamp) -> Result<Nor
         "deployment_status" => deployment(serde_json::from_slice(body)?, true),
         other => {
             serde_json::from_slice::<serde_json::Value>(body)?;
-            Ok(Normalized::Ignored(format!("the {other} event carries no metric")))
+            Ok(Normalized::Ignored(format!(
+                "the {other} event carries no metric"
+            )))
         }
     }
 }
 
 fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, NormalizeError> {
     let Some(branch) = payload.git_ref.strip_prefix("refs/heads/") else {
-        return Ok(Normalized::Ignored(format!("{} is not a branch", payload.git_ref)));
+        return Ok(Normalized::Ignored(format!(
+            "{} is not a branch",
+            payload.git_ref
+        )));
     };
     if payload.deleted {
         return Ok(Normalized::Ignored(format!("branch {branch} deleted")));
@@ -132,7 +139,9 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         .repository
         .default_branch
         .or(payload.repository.master_branch)
-        .ok_or_else(|| NormalizeError::Malformed("missing field `repository.default_branch`".into()))?;
+        .ok_or_else(|| {
+            NormalizeError::Malformed("missing field `repository.default_branch`".into())
+        })?;
     let mut commits = Vec::with_capacity(payload.commits.len());
     for commit in payload.commits {
         commits.push(commit_of(commit)?);
@@ -158,7 +167,12 @@ fn commit_of(commit: PushCommit) -> Result<Commit, NormalizeError> {
         return Err(NormalizeError::Unusable("a commit has an empty id".into()));
     }
     let timestamp = parse_time("commits[].timestamp", &commit.timestamp)?;
-    let title = commit.message.lines().next().unwrap_or_default().to_string();
+    let title = commit
+        .message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut files = commit.added;
     files.extend(commit.modified);
     files.extend(commit.removed);
@@ -179,21 +193,25 @@ fn pull_request(payload: PullRequestPayload) -> Result<Normalized, NormalizeErro
         )));
     }
     if pr.merged != Some(true) {
-        return Ok(Normalized::Ignored("pull request closed without merging".into()));
+        return Ok(Normalized::Ignored(
+            "pull request closed without merging".into(),
+        ));
     }
-    let sha = pr
-        .merge_commit_sha
-        .ok_or_else(|| NormalizeError::Malformed("missing field `pull_request.merge_commit_sha`".into()))?;
-    let merged_at = pr
-        .merged_at
-        .ok_or_else(|| NormalizeError::Malformed("missing field `pull_request.merged_at`".into()))?;
-    Ok(Normalized::Events(vec![Event::PullRequestMerged(PullRequestMerged {
-        repo: payload.repository.full_name,
-        number: pr.number,
-        merge_commit_sha: sha,
-        merged_at: parse_time("pull_request.merged_at", &merged_at)?,
-        labels: pr.labels.into_iter().map(|l| l.name).collect(),
-    })]))
+    let sha = pr.merge_commit_sha.ok_or_else(|| {
+        NormalizeError::Malformed("missing field `pull_request.merge_commit_sha`".into())
+    })?;
+    let merged_at = pr.merged_at.ok_or_else(|| {
+        NormalizeError::Malformed("missing field `pull_request.merged_at`".into())
+    })?;
+    Ok(Normalized::Events(vec![Event::PullRequestMerged(
+        PullRequestMerged {
+            repo: payload.repository.full_name,
+            number: pr.number,
+            merge_commit_sha: sha,
+            merged_at: parse_time("pull_request.merged_at", &merged_at)?,
+            labels: pr.labels.into_iter().map(|l| l.name).collect(),
+        },
+    )]))
 }
 
 fn deployment(payload: DeploymentPayload, with_status: bool) -> Result<Normalized, NormalizeError> {
@@ -212,7 +230,9 @@ fn deployment(payload: DeploymentPayload, with_status: bool) -> Result<Normalize
         (state, at, environment)
     } else {
         if payload.action.as_deref().is_some_and(|a| a != "created") {
-            return Ok(Normalized::Ignored("deployment action carries no metric".into()));
+            return Ok(Normalized::Ignored(
+                "deployment action carries no metric".into(),
+            ));
         }
         let at = parse_time("deployment.created_at", &deployment.created_at)?;
         (DeploymentState::Pending, at, deployment.environment)
@@ -221,21 +241,26 @@ fn deployment(payload: DeploymentPayload, with_status: bool) -> Result<Normalize
         return Err(NormalizeError::Unusable("deployment.sha is empty".into()));
     }
     let service_hint = match &deployment.payload {
-        serde_json::Value::Object(map) => map.get("service").and_then(|s| s.as_str()).map(String::from),
+        serde_json::Value::Object(map) => map
+            .get("service")
+            .and_then(|s| s.as_str())
+            .map(String::from),
         serde_json::Value::String(text) => serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v.get("service").and_then(|s| s.as_str()).map(String::from)),
         _ => None,
     };
-    Ok(Normalized::Events(vec![Event::Deployment(DeploymentUpdate {
-        id: deployment.id.to_string(),
-        repo: Some(payload.repository.full_name),
-        service_hint,
-        environment,
-        revision: deployment.sha,
-        state,
-        at,
-    })]))
+    Ok(Normalized::Events(vec![Event::Deployment(
+        DeploymentUpdate {
+            id: deployment.id.to_string(),
+            repo: Some(payload.repository.full_name),
+            service_hint,
+            environment,
+            revision: deployment.sha,
+            state,
+            at,
+        },
+    )]))
 }
 
 #[cfg(test)]
@@ -244,7 +269,11 @@ mod tests {
     use doraflow_schemas::time::parse_rfc3339;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/github/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/github/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     fn now() -> Timestamp {
@@ -258,8 +287,12 @@ mod tests {
     #[test]
     fn a_push_to_a_new_branch_gives_its_commits() {
         let out = normalize("push", &fixture("push.with-new-branch.json"), now()).unwrap();
-        let Normalized::Events(events) = out else { panic!("{out:?}") };
-        let Event::Push(push) = &events[0] else { panic!() };
+        let Normalized::Events(events) = out else {
+            panic!("{out:?}")
+        };
+        let Event::Push(push) = &events[0] else {
+            panic!()
+        };
         assert_eq!(push.repo, "Codertocat/Hello-World");
         assert_eq!(push.branch, "master");
         assert_eq!(push.default_branch, "master");
@@ -267,7 +300,10 @@ mod tests {
         assert_eq!(push.after, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
         assert!(!push.forced);
         assert_eq!(push.commits.len(), 1);
-        assert_eq!(push.commits[0].sha, "6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+        assert_eq!(
+            push.commits[0].sha,
+            "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+        );
         assert_eq!(push.commits[0].timestamp, t("2019-05-15T15:19:25Z"));
         assert_eq!(push.commits[0].title, "Initial commit");
         assert_eq!(push.commits[0].files, vec!["README.md"]);
@@ -276,8 +312,12 @@ mod tests {
     #[test]
     fn go_scm_push_without_commits_still_orders_the_branch() {
         let out = normalize("push", &fixture("push.go-scm.json"), now()).unwrap();
-        let Normalized::Events(events) = out else { panic!("{out:?}") };
-        let Event::Push(push) = &events[0] else { panic!() };
+        let Normalized::Events(events) = out else {
+            panic!("{out:?}")
+        };
+        let Event::Push(push) = &events[0] else {
+            panic!()
+        };
         let raw: serde_json::Value = serde_json::from_slice(&fixture("push.go-scm.json")).unwrap();
         assert_eq!(push.repo, "Codertocat/Hello-World");
         assert_eq!(push.branch, "master");
@@ -289,8 +329,12 @@ mod tests {
     #[test]
     fn commit_times_with_offsets_convert_to_utc() {
         let body = br#"{"ref":"refs/heads/main","before":"a","after":"b","repository":{"full_name":"o/r","default_branch":"main"},"commits":[{"id":"b","timestamp":"2026-01-01T10:00:00+02:00","message":"fix: x\n\nbody"}]}"#;
-        let Normalized::Events(events) = normalize("push", body, now()).unwrap() else { panic!() };
-        let Event::Push(push) = &events[0] else { panic!() };
+        let Normalized::Events(events) = normalize("push", body, now()).unwrap() else {
+            panic!()
+        };
+        let Event::Push(push) = &events[0] else {
+            panic!()
+        };
         assert_eq!(push.commits[0].timestamp, t("2026-01-01T08:00:00Z"));
         assert_eq!(push.commits[0].title, "fix: x");
     }
@@ -298,13 +342,21 @@ mod tests {
     #[test]
     fn a_tag_deletion_is_ignored() {
         let out = normalize("push", &fixture("push.tag-deleted.json"), now()).unwrap();
-        assert!(matches!(out, Normalized::Ignored(ref r) if r.contains("refs/tags/simple-tag")), "{out:?}");
+        assert!(
+            matches!(out, Normalized::Ignored(ref r) if r.contains("refs/tags/simple-tag")),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn deployment_and_its_status_share_an_id() {
         let created = normalize("deployment", &fixture("deployment.json"), now()).unwrap();
-        let status = normalize("deployment_status", &fixture("deployment_status.json"), now()).unwrap();
+        let status = normalize(
+            "deployment_status",
+            &fixture("deployment_status.json"),
+            now(),
+        )
+        .unwrap();
         let expected_created = Normalized::Events(vec![Event::Deployment(DeploymentUpdate {
             id: "145988746".into(),
             repo: Some("Codertocat/Hello-World".into()),
@@ -315,8 +367,12 @@ mod tests {
             at: t("2019-05-15T15:20:53Z"),
         })]);
         assert_eq!(created, expected_created);
-        let Normalized::Events(events) = status else { panic!() };
-        let Event::Deployment(update) = &events[0] else { panic!() };
+        let Normalized::Events(events) = status else {
+            panic!()
+        };
+        let Event::Deployment(update) = &events[0] else {
+            panic!()
+        };
         assert_eq!(update.id, "145988746");
         assert_eq!(update.state, DeploymentState::Success);
         assert_eq!(update.at, t("2019-05-15T15:20:55Z"));
@@ -325,49 +381,90 @@ mod tests {
 
     #[test]
     fn go_scm_deployment_status_parses() {
-        let out = normalize("deployment_status", &fixture("deployment_status.go-scm.json"), now()).unwrap();
-        let Normalized::Events(events) = out else { panic!("{out:?}") };
-        let Event::Deployment(update) = &events[0] else { panic!() };
+        let out = normalize(
+            "deployment_status",
+            &fixture("deployment_status.go-scm.json"),
+            now(),
+        )
+        .unwrap();
+        let Normalized::Events(events) = out else {
+            panic!("{out:?}")
+        };
+        let Event::Deployment(update) = &events[0] else {
+            panic!()
+        };
         assert_eq!(update.state, DeploymentState::Success);
         assert_eq!(update.revision, "f95f852bd8fca8fcc58a9a2d6c842781e32a215e");
     }
 
     #[test]
     fn only_merged_pull_requests_count() {
-        let captured = normalize("pull_request", &fixture("pull_request.closed.cdviz.json"), now()).unwrap();
-        let Normalized::Events(events) = captured else { panic!("{captured:?}") };
-        let Event::PullRequestMerged(pr) = &events[0] else { panic!() };
+        let captured = normalize(
+            "pull_request",
+            &fixture("pull_request.closed.cdviz.json"),
+            now(),
+        )
+        .unwrap();
+        let Normalized::Events(events) = captured else {
+            panic!("{captured:?}")
+        };
+        let Event::PullRequestMerged(pr) = &events[0] else {
+            panic!()
+        };
         assert_eq!(pr.number, 97);
-        assert_eq!(pr.merge_commit_sha, "44d21f9752bb9eb3952238ff7e25965b8f779d51");
+        assert_eq!(
+            pr.merge_commit_sha,
+            "44d21f9752bb9eb3952238ff7e25965b8f779d51"
+        );
         assert_eq!(pr.merged_at, t("2025-05-21T17:35:21Z"));
-        for unmerged in ["pull_request.closed.json", "pull_request.closed.go-scm.json"] {
+        for unmerged in [
+            "pull_request.closed.json",
+            "pull_request.closed.go-scm.json",
+        ] {
             let out = normalize("pull_request", &fixture(unmerged), now()).unwrap();
             assert!(matches!(out, Normalized::Ignored(_)), "{unmerged}: {out:?}");
         }
-        let opened = normalize("pull_request", &fixture("pull_request.opened.json"), now()).unwrap();
+        let opened =
+            normalize("pull_request", &fixture("pull_request.opened.json"), now()).unwrap();
         assert!(matches!(opened, Normalized::Ignored(_)));
     }
 
     #[test]
     fn ping_pongs_and_other_events_are_ignored() {
-        assert_eq!(normalize("ping", &fixture("ping.json"), now()).unwrap(), Normalized::Pong);
+        assert_eq!(
+            normalize("ping", &fixture("ping.json"), now()).unwrap(),
+            Normalized::Pong
+        );
         let out = normalize("release", &fixture("release.published.json"), now()).unwrap();
         assert!(matches!(out, Normalized::Ignored(_)));
     }
 
     #[test]
     fn bad_bodies_are_malformed_and_bad_times_unusable() {
-        assert!(matches!(normalize("push", b"{not json", now()), Err(NormalizeError::Malformed(_))));
-        assert!(matches!(normalize("push", b"{\"ref\":\"refs/heads/main\"}", now()), Err(NormalizeError::Malformed(_))));
+        assert!(matches!(
+            normalize("push", b"{not json", now()),
+            Err(NormalizeError::Malformed(_))
+        ));
+        assert!(matches!(
+            normalize("push", b"{\"ref\":\"refs/heads/main\"}", now()),
+            Err(NormalizeError::Malformed(_))
+        ));
         let body = br#"{"ref":"refs/heads/main","before":"a","after":"b","repository":{"full_name":"o/r","default_branch":"main"},"commits":[{"id":"b","timestamp":"yesterday","message":"x"}]}"#;
-        assert!(matches!(normalize("push", body, now()), Err(NormalizeError::Unusable(_))));
+        assert!(matches!(
+            normalize("push", body, now()),
+            Err(NormalizeError::Unusable(_))
+        ));
     }
 
     #[test]
     fn a_monorepo_deployment_names_its_service() {
         let body = br#"{"action":"created","deployment":{"id":7,"sha":"abc1234","environment":"production","created_at":"2026-01-01T00:00:00Z","payload":{"service":"cart"}},"repository":{"full_name":"acme/mono"}}"#;
-        let Normalized::Events(events) = normalize("deployment", body, now()).unwrap() else { panic!() };
-        let Event::Deployment(update) = &events[0] else { panic!() };
+        let Normalized::Events(events) = normalize("deployment", body, now()).unwrap() else {
+            panic!()
+        };
+        let Event::Deployment(update) = &events[0] else {
+            panic!()
+        };
         assert_eq!(update.service_hint.as_deref(), Some("cart"));
     }
 }

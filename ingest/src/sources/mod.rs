@@ -39,6 +39,7 @@ pub(crate) fn parse_time(
     field: &str,
     text: &str,
 ) -> Result<doraflow_schemas::time::Timestamp, NormalizeError> {
-    doraflow_schemas::time::parse_rfc3339(text)
-        .ok_or_else(|| NormalizeError::Unusable(format!("{field}: `{text}` is not an RFC 3339 time")))
+    doraflow_schemas::time::parse_rfc3339(text).ok_or_else(|| {
+        NormalizeError::Unusable(format!("{field}: `{text}` is not an RFC 3339 time"))
+    })
 }

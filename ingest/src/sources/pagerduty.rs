@@ -1,8 +1,8 @@
 //! PagerDuty V3 webhooks: `incident.triggered`, `.acknowledged`, `.resolved` and `.reopened`.
 //! Other event types are authentic but ignored.
 
-use doraflow_schemas::event::{IncidentChange, IncidentUpdate};
 use doraflow_schemas::Event;
+use doraflow_schemas::event::{IncidentChange, IncidentUpdate};
 use serde::Deserialize;
 
 use super::{NormalizeError, Normalized, parse_time};
@@ -57,7 +57,11 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, NormalizeError> {
         "incident.acknowledged" => IncidentChange::Acknowledged,
         "incident.resolved" => IncidentChange::Resolved,
         "incident.reopened" => IncidentChange::Reopened,
-        other => return Ok(Normalized::Ignored(format!("the {other} event carries no metric"))),
+        other => {
+            return Ok(Normalized::Ignored(format!(
+                "the {other} event carries no metric"
+            )));
+        }
     };
     let data = event
         .data
@@ -71,7 +75,10 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, NormalizeError> {
         .map(|t| parse_time("event.data.created_at", t))
         .transpose()?;
     let mut title = incident.title.unwrap_or_default();
-    if let Some(description) = incident.description.filter(|d| !d.is_empty() && *d != title) {
+    if let Some(description) = incident
+        .description
+        .filter(|d| !d.is_empty() && *d != title)
+    {
         title = format!("{title}\n{description}");
     }
     let (service_id, service_name) = match incident.service {
@@ -95,7 +102,11 @@ mod tests {
     use doraflow_schemas::time::parse_rfc3339;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/pagerduty/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/pagerduty/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     fn incident(name: &str) -> IncidentUpdate {
@@ -116,26 +127,47 @@ mod tests {
         assert_eq!(i.service_id.as_deref(), Some("PA2P440"));
         assert_eq!(i.service_name.as_deref(), Some("pig208"));
         assert_eq!(i.title, "Test Incident 3");
-        assert_eq!(i.occurred_at, parse_rfc3339("2021-06-04T13:35:29.781Z").unwrap());
+        assert_eq!(
+            i.occurred_at,
+            parse_rfc3339("2021-06-04T13:35:29.781Z").unwrap()
+        );
         assert_eq!(i.created_at, None);
     }
 
     #[test]
     fn resolved_acknowledged_and_reopened_parse() {
-        assert_eq!(incident("resolved_v3.json").change, IncidentChange::Resolved);
-        assert_eq!(incident("acknowledged_v3.json").change, IncidentChange::Acknowledged);
+        assert_eq!(
+            incident("resolved_v3.json").change,
+            IncidentChange::Resolved
+        );
+        assert_eq!(
+            incident("acknowledged_v3.json").change,
+            IncidentChange::Acknowledged
+        );
         let reopened = incident("reopened_v3.json");
         assert_eq!(reopened.change, IncidentChange::Reopened);
         assert_eq!(reopened.id, "Q05XJA8GDXGOB3");
-        assert_eq!(reopened.created_at, Some(parse_rfc3339("2026-03-30T13:37:07Z").unwrap()));
+        assert_eq!(
+            reopened.created_at,
+            Some(parse_rfc3339("2026-03-30T13:37:07Z").unwrap())
+        );
         assert_eq!(reopened.service_name.as_deref(), Some("Default Service"));
     }
 
     #[test]
     fn other_event_types_are_ignored() {
-        for name in ["priority_updated_v3.json", "webhookv3_test.defaultBody.json"] {
-            assert!(matches!(normalize(&fixture(name)).unwrap(), Normalized::Ignored(_)), "{name}");
+        for name in [
+            "priority_updated_v3.json",
+            "webhookv3_test.defaultBody.json",
+        ] {
+            assert!(
+                matches!(normalize(&fixture(name)).unwrap(), Normalized::Ignored(_)),
+                "{name}"
+            );
         }
-        assert_eq!(event_id(&fixture("triggered_v3.json")).unwrap(), "01BZYIL05THJDFF2Y08X9SVMTU");
+        assert_eq!(
+            event_id(&fixture("triggered_v3.json")).unwrap(),
+            "01BZYIL05THJDFF2Y08X9SVMTU"
+        );
     }
 }
