@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use doraflow_eventlog::EventLog;
+use doraflow_eventlog::{Body, EventLog};
 use doraflow_schemas::config::Definitions;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,8 @@ use crate::store::{FactStore, StoreCounters};
 
 /// Records read per batch.
 const BATCH: usize = 5_000;
+/// Longest time between a record being applied and its facts being published.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Checkpoint file format version.
 const CHECKPOINT_VERSION: u32 = 1;
 
@@ -90,11 +92,11 @@ impl Consumer {
         (consumer, store)
     }
 
-    /// Applies every durable record not yet applied; returns how many were applied.
-    pub fn catch_up(&mut self) -> usize {
+    /// Applies every durable record not yet applied, without re-deriving; returns how many.
+    fn apply_available(&mut self) -> usize {
         let mut applied = 0;
         loop {
-            let records = match self.log.read_from(self.offset, BATCH) {
+            let records = match self.log.read_from(self.offset, BATCH, Body::Skip) {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(error = %e, offset = self.offset, "reading the event log failed");
@@ -104,14 +106,19 @@ impl Consumer {
             let Some(last) = records.last() else {
                 return applied;
             };
-            let next = last.next_offset;
+            self.offset = last.next_offset;
             for read in &records {
                 self.engine.apply(&read.record);
             }
             applied += records.len();
-            self.offset = next;
-            self.publish_dirty();
         }
+    }
+
+    /// Applies and publishes everything durable now; returns how many records were applied.
+    pub fn catch_up(&mut self) -> usize {
+        let applied = self.apply_available();
+        self.publish_dirty();
+        applied
     }
 
     /// Re-derives the services touched since the last call and publishes them, with the
@@ -160,7 +167,9 @@ impl Consumer {
     }
 
     /// Follows the log until `shutdown` turns true, then checkpoints. Blocking: run it on its
-    /// own thread.
+    /// own thread. Records are applied as they become durable; the services they touched are
+    /// re-derived and published at most every [`PUBLISH_EVERY`], so that a busy service is not
+    /// recomputed for every small batch (freshness stays well under a second).
     pub fn run(
         mut self,
         runtime: tokio::runtime::Handle,
@@ -175,23 +184,35 @@ impl Consumer {
             "aggregator caught up"
         );
         self.store.write().expect("store lock").set_caught_up();
+        let mut last_publish = Instant::now();
         let mut last_checkpoint = Instant::now();
+        let mut unpublished = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            self.catch_up();
+            unpublished |= self.apply_available() > 0;
+            if unpublished && last_publish.elapsed() >= PUBLISH_EVERY {
+                self.publish_dirty();
+                last_publish = Instant::now();
+                unpublished = false;
+            }
             if last_checkpoint.elapsed() >= self.checkpoint_every {
                 if let Err(e) = self.checkpoint() {
                     tracing::warn!(error = %e, "checkpoint failed");
                 }
                 last_checkpoint = Instant::now();
             }
+            let wait = if unpublished {
+                PUBLISH_EVERY.saturating_sub(last_publish.elapsed())
+            } else {
+                Duration::from_millis(500)
+            };
             runtime.block_on(async {
                 tokio::select! {
-                    _ = end.changed() => {}
+                    _ = end.changed(), if !unpublished => {}
                     _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             });
         }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use doraflow_schemas::LogRecord;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::record::{self, Decoded, HEADER_LEN, MAX_PAYLOAD};
+use crate::record::{self, Body, Decoded, HEADER_LEN, MAX_PAYLOAD};
 use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 
 /// Name of the log file inside the log directory.
@@ -110,7 +110,7 @@ impl EventLog for EmbeddedLog {
         })
     }
 
-    fn read_from(&self, offset: u64, max: usize) -> Result<Vec<ReadRecord>, LogError> {
+    fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError> {
         let end = *self.end.borrow();
         let mut out = Vec::new();
         let mut at = offset;
@@ -118,7 +118,7 @@ impl EventLog for EmbeddedLog {
             let chunk = self.read_chunk(at, (end - at).min(READ_CHUNK))?;
             let mut pos = 0usize;
             while out.len() < max {
-                match record::decode(&chunk[pos..]) {
+                match record::decode(&chunk[pos..], body) {
                     Decoded::Frame(n, record) => {
                         pos += n;
                         out.push(ReadRecord {
@@ -130,7 +130,7 @@ impl EventLog for EmbeddedLog {
                         // One frame larger than the chunk: read exactly that frame.
                         let len = u32::from_le_bytes(chunk[0..4].try_into().expect("4 bytes"));
                         let whole = self.read_chunk(at, HEADER_LEN as u64 + u64::from(len))?;
-                        match record::decode(&whole) {
+                        match record::decode(&whole, body) {
                             Decoded::Frame(n, record) => {
                                 pos = n;
                                 out.push(ReadRecord {
@@ -361,16 +361,16 @@ mod tests {
         offsets.sort();
         offsets.dedup();
         assert_eq!(offsets.len(), 200);
-        let read = log.read_from(0, 1000).unwrap();
+        let read = log.read_from(0, 1000, Body::Keep).unwrap();
         assert_eq!(read.len(), 200);
         let mut seen: Vec<String> = read.iter().map(|r| r.record.delivery.clone()).collect();
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 200);
         // Paging by offset continues exactly where the previous page stopped.
-        let first = log.read_from(0, 50).unwrap();
+        let first = log.read_from(0, 50, Body::Keep).unwrap();
         let rest = log
-            .read_from(first.last().unwrap().next_offset, 1000)
+            .read_from(first.last().unwrap().next_offset, 1000, Body::Keep)
             .unwrap();
         assert_eq!(first.len() + rest.len(), 200);
         assert_eq!(rest[0].record, read[50].record);
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(recovery.records, 3);
         assert_eq!(recovery.cut_bytes, (frame.len() / 2) as u64);
         log.append(&record(3)).await.unwrap();
-        let all = log.read_from(0, 100).unwrap();
+        let all = log.read_from(0, 100, Body::Keep).unwrap();
         let names: Vec<_> = all.iter().map(|r| r.record.delivery.as_str()).collect();
         assert_eq!(names, ["test:0", "test:1", "test:2", "test:3"]);
     }
@@ -424,7 +424,7 @@ mod tests {
         perms.set_readonly(false);
         fs::set_permissions(&log_dir, perms).unwrap();
         log.append(&record(2)).await.unwrap();
-        assert_eq!(log.read_from(0, 10).unwrap().len(), 2);
+        assert_eq!(log.read_from(0, 10, Body::Keep).unwrap().len(), 2);
     }
 
     #[tokio::test]

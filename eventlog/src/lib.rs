@@ -11,6 +11,7 @@ use std::pin::Pin;
 use doraflow_schemas::LogRecord;
 
 pub use embedded::EmbeddedLog;
+pub use record::Body;
 
 /// Errors of an event log.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +41,9 @@ pub trait EventLog: Send + Sync {
     /// Appends one record and resolves once it is durable. Returns its offset.
     fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>>;
 
-    /// Reads up to `max` durable records starting at `offset`.
-    fn read_from(&self, offset: u64, max: usize) -> Result<Vec<ReadRecord>, LogError>;
+    /// Reads up to `max` durable records starting at `offset`; with [`Body::Skip`] the records'
+    /// raw bodies are left empty (cheaper when only the events are needed).
+    fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError>;
 
     /// Offset just past the last durable record; changes whenever records become durable.
     fn durable_end(&self) -> tokio::sync::watch::Receiver<u64>;

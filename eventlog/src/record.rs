@@ -1,6 +1,8 @@
 //! The on-disk framing of one record: `[length u32 LE][crc32 u32 LE][payload]`, where the payload
-//! is the JSON of a [`LogRecord`]. A frame whose length runs past the end or whose checksum does not
-//! match marks a torn tail.
+//! is `[meta length u32 LE][meta JSON][raw body]`: the JSON of a [`LogRecord`] without its body,
+//! then the body bytes verbatim. Readers that only need the events (the aggregator) skip the body
+//! without parsing or copying it. The checksum covers the whole payload. A frame whose length runs
+//! past the end or whose checksum does not match marks a torn tail.
 
 use doraflow_schemas::LogRecord;
 
@@ -11,12 +13,27 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Encodes a record into a frame.
 pub fn encode(record: &LogRecord) -> Vec<u8> {
-    let payload = serde_json::to_vec(record).expect("a log record always serializes");
-    let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    frame.extend_from_slice(&payload);
+    let meta = serde_json::to_vec(record).expect("a log record always serializes");
+    let body = record.body.as_bytes();
+    let payload_len = 4 + meta.len() + body.len();
+    let mut frame = Vec::with_capacity(HEADER_LEN + payload_len);
+    frame.extend_from_slice(&(payload_len as u32).to_le_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&meta);
+    frame.extend_from_slice(body);
+    let crc = crc32fast::hash(&frame[HEADER_LEN..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
     frame
+}
+
+/// Whether decoding keeps the raw body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// Keep it.
+    Keep,
+    /// Leave `body` empty (the aggregator's reads).
+    Skip,
 }
 
 /// What decoding the bytes at some offset found.
@@ -31,7 +48,7 @@ pub enum Decoded {
 }
 
 /// Decodes the frame at the start of `bytes`.
-pub fn decode(bytes: &[u8]) -> Decoded {
+pub fn decode(bytes: &[u8], body: Body) -> Decoded {
     if bytes.len() < HEADER_LEN {
         return Decoded::Incomplete;
     }
@@ -47,10 +64,21 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     if crc32fast::hash(payload) != crc {
         return Decoded::Corrupt("checksum mismatch".into());
     }
-    match serde_json::from_slice(payload) {
-        Ok(record) => Decoded::Frame(HEADER_LEN + len, record),
-        Err(e) => Decoded::Corrupt(format!("payload does not parse: {e}")),
+    let meta_len = u32::from_le_bytes(payload[0..4].try_into().expect("4 bytes")) as usize;
+    if 4 + meta_len > payload.len() {
+        return Decoded::Corrupt(format!("impossible meta length {meta_len}"));
     }
+    let mut record: LogRecord = match serde_json::from_slice(&payload[4..4 + meta_len]) {
+        Ok(record) => record,
+        Err(e) => return Decoded::Corrupt(format!("payload does not parse: {e}")),
+    };
+    if body == Body::Keep {
+        match std::str::from_utf8(&payload[4 + meta_len..]) {
+            Ok(text) => record.body = text.to_string(),
+            Err(_) => return Decoded::Corrupt("body is not UTF-8".into()),
+        }
+    }
+    Decoded::Frame(HEADER_LEN + len, record)
 }
 
 #[cfg(test)]
@@ -78,10 +106,17 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let frame = encode(&sample());
-        match decode(&frame) {
+        match decode(&frame, Body::Keep) {
             Decoded::Frame(n, record) => {
                 assert_eq!(n, frame.len());
                 assert_eq!(record, sample());
+            }
+            other => panic!("expected a frame, got {other:?}"),
+        }
+        match decode(&frame, Body::Skip) {
+            Decoded::Frame(_, record) => {
+                assert_eq!(record.body, "");
+                assert_eq!(record.delivery, sample().delivery);
             }
             other => panic!("expected a frame, got {other:?}"),
         }
@@ -91,12 +126,12 @@ mod tests {
     fn a_cut_frame_is_incomplete_and_a_flipped_bit_is_corrupt() {
         let frame = encode(&sample());
         assert!(matches!(
-            decode(&frame[..frame.len() - 1]),
+            decode(&frame[..frame.len() - 1], Body::Keep),
             Decoded::Incomplete
         ));
         let mut bad = frame.clone();
         let last = bad.len() - 2;
         bad[last] ^= 1;
-        assert!(matches!(decode(&bad), Decoded::Corrupt(_)));
+        assert!(matches!(decode(&bad, Body::Keep), Decoded::Corrupt(_)));
     }
 }

@@ -371,7 +371,7 @@ mod tests {
             answer,
             json!({"status":"accepted","delivery":"github:42:d-1","events":1})
         );
-        let stored = log.read_from(0, 10).unwrap();
+        let stored = log.read_from(0, 10, doraflow_eventlog::Body::Keep).unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].record.body.as_bytes(), &body[..]);
         assert!(
@@ -463,7 +463,12 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         assert_eq!(answer["status"], "ignored");
-        assert_eq!(log.read_from(0, 10).unwrap().len(), 1);
+        assert_eq!(
+            log.read_from(0, 10, doraflow_eventlog::Body::Keep)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -17,15 +17,18 @@ pub struct LogRecord {
     pub received_at: Timestamp,
     /// Request headers that matter for re-derivation (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// The raw body, exactly as received.
+    /// The raw body, exactly as received. Stored outside the record's JSON (see the event log's
+    /// framing), so readers that do not need it never parse it.
+    #[serde(skip)]
     pub body: String,
     /// What normalization made of it.
     pub outcome: Outcome,
 }
 
-/// What a delivery normalized to.
+/// What a delivery normalized to. Externally tagged (not `#[serde(tag)]`): internally tagged
+/// enums deserialize through a buffer, which measured as the aggregator's largest cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Events for the aggregator.
     Events {
@@ -55,7 +58,7 @@ pub struct Envelope {
 
 /// A normalized event: the narrow facts the metric engine needs, whatever the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// Commits pushed to a branch.
     Push(Push),

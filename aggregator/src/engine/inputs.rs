@@ -129,10 +129,13 @@ impl Inputs {
         self.seen.insert(delivery_hash(key))
     }
 
-    /// Adds a push.
-    pub fn add_push(&mut self, push: &Push) {
+    /// Adds a push; false when it was already known exactly (nothing changed).
+    pub fn add_push(&mut self, push: &Push) -> bool {
         let repo = self.repos.entry(push.repo.to_lowercase()).or_default();
-        repo.name = push.repo.clone();
+        if repo.name.is_empty() {
+            repo.name = push.repo.clone();
+        }
+        let mut changed = false;
         let candidate = (push.pushed_at, push.default_branch.clone());
         if repo
             .default_branch
@@ -140,65 +143,73 @@ impl Inputs {
             .is_none_or(|current| candidate > *current)
         {
             repo.default_branch = Some(candidate);
+            changed = true;
         }
-        repo.pushes.insert(
-            (push.branch.clone(), push.before.clone(), push.after.clone()),
-            StoredPush {
-                forced: push.forced,
-                pushed_at: push.pushed_at,
-                commits: push.commits.clone(),
-            },
-        );
+        let key = (push.branch.clone(), push.before.clone(), push.after.clone());
+        let stored = StoredPush {
+            forced: push.forced,
+            pushed_at: push.pushed_at,
+            commits: push.commits.clone(),
+        };
+        changed |= repo
+            .pushes
+            .insert(key, stored.clone())
+            .is_none_or(|old| old != stored);
+        changed
     }
 
-    /// Adds a merged pull request.
-    pub fn add_pull_request(&mut self, pr: &PullRequestMerged) {
+    /// Adds a merged pull request; false when nothing changed.
+    pub fn add_pull_request(&mut self, pr: &PullRequestMerged) -> bool {
         let repo = self.repos.entry(pr.repo.to_lowercase()).or_default();
         if repo.name.is_empty() {
             repo.name = pr.repo.clone();
         }
-        repo.merged_labels
+        let known = repo.merged_labels.contains_key(&pr.merge_commit_sha);
+        let labels = repo
+            .merged_labels
             .entry(pr.merge_commit_sha.clone())
-            .or_default()
-            .extend(pr.labels.iter().map(|l| l.to_lowercase()));
+            .or_default();
+        let before = labels.len();
+        labels.extend(pr.labels.iter().map(|l| l.to_lowercase()));
+        !known || labels.len() != before
     }
 
-    /// Adds a deployment update.
-    pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> String {
+    /// Adds a deployment update; returns the attempt id and whether anything changed.
+    pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> (String, bool) {
         let id = format!("{source}:{}", update.id);
-        self.deployments
+        let fields = AttemptFields {
+            repo: update.repo.clone(),
+            service_hint: update.service_hint.clone(),
+            environment: update.environment.clone(),
+            revision: update.revision.clone(),
+        };
+        let changed = self
+            .deployments
             .entry(id.clone())
             .or_default()
             .updates
-            .insert(
-                (update.at, update.state),
-                AttemptFields {
-                    repo: update.repo.clone(),
-                    service_hint: update.service_hint.clone(),
-                    environment: update.environment.clone(),
-                    revision: update.revision.clone(),
-                },
-            );
-        id
+            .insert((update.at, update.state), fields.clone())
+            .is_none_or(|old| old != fields);
+        (id, changed)
     }
 
-    /// Adds an incident update.
-    pub fn add_incident(&mut self, source: &str, update: &IncidentUpdate) -> String {
+    /// Adds an incident update; returns the incident id and whether anything changed.
+    pub fn add_incident(&mut self, source: &str, update: &IncidentUpdate) -> (String, bool) {
         let id = format!("{source}:{}", update.id);
-        self.incidents
+        let fields = IncidentFields {
+            service_id: update.service_id.clone(),
+            service_name: update.service_name.clone(),
+            title: update.title.clone(),
+            created_at: update.created_at,
+        };
+        let changed = self
+            .incidents
             .entry(id.clone())
             .or_default()
             .updates
-            .insert(
-                (update.occurred_at, update.change),
-                IncidentFields {
-                    service_id: update.service_id.clone(),
-                    service_name: update.service_name.clone(),
-                    title: update.title.clone(),
-                    created_at: update.created_at,
-                },
-            );
-        id
+            .insert((update.occurred_at, update.change), fields.clone())
+            .is_none_or(|old| old != fields);
+        (id, changed)
     }
 }
 

@@ -169,29 +169,34 @@ impl Engine {
         }
         for event in events {
             let services = self.services_of(event);
-            match event {
+            let changed = match event {
                 Event::Push(push) => self.state.inputs.add_push(push),
                 Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
                 Event::Deployment(update) => {
-                    let id = self.state.inputs.add_deployment(&record.source, update);
+                    let (id, changed) = self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
                         self.attempts_by_service
                             .entry(service.clone())
                             .or_default()
                             .insert(id.clone());
                     }
+                    changed
                 }
                 Event::Incident(update) => {
-                    let id = self.state.inputs.add_incident(&record.source, update);
+                    let (id, changed) = self.state.inputs.add_incident(&record.source, update);
                     for service in &services {
                         self.incidents_by_service
                             .entry(service.clone())
                             .or_default()
                             .insert(id.clone());
                     }
+                    changed
                 }
+            };
+            // An event that repeats known facts under another delivery id changes nothing.
+            if changed {
+                self.dirty.extend(services);
             }
-            self.dirty.extend(services);
         }
     }
 

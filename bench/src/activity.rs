@@ -1,0 +1,230 @@
+//! Realistic signed deliveries for the harness (GitHub push, deployment status, PagerDuty incident
+//! in the shapes the sources send) and the "year of activity" load.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Hex HMAC-SHA256.
+pub fn sign(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn sha(seed: &str) -> String {
+    hex::encode(Sha256::digest(seed.as_bytes()))[..40].to_string()
+}
+
+fn repository(repo: &str) -> Value {
+    let (owner, name) = repo.split_once('/').unwrap_or(("acme", repo));
+    json!({"id": 1, "name": name, "full_name": repo, "private": true,
+           "owner": {"login": owner, "id": 2}, "html_url": format!("https://github.com/{repo}"),
+           "default_branch": "main", "master_branch": "main"})
+}
+
+/// One commit of a push payload.
+pub fn commit(seed: &str, at: DateTime<Utc>, title: &str) -> Value {
+    let id = sha(seed);
+    json!({"id": id, "tree_id": sha(&format!("tree{seed}")), "distinct": true,
+           "message": format!("{title}\n\nA longer description of the change, as commit messages have."),
+           "timestamp": at.to_rfc3339(), "url": format!("https://github.com/acme/x/commit/{id}"),
+           "author": {"name": "Dev", "email": "dev@acme.test", "username": "dev"},
+           "committer": {"name": "Dev", "email": "dev@acme.test", "username": "dev"},
+           "added": [], "removed": [], "modified": ["src/lib.rs", "src/handler.rs"]})
+}
+
+/// A push of `commits` to main.
+pub fn push_body(repo: &str, before: &str, after: &str, commits: &[Value]) -> String {
+    json!({"ref": "refs/heads/main", "before": before, "after": after, "created": false,
+           "deleted": false, "forced": false, "base_ref": null,
+           "compare": format!("https://github.com/{repo}/compare/x...y"),
+           "commits": commits, "head_commit": commits.last(), "repository": repository(repo),
+           "pusher": {"name": "dev", "email": "dev@acme.test"}, "sender": {"login": "dev", "id": 3}})
+    .to_string()
+}
+
+/// A `deployment_status` event.
+pub fn deployment_status_body(
+    repo: &str,
+    id: u64,
+    sha: &str,
+    env: &str,
+    at: DateTime<Utc>,
+    state: &str,
+) -> String {
+    let t = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let deployment = json!({"id": id, "sha": sha, "ref": "main", "task": "deploy", "payload": {},
+        "environment": env, "original_environment": env, "created_at": t, "updated_at": t,
+        "creator": {"login": "dev", "id": 3}});
+    json!({"action": "created",
+           "deployment_status": {"id": id + 1, "state": state, "environment": env, "created_at": t,
+                                 "updated_at": t, "description": "", "target_url": "",
+                                 "creator": {"login": "dev", "id": 3}},
+           "deployment": deployment, "repository": repository(repo), "sender": {"login": "dev", "id": 3}})
+    .to_string()
+}
+
+/// A PagerDuty V3 incident event.
+pub fn incident_body(
+    event_id: &str,
+    event_type: &str,
+    incident: &str,
+    service: &str,
+    at: DateTime<Utc>,
+    created: DateTime<Utc>,
+) -> String {
+    json!({"event": {"id": event_id, "event_type": event_type, "resource_type": "incident",
+        "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "agent": null, "client": null,
+        "data": {"id": incident, "type": "incident", "number": 1, "status": "triggered",
+                 "title": "Elevated error rate", "created_at": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                 "service": {"id": format!("P{service}"), "summary": service, "type": "service_reference"},
+                 "assignees": [], "teams": [], "priority": null, "urgency": "high"}}})
+    .to_string()
+}
+
+struct Request {
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+/// Sends a year of activity for `services` services and prints the throughput.
+pub fn year(
+    url: &str,
+    github: &str,
+    pagerduty: &str,
+    services: usize,
+    days: i64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    let mut requests = Vec::new();
+    let mut n = 0u64;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for s in 0..services {
+        let repo = format!("acme/service-{s:03}");
+        let mut head = "0".repeat(40);
+        for day in 0..days {
+            let date = start + Duration::days(day);
+            let commits: Vec<Value> = (0..4)
+                .map(|c| {
+                    commit(
+                        &format!("{repo}-{day}-{c}"),
+                        date + Duration::hours(8 + c),
+                        "feat: change",
+                    )
+                })
+                .collect();
+            let after = commits[3]["id"].as_str().unwrap().to_string();
+            let body = push_body(&repo, &head, &after, &commits);
+            head = after.clone();
+            requests.push(Request {
+                path: "/webhooks/github",
+                headers: vec![
+                    ("x-github-event", "push".into()),
+                    ("x-github-delivery", format!("y-{}", next())),
+                    (
+                        "x-hub-signature-256",
+                        format!("sha256={}", sign(github, &body)),
+                    ),
+                ],
+                body,
+            });
+            if day % 7 != 6 {
+                let id = 10_000_000 * (s as u64 + 1) + day as u64;
+                let body = deployment_status_body(
+                    &repo,
+                    id,
+                    &after,
+                    "production",
+                    date + Duration::hours(15),
+                    "success",
+                );
+                requests.push(Request {
+                    path: "/webhooks/github",
+                    headers: vec![
+                        ("x-github-event", "deployment_status".into()),
+                        ("x-github-delivery", format!("y-{}", next())),
+                        (
+                            "x-hub-signature-256",
+                            format!("sha256={}", sign(github, &body)),
+                        ),
+                    ],
+                    body,
+                });
+            }
+            if day % 10 == 3 {
+                let incident = format!("Q{s:03}{day:04}");
+                for (kind, at) in [
+                    ("incident.triggered", date + Duration::hours(16)),
+                    ("incident.resolved", date + Duration::hours(18)),
+                ] {
+                    let id = format!("ev-{}", next());
+                    let body =
+                        incident_body(&id, kind, &incident, &repo, at, date + Duration::hours(16));
+                    requests.push(Request {
+                        path: "/webhooks/pagerduty",
+                        headers: vec![
+                            ("x-webhook-id", id),
+                            (
+                                "x-pagerduty-signature",
+                                format!("v1={}", sign(pagerduty, &body)),
+                            ),
+                        ],
+                        body,
+                    });
+                }
+            }
+        }
+    }
+    let total = requests.len();
+    let bytes: usize = requests.iter().map(|r| r.body.len()).sum();
+    println!(
+        "sending {total} deliveries ({:.1} MB of bodies) for {services} services over {days} days",
+        bytes as f64 / 1e6
+    );
+    let queue = Mutex::new(requests.into_iter());
+    let failed = AtomicU64::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                loop {
+                    let Some(r) = queue.lock().expect("queue").next() else {
+                        break;
+                    };
+                    let mut request = client
+                        .post(format!("{url}{}", r.path))
+                        .header("content-type", "application/json")
+                        .body(r.body);
+                    for (k, v) in r.headers {
+                        request = request.header(k, v);
+                    }
+                    if !request
+                        .send()
+                        .is_ok_and(|resp| resp.status().as_u16() == 202)
+                    {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "sent {total} in {seconds:.1} s ({:.0}/s), {} not accepted",
+        total as f64 / seconds,
+        failed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}

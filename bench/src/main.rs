@@ -1,0 +1,183 @@
+//! `doraflow-bench`: the load harness behind docs/benchmarks.md. It writes signed request files for
+//! `wrk`, runs a bare axum server (the baseline: 202 to the same requests, nothing else), measures
+//! freshness (202 to visible in `/api/v1/dora`) and sends a year of activity for many services.
+//! `scripts/bench` orchestrates it; every figure it prints is a measurement of this run.
+
+mod activity;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "doraflow-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write `count` distinct signed GitHub push bodies (`signature<TAB>body` lines) for wrk.
+    Requests {
+        #[arg(long)]
+        secret: String,
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// A bare axum server answering 202 to every POST after reading the body: the baseline.
+    Bare {
+        #[arg(long, default_value = "127.0.0.1:18081")]
+        listen: String,
+    },
+    /// Send `count` production deployments one at a time and time 202 → visible in the API.
+    Freshness {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        secret: String,
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+    },
+    /// Send a year of activity for `services` services (pushes, deployments, incidents).
+    Year {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        github_secret: String,
+        #[arg(long)]
+        pagerduty_secret: String,
+        #[arg(long, default_value_t = 100)]
+        services: usize,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Requests { secret, count, out } => requests(&secret, count, &out),
+        Command::Bare { listen } => bare(&listen),
+        Command::Freshness { url, secret, count } => freshness(&url, &secret, count),
+        Command::Year {
+            url,
+            github_secret,
+            pagerduty_secret,
+            services,
+            days,
+            concurrency,
+        } => activity::year(
+            &url,
+            &github_secret,
+            &pagerduty_secret,
+            services,
+            days,
+            concurrency,
+        ),
+    }
+}
+
+fn requests(secret: &str, count: usize, out: &std::path::Path) -> anyhow::Result<()> {
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(out).context("create the request file")?);
+    let mut before = "0".repeat(40);
+    for i in 0..count {
+        let commits: Vec<_> = (0..3)
+            .map(|c| activity::commit(&format!("load-{i}-{c}"), chrono::Utc::now(), "feat: load"))
+            .collect();
+        let after = commits[2]["id"].as_str().unwrap().to_string();
+        let body = activity::push_body("load/service", &before, &after, &commits);
+        before = after;
+        writeln!(file, "{}\t{}", activity::sign(secret, &body), body)?;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+fn bare(listen: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/webhooks/github",
+            axum::routing::post(|body: axum::body::Bytes| async move {
+                (
+                    axum::http::StatusCode::ACCEPTED,
+                    axum::Json(json!({"status": "accepted", "bytes": body.len()})),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+fn freshness(url: &str, secret: &str, count: usize) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let service = format!("fresh/{}", std::process::id());
+    let mut histogram = Histogram::<u64>::new(3)?;
+    let start = chrono::Utc::now() - chrono::Duration::days(1);
+    let window = format!(
+        "service={service}&from={}&to={}",
+        (start - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+        (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    for i in 0..count {
+        let at = start + chrono::Duration::seconds(i as i64);
+        let body = activity::deployment_status_body(
+            &service,
+            900_000_000 + i as u64,
+            &format!("{:040x}", i + 1),
+            "production",
+            at,
+            "success",
+        );
+        let response = client
+            .post(format!("{url}/webhooks/github"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "deployment_status")
+            .header(
+                "x-github-delivery",
+                format!("fresh-{}-{i}", std::process::id()),
+            )
+            .header(
+                "x-hub-signature-256",
+                format!("sha256={}", activity::sign(secret, &body)),
+            )
+            .body(body)
+            .send()?;
+        let accepted = Instant::now();
+        if response.status().as_u16() != 202 {
+            bail!("delivery {i} answered {}", response.status());
+        }
+        loop {
+            let answer: serde_json::Value = client
+                .get(format!("{url}/api/v1/dora?{window}"))
+                .send()?
+                .json()?;
+            if answer["deployment_frequency"]["deployments"].as_u64() == Some(i as u64 + 1) {
+                break;
+            }
+            if accepted.elapsed() > Duration::from_secs(10) {
+                bail!("delivery {i} not visible after 10 s: {answer}");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        histogram.record(accepted.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "freshness over {count} deliveries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0
+    );
+    Ok(())
+}
