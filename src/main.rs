@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// mimalloc: the ingest path allocates many short-lived buffers; it measured faster than the
-/// system allocator in docs/benchmarks.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod check_config;
 mod config_file;
 mod logging;

@@ -23,12 +23,21 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 const CHECKPOINT_VERSION: u32 = 1;
 
 /// What a checkpoint holds.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Checkpoint {
     version: u32,
     offset: u64,
     state: EngineState,
     counters: StoreCounters,
+}
+
+/// The same, borrowed, for writing without cloning the state.
+#[derive(Serialize)]
+struct CheckpointRef<'a> {
+    version: u32,
+    offset: u64,
+    state: &'a EngineState,
+    counters: &'a StoreCounters,
 }
 
 /// The aggregator loop over one log.
@@ -52,9 +61,9 @@ impl Consumer {
         checkpoint_every: Duration,
     ) -> (Self, Arc<RwLock<FactStore>>) {
         let checkpoint_path = dir.join("checkpoint.json");
-        let restored = std::fs::read(&checkpoint_path)
+        let restored = std::fs::File::open(&checkpoint_path)
             .ok()
-            .and_then(|bytes| match serde_json::from_slice::<Checkpoint>(&bytes) {
+            .and_then(|file| match serde_json::from_reader::<_, Checkpoint>(std::io::BufReader::new(file)) {
                 Ok(c) if c.version == CHECKPOINT_VERSION => Some(c),
                 Ok(_) => {
                     tracing::warn!("checkpoint of another version ignored: replaying the whole log");
@@ -144,22 +153,23 @@ impl Consumer {
 
     /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).
     pub fn checkpoint(&self) -> std::io::Result<()> {
+        use std::io::Write;
         let counters = self.store.read().expect("store lock").counters().clone();
-        let checkpoint = Checkpoint {
+        let checkpoint = CheckpointRef {
             version: CHECKPOINT_VERSION,
             offset: self.offset,
-            state: self.engine.state().clone(),
-            counters,
+            state: self.engine.state(),
+            counters: &counters,
         };
         let dir = self.checkpoint_path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let tmp = self.checkpoint_path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(&checkpoint).map_err(std::io::Error::other)?;
         {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
+            // Streamed to the file: no copy of the state, no whole-file buffer.
+            let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            serde_json::to_writer(&mut file, &checkpoint).map_err(std::io::Error::other)?;
+            file.flush()?;
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&tmp, &self.checkpoint_path)?;
         std::fs::File::open(dir)?.sync_all()?;
@@ -186,6 +196,7 @@ impl Consumer {
         self.store.write().expect("store lock").set_caught_up();
         let mut last_publish = Instant::now();
         let mut last_checkpoint = Instant::now();
+        let mut checkpointed = u64::MAX;
         let mut unpublished = false;
         loop {
             if *shutdown.borrow() {
@@ -197,9 +208,10 @@ impl Consumer {
                 last_publish = Instant::now();
                 unpublished = false;
             }
-            if last_checkpoint.elapsed() >= self.checkpoint_every {
-                if let Err(e) = self.checkpoint() {
-                    tracing::warn!(error = %e, "checkpoint failed");
+            if last_checkpoint.elapsed() >= self.checkpoint_every && self.offset != checkpointed {
+                match self.checkpoint() {
+                    Ok(()) => checkpointed = self.offset,
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
                 last_checkpoint = Instant::now();
             }

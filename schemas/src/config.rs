@@ -78,7 +78,8 @@ pub struct StorageConfig {
     pub kafka: Option<toml::Table>,
     /// ClickHouse settings for the distributed deployment (not used by `serve`).
     pub clickhouse: Option<toml::Table>,
-    /// Seconds between aggregator checkpoints. Default 5.
+    /// Seconds between aggregator checkpoints (taken only when new records were applied); a
+    /// restart replays at most this much of the log. Default 30.
     pub checkpoint_interval_secs: u64,
 }
 
@@ -88,7 +89,7 @@ impl Default for StorageConfig {
             data_dir: "./data".into(),
             kafka: None,
             clickhouse: None,
-            checkpoint_interval_secs: 5,
+            checkpoint_interval_secs: 30,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! one [`LogRecord`]: the verbatim delivery plus what it normalized to. The aggregator reads only
 //! the normalized [`Event`]s; the raw part is kept so a later version can re-derive them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
@@ -94,12 +96,12 @@ pub struct Push {
 /// One commit of a push.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Commit {
-    /// Full SHA.
-    pub sha: String,
+    /// Full SHA (shared with the facts derived from it).
+    pub sha: Arc<str>,
     /// The commit timestamp from the payload, in UTC.
     pub timestamp: Timestamp,
-    /// First line of the commit message.
-    pub title: String,
+    /// First line of the commit message (shared with the facts derived from it).
+    pub title: Arc<str>,
     /// Added, modified and removed files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,

@@ -1,6 +1,8 @@
 //! Fact rows: what the aggregator derives for each deployment, change and incident, and what the
 //! API and drill-downs read. Rollups are computed from these.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
@@ -77,25 +79,26 @@ impl DeploymentFact {
     }
 }
 
-/// One change (commit on a tracked branch).
+/// One change (commit on a tracked branch). Strings are shared (`Arc<str>`) with the inputs and
+/// between facts: there are many changes, and their strings repeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeFact {
     /// Service it belongs to.
-    pub service: String,
+    pub service: Arc<str>,
     /// `owner/name`.
-    pub repo: String,
+    pub repo: Arc<str>,
     /// Commit SHA.
-    pub sha: String,
+    pub sha: Arc<str>,
     /// Commit timestamp.
     pub timestamp: Timestamp,
     /// First line of the message.
-    pub title: String,
+    pub title: Arc<str>,
     /// Position in the branch's push order.
     pub position: u64,
     /// The production deployment that first deployed it.
-    pub deployed_by: Option<String>,
+    pub deployed_by: Option<Arc<str>>,
     /// Environment of that deployment.
-    pub environment: Option<String>,
+    pub environment: Option<Arc<str>>,
     /// `finished_at` of that deployment.
     pub deployed_at: Option<Timestamp>,
     /// Lead time in seconds (negative values clamped to 0).

@@ -3,6 +3,7 @@
 //! make change failures, recoveries and rework follow from them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::FailureReason;
@@ -28,18 +29,18 @@ pub struct ServiceFacts {
 
 /// A change of one bound repository, with what the rules need.
 struct RepoChange {
-    sha: String,
+    sha: Arc<str>,
     timestamp: Timestamp,
-    title: String,
+    title: Arc<str>,
     position: u64,
     touches: bool,
     fix: bool,
 }
 
 struct BoundRepo {
-    name: String,
+    name: Arc<str>,
     changes: Vec<RepoChange>,
-    position_of: HashMap<String, usize>,
+    position_of: HashMap<Arc<str>, usize>,
 }
 
 /// Seconds between two instants, as a float.
@@ -75,7 +76,7 @@ pub fn derive_service(
             let commit = change.commit;
             let labelled = repo
                 .merged_labels
-                .get(&commit.sha)
+                .get(&*commit.sha)
                 .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)));
             position_of.insert(commit.sha.clone(), changes.len());
             changes.push(RepoChange {
@@ -88,7 +89,7 @@ pub fn derive_service(
             });
         }
         repos.push(BoundRepo {
-            name: repo.name.clone(),
+            name: repo.name.as_str().into(),
             changes,
             position_of,
         });
@@ -172,24 +173,30 @@ pub fn derive_service(
     }
 
     // Change facts and per-deployment lead times.
+    let service_name: Arc<str> = service.into();
+    let ids: Vec<Arc<str>> = facts.iter().map(|d| d.id.as_str().into()).collect();
+    let environments: Vec<Arc<str>> = facts
+        .iter()
+        .map(|d| d.environment.as_str().into())
+        .collect();
     let mut changes = Vec::new();
     for (r, repo) in repos.iter().enumerate() {
         for (c, change) in repo.changes.iter().enumerate() {
             if !change.touches {
                 continue;
             }
-            let by = deployed_by[r][c].map(|d| &facts[d]);
-            let raw = by.map(|d| secs(change.timestamp, d.finished_at));
+            let by = deployed_by[r][c];
+            let raw = by.map(|d| secs(change.timestamp, facts[d].finished_at));
             changes.push(ChangeFact {
-                service: service.to_string(),
+                service: service_name.clone(),
                 repo: repo.name.clone(),
                 sha: change.sha.clone(),
                 timestamp: change.timestamp,
                 title: change.title.clone(),
                 position: change.position,
-                deployed_by: by.map(|d| d.id.clone()),
-                environment: by.map(|d| d.environment.clone()),
-                deployed_at: by.map(|d| d.finished_at),
+                deployed_by: by.map(|d| ids[d].clone()),
+                environment: by.map(|d| environments[d].clone()),
+                deployed_at: by.map(|d| facts[d].finished_at),
                 lead_time: raw.map(|v| v.max(0.0)),
                 clock_skew: raw.is_some_and(|v| v < 0.0),
                 fix: change.fix,

@@ -129,8 +129,9 @@ impl Inputs {
         self.seen.insert(delivery_hash(key))
     }
 
-    /// Adds a push; false when it was already known exactly (nothing changed).
-    pub fn add_push(&mut self, push: &Push) -> bool {
+    /// Adds a push; false when it was already known exactly (nothing changed). Changed file
+    /// lists are kept only with `keep_files` (a repository with path globs in the catalog).
+    pub fn add_push(&mut self, push: &Push, keep_files: bool) -> bool {
         let repo = self.repos.entry(push.repo.to_lowercase()).or_default();
         if repo.name.is_empty() {
             repo.name = push.repo.clone();
@@ -146,10 +147,16 @@ impl Inputs {
             changed = true;
         }
         let key = (push.branch.clone(), push.before.clone(), push.after.clone());
+        let mut commits = push.commits.clone();
+        if !keep_files {
+            for commit in &mut commits {
+                commit.files = Vec::new();
+            }
+        }
         let stored = StoredPush {
             forced: push.forced,
             pushed_at: push.pushed_at,
-            commits: push.commits.clone(),
+            commits,
         };
         changed |= repo
             .pushes

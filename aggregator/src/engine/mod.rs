@@ -170,7 +170,14 @@ impl Engine {
         for event in events {
             let services = self.services_of(event);
             let changed = match event {
-                Event::Push(push) => self.state.inputs.add_push(push),
+                Event::Push(push) => {
+                    let globbed = self
+                        .catalog
+                        .repo_bindings(&push.repo)
+                        .iter()
+                        .any(|b| b.paths.is_some());
+                    self.state.inputs.add_push(push, globbed)
+                }
                 Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
                 Event::Deployment(update) => {
                     let (id, changed) = self.state.inputs.add_deployment(&record.source, update);

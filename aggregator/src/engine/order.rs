@@ -67,7 +67,7 @@ pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
     let mut out = Vec::new();
     for i in order {
         for commit in &pushes[i].2.commits {
-            if seen.insert(commit.sha.as_str(), ()).is_none() {
+            if seen.insert(&*commit.sha, ()).is_none() {
                 out.push(OrderedChange {
                     commit,
                     position: out.len() as u64,
@@ -98,7 +98,7 @@ mod tests {
             commits: shas
                 .iter()
                 .map(|s| Commit {
-                    sha: s.to_string(),
+                    sha: (*s).into(),
                     timestamp: parse_rfc3339(at).unwrap(),
                     title: "x".into(),
                     files: vec![],
@@ -110,11 +110,11 @@ mod tests {
     fn order_of(pushes: &[Push]) -> Vec<String> {
         let mut inputs = Inputs::default();
         for p in pushes {
-            inputs.add_push(p);
+            inputs.add_push(p, false);
         }
         ordered_changes(&inputs.repos["acme/app"])
             .into_iter()
-            .map(|c| c.commit.sha.clone())
+            .map(|c| c.commit.sha.to_string())
             .collect()
     }
 

@@ -42,9 +42,9 @@ fn push(before: &str, after: &str, commits: &[(&str, Timestamp, &str)]) -> Event
         commits: commits
             .iter()
             .map(|(sha, at, title)| Commit {
-                sha: sha.to_string(),
+                sha: (*sha).into(),
                 timestamp: *at,
-                title: title.to_string(),
+                title: (*title).into(),
                 files: vec![],
             })
             .collect(),
@@ -170,7 +170,7 @@ fn every_rule_of_the_scenario_holds() {
     assert_eq!(d("6").changes, 0);
     assert!(d("6").rework);
 
-    let c = |sha: &str| facts.changes.iter().find(|c| c.sha == sha).unwrap();
+    let c = |sha: &str| facts.changes.iter().find(|c| &*c.sha == sha).unwrap();
     assert_eq!(c("c1").lead_time, Some(2.0 * 3600.0));
     assert_eq!(
         c("c4").deployed_by.as_deref(),
@@ -334,7 +334,7 @@ fn a_fix_forward_is_rework_and_labelled_merges_are_fixes() {
         .find(|d| d.id == "github:2")
         .unwrap();
     assert!(d2.rework);
-    assert!(facts.changes.iter().find(|c| c.sha == "c2").unwrap().fix);
+    assert!(facts.changes.iter().find(|c| &*c.sha == "c2").unwrap().fix);
 }
 
 #[test]

@@ -177,9 +177,9 @@ fn commit_of(commit: PushCommit) -> Result<Commit, NormalizeError> {
     files.extend(commit.modified);
     files.extend(commit.removed);
     Ok(Commit {
-        sha: commit.id,
+        sha: commit.id.into(),
         timestamp,
-        title,
+        title: title.into(),
         files,
     })
 }
@@ -301,11 +301,11 @@ mod tests {
         assert!(!push.forced);
         assert_eq!(push.commits.len(), 1);
         assert_eq!(
-            push.commits[0].sha,
+            &*push.commits[0].sha,
             "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
         );
         assert_eq!(push.commits[0].timestamp, t("2019-05-15T15:19:25Z"));
-        assert_eq!(push.commits[0].title, "Initial commit");
+        assert_eq!(&*push.commits[0].title, "Initial commit");
         assert_eq!(push.commits[0].files, vec!["README.md"]);
     }
 
@@ -336,7 +336,7 @@ mod tests {
             panic!()
         };
         assert_eq!(push.commits[0].timestamp, t("2026-01-01T08:00:00Z"));
-        assert_eq!(push.commits[0].title, "fix: x");
+        assert_eq!(&*push.commits[0].title, "fix: x");
     }
 
     #[test]
