@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: the ingest path allocates many short-lived buffers of a few kilobytes, where glibc's
+/// allocator measured as a fifth of the request cost (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod check_config;
 mod config_file;
 mod logging;

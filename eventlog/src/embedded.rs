@@ -3,8 +3,11 @@
 //! moment). A delivery's future resolves only after its bytes are synced. At open, the file is
 //! scanned and a torn or corrupt tail is cut off. If the directory cannot be written (missing
 //! permissions, made read-only, disk errors) every append fails, so ingest answers 503; the writer
-//! retries opening on the next append.
+//! retries opening on the next append. The last few thousand records written are also kept
+//! decoded (without body and headers) for a reader following the tail, so that the aggregator does
+//! not re-read and re-parse what was just written; older offsets are read from the file.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -24,10 +27,17 @@ const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 /// Upper bound on the bytes one read call loads.
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
 
+/// Records kept decoded for a reader following the tail.
+const RECENT_RECORDS: usize = 4096;
+
 struct Pending {
     frame: Vec<u8>,
+    slim: Arc<LogRecord>,
     reply: oneshot::Sender<Result<u64, LogError>>,
 }
+
+/// Recently written records: (offset, next offset, record without body and headers).
+type Recent = Arc<Mutex<VecDeque<(u64, u64, Arc<LogRecord>)>>>;
 
 /// The embedded, file-backed event log.
 pub struct EmbeddedLog {
@@ -36,6 +46,7 @@ pub struct EmbeddedLog {
     end: watch::Receiver<u64>,
     available: Arc<AtomicBool>,
     reader: Mutex<Option<File>>,
+    recent: Recent,
 }
 
 /// What a start-up scan found.
@@ -59,7 +70,9 @@ impl EmbeddedLog {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (end_tx, end_rx) = watch::channel(0);
         let available = Arc::new(AtomicBool::new(false));
+        let recent: Recent = Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_RECORDS)));
         let mut writer = Writer {
+            recent: recent.clone(),
             dir,
             path: path.clone(),
             file: None,
@@ -78,8 +91,27 @@ impl EmbeddedLog {
             end: end_rx,
             available,
             reader: Mutex::new(None),
+            recent,
         };
         (log, first)
+    }
+
+    /// Serves a tail read from the recent records, when `offset` is among them.
+    fn read_recent(&self, offset: u64, max: usize) -> Option<Vec<ReadRecord>> {
+        let recent = self.recent.lock().expect("recent lock");
+        let start = recent
+            .binary_search_by_key(&offset, |(at, _, _)| *at)
+            .ok()?;
+        Some(
+            recent
+                .range(start..)
+                .take(max)
+                .map(|(_, next, record)| ReadRecord {
+                    next_offset: *next,
+                    record: record.clone(),
+                })
+                .collect(),
+        )
     }
 
     fn read_chunk(&self, offset: u64, len: u64) -> Result<Vec<u8>, LogError> {
@@ -100,10 +132,18 @@ impl EmbeddedLog {
 impl EventLog for EmbeddedLog {
     fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>> {
         let frame = record::encode(record);
+        let slim = Arc::new(LogRecord {
+            delivery: record.delivery.clone(),
+            source: record.source.clone(),
+            received_at: record.received_at,
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+            outcome: record.outcome.clone(),
+        });
         Box::pin(async move {
             let (reply, done) = oneshot::channel();
             self.sender
-                .send(Pending { frame, reply })
+                .send(Pending { frame, slim, reply })
                 .map_err(|_| LogError::Unavailable("log writer stopped".into()))?;
             done.await
                 .map_err(|_| LogError::Unavailable("log writer stopped".into()))?
@@ -111,6 +151,11 @@ impl EventLog for EmbeddedLog {
     }
 
     fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError> {
+        if body == Body::Skip
+            && let Some(records) = self.read_recent(offset, max)
+        {
+            return Ok(records);
+        }
         let end = *self.end.borrow();
         let mut out = Vec::new();
         let mut at = offset;
@@ -123,7 +168,7 @@ impl EventLog for EmbeddedLog {
                         pos += n;
                         out.push(ReadRecord {
                             next_offset: at + pos as u64,
-                            record,
+                            record: Arc::new(record),
                         });
                     }
                     Decoded::Incomplete if pos == 0 => {
@@ -135,7 +180,7 @@ impl EventLog for EmbeddedLog {
                                 pos = n;
                                 out.push(ReadRecord {
                                     next_offset: at + n as u64,
-                                    record,
+                                    record: Arc::new(record),
                                 });
                             }
                             _ => return Err(LogError::Read(format!("bad frame at offset {at}"))),
@@ -166,6 +211,7 @@ impl EventLog for EmbeddedLog {
 }
 
 struct Writer {
+    recent: Recent,
     dir: PathBuf,
     path: PathBuf,
     file: Option<File>,
@@ -190,6 +236,16 @@ impl Writer {
             }
             match self.commit(&group) {
                 Ok(offsets) => {
+                    {
+                        let mut recent = self.recent.lock().expect("recent lock");
+                        for (pending, &offset) in group.iter().zip(&offsets) {
+                            if recent.len() == RECENT_RECORDS {
+                                recent.pop_front();
+                            }
+                            let next = offset + pending.frame.len() as u64;
+                            recent.push_back((offset, next, pending.slim.clone()));
+                        }
+                    }
                     for (pending, offset) in group.into_iter().zip(offsets) {
                         let _ = pending.reply.send(Ok(offset));
                     }
@@ -336,7 +392,7 @@ mod tests {
             source: "test".into(),
             received_at: doraflow_schemas::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
             headers: vec![],
-            body: format!("{{\"n\":{n}}}"),
+            body: format!("{{\"n\":{n}}}").into(),
             outcome: Outcome::Ignored {
                 reason: "test".into(),
             },
@@ -374,6 +430,34 @@ mod tests {
             .unwrap();
         assert_eq!(first.len() + rest.len(), 200);
         assert_eq!(rest[0].record, read[50].record);
+    }
+
+    #[tokio::test]
+    async fn tail_reads_from_memory_match_reads_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        for n in 0..(RECENT_RECORDS + 10) {
+            log.append(&record(n)).await.unwrap();
+        }
+        // The oldest records are no longer in memory: they come from the file.
+        let from_file = log.read_from(0, usize::MAX, Body::Keep).unwrap();
+        let skip_old = log.read_from(0, 20, Body::Skip).unwrap();
+        assert!(skip_old[0].record.headers.is_empty() && skip_old[0].record.body.is_empty());
+        // The newest are served from memory, with the same offsets and events.
+        let tail_at = from_file[from_file.len() - 100 - 1].next_offset;
+        let tail = log.read_from(tail_at, 1000, Body::Skip).unwrap();
+        assert_eq!(tail.len(), 100);
+        for (mem, file) in tail.iter().zip(&from_file[from_file.len() - 100..]) {
+            assert_eq!(mem.next_offset, file.next_offset);
+            assert_eq!(mem.record.delivery, file.record.delivery);
+            assert_eq!(mem.record.outcome, file.record.outcome);
+        }
+        // Reopened, the log has nothing in memory and reads the same from the file.
+        drop(log);
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        let again = log.read_from(tail_at, 1000, Body::Skip).unwrap();
+        assert_eq!(again.len(), 100);
+        assert_eq!(again[99].next_offset, tail[99].next_offset);
     }
 
     #[tokio::test]

@@ -32,8 +32,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct ReadRecord {
     /// Offset of the next record.
     pub next_offset: u64,
-    /// The record.
-    pub record: LogRecord,
+    /// The record (shared: a log may serve it from memory).
+    pub record: std::sync::Arc<LogRecord>,
 }
 
 /// An append-only, durable, ordered log of deliveries.

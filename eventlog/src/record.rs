@@ -14,7 +14,7 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 /// Encodes a record into a frame.
 pub fn encode(record: &LogRecord) -> Vec<u8> {
     let meta = serde_json::to_vec(record).expect("a log record always serializes");
-    let body = record.body.as_bytes();
+    let body: &[u8] = &record.body;
     let payload_len = 4 + meta.len() + body.len();
     let mut frame = Vec::with_capacity(HEADER_LEN + payload_len);
     frame.extend_from_slice(&(payload_len as u32).to_le_bytes());
@@ -27,12 +27,21 @@ pub fn encode(record: &LogRecord) -> Vec<u8> {
     frame
 }
 
-/// Whether decoding keeps the raw body.
+/// The part of a record the aggregator reads.
+#[derive(serde::Deserialize)]
+struct EventsOnly {
+    delivery: String,
+    source: String,
+    received_at: doraflow_schemas::time::Timestamp,
+    outcome: doraflow_schemas::Outcome,
+}
+
+/// Whether decoding keeps the raw body (and the headers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
     /// Keep it.
     Keep,
-    /// Leave `body` empty (the aggregator's reads).
+    /// Leave `body` and `headers` empty (the aggregator's reads).
     Skip,
 }
 
@@ -68,17 +77,26 @@ pub fn decode(bytes: &[u8], body: Body) -> Decoded {
     if 4 + meta_len > payload.len() {
         return Decoded::Corrupt(format!("impossible meta length {meta_len}"));
     }
-    let mut record: LogRecord = match serde_json::from_slice(&payload[4..4 + meta_len]) {
-        Ok(record) => record,
-        Err(e) => return Decoded::Corrupt(format!("payload does not parse: {e}")),
+    let meta = &payload[4..4 + meta_len];
+    let record = match body {
+        Body::Keep => serde_json::from_slice::<LogRecord>(meta).map(|mut record| {
+            record.body = bytes::Bytes::copy_from_slice(&payload[4 + meta_len..]);
+            record
+        }),
+        // The aggregator's reads: the headers are skipped by the parser, never allocated.
+        Body::Skip => serde_json::from_slice::<EventsOnly>(meta).map(|e| LogRecord {
+            delivery: e.delivery,
+            source: e.source,
+            received_at: e.received_at,
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+            outcome: e.outcome,
+        }),
     };
-    if body == Body::Keep {
-        match std::str::from_utf8(&payload[4 + meta_len..]) {
-            Ok(text) => record.body = text.to_string(),
-            Err(_) => return Decoded::Corrupt("body is not UTF-8".into()),
-        }
+    match record {
+        Ok(record) => Decoded::Frame(HEADER_LEN + len, record),
+        Err(e) => Decoded::Corrupt(format!("payload does not parse: {e}")),
     }
-    Decoded::Frame(HEADER_LEN + len, record)
 }
 
 #[cfg(test)]
@@ -92,7 +110,7 @@ mod tests {
             source: "github".into(),
             received_at: chrono_now(),
             headers: vec![("x-github-event".into(), "push".into())],
-            body: "{\"a\":1}".into(),
+            body: bytes::Bytes::from_static(b"{\"a\":1}"),
             outcome: Outcome::Ignored {
                 reason: "test".into(),
             },
@@ -115,7 +133,9 @@ mod tests {
         }
         match decode(&frame, Body::Skip) {
             Decoded::Frame(_, record) => {
-                assert_eq!(record.body, "");
+                assert!(record.body.is_empty());
+                assert!(record.headers.is_empty());
+                assert_eq!(record.outcome, sample().outcome);
                 assert_eq!(record.delivery, sample().delivery);
             }
             other => panic!("expected a frame, got {other:?}"),

@@ -264,14 +264,12 @@ impl Ingest {
             ),
             Err(error @ NormalizeError::Malformed(_)) => return Err(malformed(error)),
         };
-        let body = std::str::from_utf8(body)
-            .map_err(|_| HttpError::bad_request("malformed_body", "the body is not UTF-8"))?;
         let record = LogRecord {
             delivery,
             source: source.to_string(),
             received_at: Utc::now(),
             headers: kept_headers(headers),
-            body: body.to_string(),
+            body: body.clone(),
             outcome,
         };
         self.log.append(&record).await.map_err(|e| {
@@ -373,7 +371,7 @@ mod tests {
         );
         let stored = log.read_from(0, 10, doraflow_eventlog::Body::Keep).unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].record.body.as_bytes(), &body[..]);
+        assert_eq!(&stored[0].record.body[..], &body[..]);
         assert!(
             matches!(stored[0].record.outcome, Outcome::Events { ref events } if events.len() == 1)
         );

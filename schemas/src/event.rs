@@ -22,7 +22,7 @@ pub struct LogRecord {
     /// The raw body, exactly as received. Stored outside the record's JSON (see the event log's
     /// framing), so readers that do not need it never parse it.
     #[serde(skip)]
-    pub body: String,
+    pub body: bytes::Bytes,
     /// What normalization made of it.
     pub outcome: Outcome,
 }

@@ -54,8 +54,7 @@ pub struct StoredPush {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AttemptInputs {
     /// Updates keyed by (time, state), each with its environment, revision, repo and hint.
-    #[serde(with = "map_as_pairs")]
-    pub updates: BTreeMap<(Timestamp, DeploymentState), AttemptFields>,
+    pub updates: SmallMap<(Timestamp, DeploymentState), AttemptFields>,
 }
 
 /// The descriptive fields of a deployment update.
@@ -75,8 +74,7 @@ pub struct AttemptFields {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IncidentInputs {
     /// Updates keyed by (time, change), each with the descriptive fields it carried.
-    #[serde(with = "map_as_pairs")]
-    pub updates: BTreeMap<(Timestamp, IncidentChange), IncidentFields>,
+    pub updates: SmallMap<(Timestamp, IncidentChange), IncidentFields>,
 }
 
 /// The descriptive fields of an incident update.
@@ -90,6 +88,46 @@ pub struct IncidentFields {
     pub title: String,
     /// Creation time, when given.
     pub created_at: Option<Timestamp>,
+}
+
+/// A map for a handful of entries, kept as a sorted vector: a deployment or an incident has a
+/// few status updates, and a `BTreeMap` node per attempt cost ten times the memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SmallMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<K: Ord, V> SmallMap<K, V> {
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// Values in key order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
 }
 
 /// Serializes a map with composite keys as a list of pairs (JSON keys must be strings).

@@ -23,7 +23,7 @@ fn record(key: &str, event: Event) -> LogRecord {
         source: "github".into(),
         received_at: t(1, 0),
         headers: vec![],
-        body: String::new(),
+        body: Default::default(),
         outcome: Outcome::Events {
             events: vec![event],
         },
