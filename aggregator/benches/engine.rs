@@ -22,7 +22,9 @@ fn year() -> Vec<LogRecord> {
         received_at: start,
         headers: Vec::new(),
         body: Default::default(),
-        outcome: Outcome::Events { events: vec![event] },
+        outcome: Outcome::Events {
+            events: vec![event],
+        },
     };
     for day in 0..365i64 {
         let date = start + Duration::days(day);
@@ -64,7 +66,10 @@ fn year() -> Vec<LogRecord> {
             ));
         }
         if day % 10 == 3 {
-            for (change, hours) in [(IncidentChange::Triggered, 16), (IncidentChange::Resolved, 18)] {
+            for (change, hours) in [
+                (IncidentChange::Triggered, 16),
+                (IncidentChange::Resolved, 18),
+            ] {
                 records.push(record(
                     format!("incident-{day}-{hours}"),
                     Event::Incident(IncidentUpdate {
@@ -90,18 +95,28 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("apply_a_year", |b| {
         b.iter(|| {
-            let mut engine = Engine::new(EngineState::default(), catalog.clone(), Definitions::default());
+            let mut engine = Engine::new(
+                EngineState::default(),
+                catalog.clone(),
+                Definitions::default(),
+            );
             for r in &records {
                 engine.apply(r);
             }
             engine
         })
     });
-    let mut engine = Engine::new(EngineState::default(), catalog.clone(), Definitions::default());
+    let mut engine = Engine::new(
+        EngineState::default(),
+        catalog.clone(),
+        Definitions::default(),
+    );
     for r in &records {
         engine.apply(r);
     }
-    group.bench_function("derive_a_year_of_one_service", |b| b.iter(|| engine.derive("acme/app")));
+    group.bench_function("derive_a_year_of_one_service", |b| {
+        b.iter(|| engine.derive("acme/app"))
+    });
     group.finish();
 
     let facts = engine.derive("acme/app");

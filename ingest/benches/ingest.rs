@@ -49,7 +49,9 @@ fn benches(c: &mut Criterion) {
         body: body.clone().into(),
         outcome: Outcome::Events { events },
     };
-    group.bench_function("encode_record", |b| b.iter(|| doraflow_eventlog::record::encode(&record)));
+    group.bench_function("encode_record", |b| {
+        b.iter(|| doraflow_eventlog::record::encode(&record))
+    });
     let frame = doraflow_eventlog::record::encode(&record);
     group.bench_function("decode_record_events_only", |b| {
         b.iter(|| doraflow_eventlog::record::decode(&frame, doraflow_eventlog::Body::Skip))
