@@ -238,3 +238,132 @@ fn an_unwritable_data_dir_gets_503_and_nothing_is_acknowledged() {
     );
     assert_eq!(server.get("/readyz", None).0, 200);
 }
+
+#[test]
+fn series_and_drill_downs_agree_with_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), |listen| scenario::config_toml(listen, ""));
+    let month = scenario::month(5);
+    assert!(
+        send_all(&server.base, &month.deliveries, 8)
+            .iter()
+            .all(|s| *s == 202)
+    );
+    server.wait_caught_up();
+    let (from, to) = window();
+    let q = query(from, to);
+    let (_, summary) = server.get(&format!("/api/v1/dora?team=payments&{q}"), None);
+    let deployments = summary["deployment_frequency"]["deployments"]
+        .as_u64()
+        .unwrap();
+
+    // Daily series: one point per day, counts adding up to the window's figures.
+    let (status, series) = server.get(
+        &format!("/api/v1/dora/series?metric=deployment_frequency&bucket=day&team=payments&{q}"),
+        None,
+    );
+    assert_eq!(status, 200, "{series}");
+    let points = series["points"].as_array().unwrap();
+    assert_eq!(points.len(), DAYS as usize);
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        deployments
+    );
+    let (_, leads) = server.get(
+        &format!("/api/v1/dora/series?metric=lead_time&bucket=week&stat=p90&team=payments&{q}"),
+        None,
+    );
+    let lead_count: u64 = leads["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lead_count, summary["lead_time"]["count"].as_u64().unwrap());
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/dora/series?metric=nonsense&{q}"), None)
+            .0,
+        400
+    );
+
+    // Deployments, paged by 7: every production attempt exactly once, newest first.
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/deployments?team=payments&limit=7&{q}");
+    loop {
+        let (status, page) = server.get(&path, None);
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => path = next.to_string(),
+            None => break,
+        }
+    }
+    let succeeded: Vec<_> = seen.iter().filter(|d| d["succeeded"] == true).collect();
+    assert_eq!(succeeded.len() as u64, deployments);
+    assert_eq!(
+        seen.len() as u64 - deployments,
+        summary["deployment_frequency"]["failed_attempts"]
+            .as_u64()
+            .unwrap()
+    );
+    let ids: std::collections::BTreeSet<_> = seen
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), seen.len(), "no deployment twice across pages");
+    let times: Vec<_> = seen
+        .iter()
+        .map(|d| d["finished_at"].as_str().unwrap().to_string())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let failed = succeeded.iter().filter(|d| d["failed"] == true).count() as u64;
+    assert_eq!(
+        failed,
+        summary["change_failure_rate"]["failed"].as_u64().unwrap()
+    );
+    assert!(
+        succeeded
+            .iter()
+            .filter(|d| d["failed"] == true)
+            .all(|d| !d["failure_reasons"].as_array().unwrap().is_empty())
+    );
+
+    // Changes name the deployment that shipped them; incidents the deployment they are blamed on.
+    let (_, changes) = server.get(
+        &format!("/api/v1/changes?service=checkout&limit=1000&{q}"),
+        None,
+    );
+    let items = changes["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    let shipped_ids: std::collections::BTreeSet<_> =
+        seen.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    for c in items.iter().filter(|c| !c["deployed_by"].is_null()) {
+        assert!(c["lead_time"].as_f64().unwrap() >= 0.0);
+        assert!(
+            shipped_ids.contains(c["deployed_by"].as_str().unwrap()) || c["service"] != "checkout",
+            "{c}"
+        );
+    }
+    let (_, incidents) = server.get(&format!("/api/v1/incidents?team=payments&{q}"), None);
+    let attributed = incidents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["attributed_to"].is_null())
+        .count();
+    let opened = incidents["items"].as_array().unwrap().len();
+    let share = summary["data_quality"]["incidents_attributed"]
+        .as_f64()
+        .unwrap();
+    assert!((attributed as f64 / opened as f64 - share).abs() < 1e-9);
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/deployments?cursor=zz&{q}"), None)
+            .0,
+        400
+    );
+}

@@ -2,6 +2,7 @@
 //! bearer-token authentication and team scoping; `/healthz` and `/readyz`.
 
 pub mod auth;
+pub mod drilldown;
 pub mod params;
 pub mod routes;
 

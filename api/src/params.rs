@@ -8,7 +8,7 @@ use doraflow_http::HttpError;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
 use serde::Deserialize;
 
-/// Raw query parameters.
+/// Raw query parameters (others, such as `limit` or `metric`, are read by their endpoints).
 #[derive(Debug, Default, Deserialize)]
 pub struct CommonParams {
     /// One service.

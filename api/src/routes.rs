@@ -1,6 +1,6 @@
 //! Routes of the metrics API and the health checks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Query as QueryParams, State};
@@ -38,6 +38,10 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/dora", get(dora))
+        .route("/api/v1/dora/series", get(series))
+        .route("/api/v1/deployments", get(deployments))
+        .route("/api/v1/changes", get(changes))
+        .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/services", get(services))
         .route("/api/v1/teams", get(teams))
         .route("/healthz", get(healthz))
@@ -138,15 +142,23 @@ fn resolve_scope(
     Ok(None)
 }
 
-async fn dora(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    QueryParams(params): QueryParams<CommonParams>,
-) -> Result<Json<serde_json::Value>, HttpError> {
-    let caller = authenticate(&state.tokens, &headers)?;
+/// The facts a request may see: authenticated, scoped, with its validated query.
+struct Scoped {
+    query: summary::Query,
+    facts: Vec<Arc<ServiceFacts>>,
+    unmapped: Option<Arc<ServiceFacts>>,
+    counters: summary::Counters,
+}
+
+fn scoped(
+    state: &ApiState,
+    headers: &HeaderMap,
+    params: &CommonParams,
+) -> Result<Scoped, HttpError> {
+    let caller = authenticate(&state.tokens, headers)?;
     let query = params.query(Utc::now())?;
     let store = state.store.read().expect("store lock");
-    let scope = resolve_scope(&state, &store, &caller, &params)?;
+    let scope = resolve_scope(state, &store, &caller, params)?;
     let facts: Vec<Arc<ServiceFacts>> = match &scope {
         Some(services) => services.iter().filter_map(|s| store.service(s)).collect(),
         None => store
@@ -160,7 +172,25 @@ async fn dora(
         None
     };
     let counters = store.counters_for(scope.as_deref());
-    drop(store);
+    Ok(Scoped {
+        query,
+        facts,
+        unmapped,
+        counters,
+    })
+}
+
+async fn dora(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let Scoped {
+        query,
+        facts,
+        unmapped,
+        counters,
+    } = scoped(&state, &headers, &params)?;
     let summary = summary::summarize(
         facts.iter().map(|f| f.as_ref()),
         unmapped.as_deref(),
@@ -178,6 +208,87 @@ async fn dora(
     Ok(Json(
         serde_json::to_value(answer).expect("answers serialize"),
     ))
+}
+
+async fn series(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    use doraflow_aggregator::summary::series::{Bucket, Metric, Stat};
+    let invalid = |m: String| HttpError::bad_request("invalid_parameter", m);
+    let metric_name = raw.get("metric").ok_or_else(|| invalid("metric is required: deployment_frequency, lead_time, change_failure_rate, failed_deployment_recovery_time, time_to_restore or rework_rate".into()))?;
+    let metric = Metric::parse(metric_name).ok_or_else(|| invalid(format!("metric: `{metric_name}` is not one of deployment_frequency, lead_time, change_failure_rate, failed_deployment_recovery_time, time_to_restore, rework_rate")))?;
+    let bucket_name = raw.get("bucket").map_or("day", String::as_str);
+    let bucket = Bucket::parse(bucket_name)
+        .ok_or_else(|| invalid(format!("bucket: `{bucket_name}` is not day, week or month")))?;
+    let stat_name = raw.get("stat").map_or("p50", String::as_str);
+    let stat = Stat::parse(stat_name)
+        .ok_or_else(|| invalid(format!("stat: `{stat_name}` is not p50, p75, p90 or mean")))?;
+    let scoped = scoped(&state, &headers, &params)?;
+    let facts: Vec<&ServiceFacts> = scoped.facts.iter().map(|f| f.as_ref()).collect();
+    let points = summary::series::series(&facts, &scoped.query, metric, stat, bucket);
+    Ok(Json(json!({
+        "definitions_version": summary::DEFINITIONS_VERSION,
+        "metric": metric_name,
+        "bucket": bucket_name,
+        "stat": stat_name,
+        "scope": {"service": params.service, "team": params.team, "environment": scoped.query.environment},
+        "points": points,
+    })))
+}
+
+async fn drill_down(
+    kind: crate::drilldown::Kind,
+    state: ApiState,
+    headers: HeaderMap,
+    params: CommonParams,
+    raw: BTreeMap<String, String>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let scoped = scoped(&state, &headers, &params)?;
+    crate::drilldown::page(kind, &scoped.facts, &scoped.query, &raw).map(Json)
+}
+
+async fn deployments(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    drill_down(
+        crate::drilldown::Kind::Deployments,
+        state,
+        headers,
+        params,
+        raw,
+    )
+    .await
+}
+
+async fn changes(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    drill_down(crate::drilldown::Kind::Changes, state, headers, params, raw).await
+}
+
+async fn incidents(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    drill_down(
+        crate::drilldown::Kind::Incidents,
+        state,
+        headers,
+        params,
+        raw,
+    )
+    .await
 }
 
 async fn services(

@@ -544,6 +544,7 @@ fn benchmark(
     }
 }
 
+pub mod series;
 pub mod tiers;
 
 #[cfg(test)]
