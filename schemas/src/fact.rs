@@ -105,6 +105,9 @@ pub struct ChangeFact {
     pub lead_time: Option<f64>,
     /// The raw lead time was negative.
     pub clock_skew: bool,
+    /// When a forced push dropped it before any deployment deployed it (metrics.md §2.5).
+    #[serde(default)]
+    pub dropped_at: Option<Timestamp>,
     /// A fix (hotfix pattern or hotfix-labelled pull request).
     pub fix: bool,
 }

@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::inputs::{Attempt, Inputs, SettledIncident};
-use super::order::ordered_changes;
+use super::order::history;
 use crate::catalog::Catalog;
 
 /// Everything derived for one service.
@@ -41,6 +41,8 @@ struct BoundRepo {
     name: Arc<str>,
     changes: Vec<RepoChange>,
     position_of: HashMap<Arc<str>, usize>,
+    /// Forced pushes: when, and the changes before them they do not carry again.
+    forced: Vec<(Timestamp, Vec<usize>)>,
 }
 
 /// Seconds between two instants, as a float.
@@ -72,7 +74,18 @@ pub fn derive_service(
         };
         let mut changes = Vec::new();
         let mut position_of = HashMap::new();
-        for change in ordered_changes(repo) {
+        let branch = history(repo);
+        let forced = branch
+            .forced
+            .iter()
+            .map(|f| {
+                let dropped = (0..f.index)
+                    .filter(|&c| !f.carried.contains(&*branch.changes[c].commit.sha))
+                    .collect();
+                (f.pushed_at, dropped)
+            })
+            .collect();
+        for change in &branch.changes {
             let commit = change.commit;
             let labelled = repo
                 .merged_labels
@@ -92,6 +105,7 @@ pub fn derive_service(
             name: repo.name.as_str().into(),
             changes,
             position_of,
+            forced,
         });
     }
 
@@ -139,7 +153,31 @@ pub fn derive_service(
     let mut revisions_in_env: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut current_in_env: HashMap<&str, Option<(usize, usize)>> = HashMap::new();
     let mut deployed_changes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); facts.len()];
+    // Forced pushes (§2.5), in time order, interleaved with the deployments: a push drops the
+    // changes it does not carry again that no deployment finished by then had deployed.
+    let mut dropped_at: Vec<Vec<Option<Timestamp>>> =
+        repos.iter().map(|r| vec![None; r.changes.len()]).collect();
+    let mut forced: Vec<(Timestamp, usize, usize)> = repos
+        .iter()
+        .enumerate()
+        .flat_map(|(r, repo)| {
+            repo.forced
+                .iter()
+                .enumerate()
+                .map(move |(k, f)| (f.0, r, k))
+        })
+        .collect();
+    forced.sort();
+    let mut next_forced = 0;
     for &d in &production {
+        drop_forced(
+            &repos,
+            &forced,
+            &mut next_forced,
+            Some(facts[d].finished_at),
+            &deployed_by,
+            &mut dropped_at,
+        );
         let env = attempts[d].1.fields.environment.as_str();
         let revision = attempts[d].1.fields.revision.as_str();
         let located = repos
@@ -161,7 +199,7 @@ pub fn derive_service(
         {
             let from = watermark[r].map_or(0, |w| w + 1);
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
-                if repos[r].changes[c].touches && owner.is_none() {
+                if repos[r].changes[c].touches && owner.is_none() && dropped_at[r][c].is_none() {
                     *owner = Some(d);
                     deployed_changes[d].push((r, c));
                 }
@@ -171,6 +209,14 @@ pub fn derive_service(
         revisions_in_env.entry(env).or_default().insert(revision);
         current_in_env.insert(env, located);
     }
+    drop_forced(
+        &repos,
+        &forced,
+        &mut next_forced,
+        None,
+        &deployed_by,
+        &mut dropped_at,
+    );
 
     // Change facts and per-deployment lead times.
     let service_name: Arc<str> = service.into();
@@ -198,6 +244,7 @@ pub fn derive_service(
                 environment: by.map(|d| environments[d].clone()),
                 deployed_at: by.map(|d| facts[d].finished_at),
                 lead_time: raw.map(|v| v.max(0.0)),
+                dropped_at: dropped_at[r][c],
                 clock_skew: raw.is_some_and(|v| v < 0.0),
                 fix: change.fix,
             });
@@ -302,6 +349,32 @@ pub fn derive_service(
         deployments: facts,
         changes,
         incidents: incident_facts,
+    }
+}
+
+/// Applies the forced pushes from `next` on that happened before `until` (all of them without it):
+/// each drops the changes before it that it does not carry again and that nothing deployed yet.
+fn drop_forced(
+    repos: &[BoundRepo],
+    forced: &[(Timestamp, usize, usize)],
+    next: &mut usize,
+    until: Option<Timestamp>,
+    deployed_by: &[Vec<Option<usize>>],
+    dropped_at: &mut [Vec<Option<Timestamp>>],
+) {
+    while let Some(&(at, r, k)) = forced.get(*next) {
+        if until.is_some_and(|u| at >= u) {
+            break;
+        }
+        for &c in &repos[r].forced[k].1 {
+            if repos[r].changes[c].touches
+                && deployed_by[r][c].is_none()
+                && dropped_at[r][c].is_none()
+            {
+                dropped_at[r][c] = Some(at);
+            }
+        }
+        *next += 1;
     }
 }
 

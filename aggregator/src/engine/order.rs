@@ -17,11 +17,37 @@ pub struct OrderedChange<'a> {
     pub position: u64,
 }
 
+/// A forced push in push order: the changes before `index` that no deployment had deployed by
+/// `pushed_at` and that it does not carry again are dropped (metrics.md §2.5).
+#[derive(Debug, Clone)]
+pub struct ForcedPush<'a> {
+    /// Index into the ordered changes where this push's own changes begin.
+    pub index: usize,
+    /// When the push happened.
+    pub pushed_at: doraflow_schemas::time::Timestamp,
+    /// The commits the push carries.
+    pub carried: HashSet<&'a str>,
+}
+
+/// A branch's history: its changes in push order and its forced pushes.
+#[derive(Debug, Clone, Default)]
+pub struct History<'a> {
+    /// Changes in push order.
+    pub changes: Vec<OrderedChange<'a>>,
+    /// Forced pushes, in push order.
+    pub forced: Vec<ForcedPush<'a>>,
+}
+
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by
 /// several pushes keeps its first position.
 pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
+    history(repo).changes
+}
+
+/// The tracked branch's history: changes in push order plus the forced pushes among them.
+pub fn history(repo: &RepoInputs) -> History<'_> {
     let Some((_, branch)) = &repo.default_branch else {
-        return Vec::new();
+        return History::default();
     };
     let pushes: Vec<(&String, &String, &StoredPush)> = repo
         .pushes
@@ -65,8 +91,17 @@ pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
 
     let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
     let mut out = Vec::new();
+    let mut forced = Vec::new();
     for i in order {
-        for commit in &pushes[i].2.commits {
+        let push = pushes[i].2;
+        if push.forced {
+            forced.push(ForcedPush {
+                index: out.len(),
+                pushed_at: push.pushed_at,
+                carried: push.commits.iter().map(|c| &*c.sha).collect(),
+            });
+        }
+        for commit in &push.commits {
             if seen.insert(&*commit.sha, ()).is_none() {
                 out.push(OrderedChange {
                     commit,
@@ -75,7 +110,10 @@ pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
             }
         }
     }
-    out
+    History {
+        changes: out,
+        forced,
+    }
 }
 
 #[cfg(test)]

@@ -360,3 +360,44 @@ fn the_state_survives_a_checkpoint_round_trip() {
     assert_eq!(again.derive("app"), engine.derive("app"));
     assert_eq!(again.state().inputs.seen, engine.state().inputs.seen);
 }
+
+#[test]
+fn a_forced_push_drops_undeployed_changes_it_does_not_carry_again() {
+    let mut forced = push(
+        "c2",
+        "c4",
+        &[("c3b", t(2, 9), "rewritten"), ("c4", t(2, 10), "x")],
+    );
+    if let Event::Push(p) = &mut forced {
+        p.forced = true;
+        p.pushed_at = t(2, 11);
+    }
+    let records = vec![
+        record("p1", push("0000", "c1", &[("c1", t(1, 8), "a")])),
+        record("d1", deploy("1", "c1", "production", Success, t(1, 10))),
+        // c2 and c3 are pushed but never deployed before the forced push rewrites them.
+        record(
+            "p2",
+            push("c1", "c3", &[("c2", t(1, 12), "b"), ("c3", t(1, 13), "c")]),
+        ),
+        record("p3", forced),
+        record("d2", deploy("2", "c4", "production", Success, t(2, 12))),
+    ];
+    let facts = facts_of(&records);
+    let c = |sha: &str| facts.changes.iter().find(|c| &*c.sha == sha).unwrap();
+    assert_eq!(c("c1").dropped_at, None, "deployed before the forced push");
+    assert_eq!(c("c2").dropped_at, Some(t(2, 11)));
+    assert_eq!(c("c3").dropped_at, Some(t(2, 11)));
+    assert_eq!(c("c2").deployed_by, None);
+    assert_eq!(c("c4").deployed_by.as_deref(), Some("github:2"));
+    let d2 = facts
+        .deployments
+        .iter()
+        .find(|d| d.id == "github:2")
+        .unwrap();
+    assert_eq!(d2.changes, 2, "c3b and c4, not the dropped c2 and c3");
+    // The same deliveries in another order give the same facts.
+    let mut reversed = records.clone();
+    reversed.reverse();
+    assert_eq!(facts_of(&reversed), facts);
+}

@@ -238,7 +238,7 @@ pub struct DataQuality {
     pub unmapped_deployments: u64,
     /// Production deployments in the window whose revision is not a known change.
     pub unlinked_revisions: u64,
-    /// Changes dropped by forced pushes.
+    /// Changes dropped by forced pushes in the window.
     pub dropped_changes: u64,
     /// Changes deployed in the window with a negative raw lead time.
     pub clock_skew_changes: u64,
@@ -329,6 +329,7 @@ pub fn summarize<'a>(
     let mut days = BTreeSet::new();
     let mut lead_times = Vec::new();
     let mut clock_skew = 0u64;
+    let mut dropped = 0u64;
     let mut recoveries = Vec::new();
     let mut restores = Vec::new();
     let mut incidents_opened = 0u64;
@@ -369,6 +370,9 @@ pub fn summarize<'a>(
             }
         }
         for c in &facts.changes {
+            if c.dropped_at.is_some_and(in_window) {
+                dropped += 1;
+            }
             if let (Some(at), Some(lead), Some(env)) = (c.deployed_at, c.lead_time, &c.environment)
                 && in_window(at)
                 && env_ok(env)
@@ -469,7 +473,7 @@ pub fn summarize<'a>(
             incidents_attributed: ratio(incidents_attributed, incidents_opened),
             unmapped_deployments,
             unlinked_revisions: unlinked,
-            dropped_changes: 0,
+            dropped_changes: dropped,
             clock_skew_changes: clock_skew,
             duplicates_ignored: counters.duplicates_ignored,
             late_corrections: counters.late_corrections,
