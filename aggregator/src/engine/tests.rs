@@ -364,7 +364,7 @@ fn the_state_survives_a_checkpoint_round_trip() {
 #[test]
 fn a_forced_push_drops_undeployed_changes_it_does_not_carry_again() {
     let mut forced = push(
-        "c2",
+        "c3",
         "c4",
         &[("c3b", t(2, 9), "rewritten"), ("c4", t(2, 10), "x")],
     );
