@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::{Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use chrono::Utc;
 use doraflow_aggregator::summary::{self, Summary};
@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::{Caller, authenticate};
+use crate::drilldown::Kind;
 use crate::params::CommonParams;
 
 /// What the API reads.
@@ -39,9 +40,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/dora", get(dora))
         .route("/api/v1/dora/series", get(series))
-        .route("/api/v1/deployments", get(deployments))
-        .route("/api/v1/changes", get(changes))
-        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/deployments", drill_down(Kind::Deployments))
+        .route("/api/v1/changes", drill_down(Kind::Changes))
+        .route("/api/v1/incidents", drill_down(Kind::Incidents))
         .route("/api/v1/services", get(services))
         .route("/api/v1/teams", get(teams))
         .route("/healthz", get(healthz))
@@ -239,56 +240,17 @@ async fn series(
     })))
 }
 
-async fn drill_down(
-    kind: crate::drilldown::Kind,
-    state: ApiState,
-    headers: HeaderMap,
-    params: CommonParams,
-    raw: BTreeMap<String, String>,
-) -> Result<Json<serde_json::Value>, HttpError> {
-    let scoped = scoped(&state, &headers, &params)?;
-    crate::drilldown::page(kind, &scoped.facts, &scoped.query, &raw).map(Json)
-}
-
-async fn deployments(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    QueryParams(params): QueryParams<CommonParams>,
-    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
-) -> Result<Json<serde_json::Value>, HttpError> {
-    drill_down(
-        crate::drilldown::Kind::Deployments,
-        state,
-        headers,
-        params,
-        raw,
+/// The route of one drill-down page kind (the three differ only in what they list).
+fn drill_down(kind: Kind) -> MethodRouter<ApiState> {
+    get(
+        move |State(state): State<ApiState>,
+              headers: HeaderMap,
+              QueryParams(params): QueryParams<CommonParams>,
+              QueryParams(raw): QueryParams<BTreeMap<String, String>>| async move {
+            let scoped = scoped(&state, &headers, &params)?;
+            crate::drilldown::page(kind, &scoped.facts, &scoped.query, &raw).map(Json)
+        },
     )
-    .await
-}
-
-async fn changes(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    QueryParams(params): QueryParams<CommonParams>,
-    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
-) -> Result<Json<serde_json::Value>, HttpError> {
-    drill_down(crate::drilldown::Kind::Changes, state, headers, params, raw).await
-}
-
-async fn incidents(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    QueryParams(params): QueryParams<CommonParams>,
-    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
-) -> Result<Json<serde_json::Value>, HttpError> {
-    drill_down(
-        crate::drilldown::Kind::Incidents,
-        state,
-        headers,
-        params,
-        raw,
-    )
-    .await
 }
 
 async fn services(
