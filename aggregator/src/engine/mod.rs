@@ -272,4 +272,6 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

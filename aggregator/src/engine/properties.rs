@@ -1,0 +1,223 @@
+//! Property tests: random months of events for two services, then random permutations and
+//! duplications of their deliveries, give identical facts; the change failure rate never exceeds
+//! 1; the organisation's figures are the pooling of its services' facts.
+
+use chrono::{Duration, TimeZone, Utc};
+use doraflow_schemas::config::{Definitions, RepoMapping, ServiceConfig};
+use doraflow_schemas::event::{
+    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, Push,
+};
+use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{Event, LogRecord, Outcome};
+use proptest::prelude::*;
+
+use super::{Engine, EngineState, ServiceFacts};
+use crate::catalog::Catalog;
+use crate::summary::{Counters, Edition, Query, summarize};
+
+fn catalog() -> Catalog {
+    let service = |name: &str, repo: &str, pd: &str| ServiceConfig {
+        name: name.into(),
+        team: Some("team".into()),
+        repos: vec![RepoMapping {
+            repo: repo.into(),
+            paths: vec![],
+        }],
+        pagerduty_services: vec![pd.into()],
+        ..Default::default()
+    };
+    Catalog::new(&[service("a", "acme/a", "PA"), service("b", "acme/b", "PB")]).unwrap()
+}
+
+/// A deterministic pseudo-random month from a seed.
+fn month(seed: u64) -> Vec<LogRecord> {
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let start: Timestamp = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let mut records = Vec::new();
+    let mut key = 0;
+    let mut record = |event: Event| {
+        key += 1;
+        LogRecord {
+            delivery: format!("d{key}"),
+            source: "github".into(),
+            received_at: start,
+            headers: vec![],
+            body: Default::default(),
+            outcome: Outcome::Events {
+                events: vec![event],
+            },
+        }
+    };
+    for (s, repo, pd) in [(0u64, "acme/a", "PA"), (1, "acme/b", "PB")] {
+        let mut head = "0".to_string();
+        let mut deployed: Vec<String> = Vec::new();
+        for day in 0..20i64 {
+            let date = start + Duration::days(day);
+            let n = next(4);
+            if n > 0 {
+                let commits: Vec<Commit> = (0..n)
+                    .map(|i| Commit {
+                        sha: format!("{s}-{day}-{i}").into(),
+                        // Sometimes after the deployment: clock skew.
+                        timestamp: date + Duration::minutes(next(900) as i64),
+                        title: if next(5) == 0 {
+                            "hotfix: x".into()
+                        } else {
+                            "feat".into()
+                        },
+                        files: vec![],
+                    })
+                    .collect();
+                let after = commits.last().unwrap().sha.to_string();
+                records.push(record(Event::Push(Push {
+                    repo: repo.into(),
+                    branch: "main".into(),
+                    default_branch: "main".into(),
+                    before: head.clone(),
+                    after: after.clone(),
+                    forced: next(10) == 0,
+                    pushed_at: date + Duration::hours(9),
+                    commits,
+                })));
+                head = after;
+            }
+            let revision = match next(5) {
+                0 => continue,
+                1 if !deployed.is_empty() => deployed[next(deployed.len() as u64) as usize].clone(),
+                2 => format!("unknown-{day}"),
+                _ => head.clone(),
+            };
+            let id = format!("{s}-{day}");
+            let env = if next(6) == 0 {
+                "staging"
+            } else {
+                "production"
+            };
+            let finished = date + Duration::hours(14) + Duration::minutes(next(120) as i64);
+            for (state, at) in [
+                (DeploymentState::Pending, finished - Duration::minutes(5)),
+                (
+                    if next(8) == 0 {
+                        DeploymentState::Failure
+                    } else {
+                        DeploymentState::Success
+                    },
+                    finished,
+                ),
+            ] {
+                records.push(record(Event::Deployment(DeploymentUpdate {
+                    id: id.clone(),
+                    repo: Some(repo.into()),
+                    service_hint: None,
+                    environment: env.into(),
+                    revision: revision.clone(),
+                    state,
+                    at,
+                })));
+            }
+            deployed.push(revision);
+            if next(4) == 0 {
+                let opened = finished + Duration::minutes(next(2000) as i64);
+                let mut changes = vec![(IncidentChange::Triggered, opened)];
+                if next(3) > 0 {
+                    changes.push((
+                        IncidentChange::Resolved,
+                        opened + Duration::minutes(1 + next(300) as i64),
+                    ));
+                }
+                if next(6) == 0 {
+                    changes.push((IncidentChange::Reopened, opened + Duration::minutes(400)));
+                }
+                for (change, at) in changes {
+                    records.push(record(Event::Incident(IncidentUpdate {
+                        id: format!("I{s}-{day}"),
+                        service_id: Some(pd.into()),
+                        service_name: None,
+                        title: "down".into(),
+                        change,
+                        occurred_at: at,
+                        created_at: None,
+                    })));
+                }
+            }
+        }
+    }
+    records
+}
+
+fn facts(records: &[LogRecord]) -> (ServiceFacts, ServiceFacts) {
+    let mut engine = Engine::new(EngineState::default(), catalog(), Definitions::default());
+    for r in records {
+        engine.apply(r);
+    }
+    (engine.derive("a"), engine.derive("b"))
+}
+
+/// Shuffles with a seeded Fisher-Yates and appends `dups` repeated deliveries.
+fn reorder(records: &[LogRecord], seed: u64, dups: usize) -> Vec<LogRecord> {
+    let mut out = records.to_vec();
+    let mut state = seed | 1;
+    for i in (1..out.len()).rev() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let j = (state >> 33) as usize % (i + 1);
+        out.swap(i, j);
+    }
+    for k in 0..dups.min(records.len()) {
+        out.insert(
+            (k * 7919) % out.len(),
+            records[(k * 31) % records.len()].clone(),
+        );
+    }
+    out
+}
+
+fn query() -> Query {
+    Query {
+        from: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        to: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+        environment: None,
+        tz: chrono_tz::Tz::UTC,
+        edition: Edition::Dora2025,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn order_and_duplicates_never_change_the_facts(seed in any::<u64>(), order in any::<u64>(), dups in 0usize..40) {
+        let records = month(seed);
+        let expected = facts(&records);
+        prop_assert_eq!(facts(&reorder(&records, order, dups)), expected);
+    }
+
+    #[test]
+    fn rates_stay_within_bounds_and_the_organisation_pools_its_services(seed in any::<u64>()) {
+        let (a, b) = facts(&month(seed));
+        let q = query();
+        let org = summarize([&a, &b], None, Counters::default(), &q);
+        let sa = summarize([&a], None, Counters::default(), &q);
+        let sb = summarize([&b], None, Counters::default(), &q);
+        for s in [&org, &sa, &sb] {
+            prop_assert!(s.change_failure_rate.rate.is_none_or(|r| (0.0..=1.0).contains(&r)));
+            prop_assert!(s.rework_rate.rate.is_none_or(|r| (0.0..=1.0).contains(&r)));
+        }
+        prop_assert_eq!(org.deployment_frequency.deployments, sa.deployment_frequency.deployments + sb.deployment_frequency.deployments);
+        prop_assert_eq!(org.change_failure_rate.numerator.failed, sa.change_failure_rate.numerator.failed + sb.change_failure_rate.numerator.failed);
+        prop_assert_eq!(org.lead_time.count, sa.lead_time.count + sb.lead_time.count);
+        prop_assert_eq!(org.time_to_restore.count, sa.time_to_restore.count + sb.time_to_restore.count);
+        // Pooled, not averaged: the organisation's mean lead time weighs services by their changes.
+        if let (Some(ma), Some(mb), Some(mo)) = (sa.lead_time.mean, sb.lead_time.mean, org.lead_time.mean) {
+            let pooled = (ma * sa.lead_time.count as f64 + mb * sb.lead_time.count as f64) / org.lead_time.count as f64;
+            prop_assert!((mo - pooled).abs() < 1e-6 * pooled.max(1.0));
+        }
+    }
+}
