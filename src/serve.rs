@@ -62,7 +62,16 @@ pub fn run(
     let handle = runtime.handle().clone();
     let aggregator = std::thread::Builder::new()
         .name("doraflow-aggregator".into())
-        .spawn(move || consumer.run(handle, stop_rx))
+        .spawn(move || {
+            // A bug in the engine must not leave the API serving stale numbers as if fresh: stop
+            // the process so that its supervisor restarts it (every accepted delivery is in the
+            // log; the restart replays from the checkpoint).
+            let run = std::panic::AssertUnwindSafe(move || consumer.run(handle, stop_rx));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!("the aggregator stopped on a panic: exiting so that a restart replays the log");
+                std::process::exit(70);
+            }
+        })
         .context("cannot start the aggregator thread")?;
 
     let ingest = Arc::new(doraflow_ingest::Ingest::new(
