@@ -68,7 +68,9 @@ pub fn run(
             // log; the restart replays from the checkpoint).
             let run = std::panic::AssertUnwindSafe(move || consumer.run(handle, stop_rx));
             if std::panic::catch_unwind(run).is_err() {
-                tracing::error!("the aggregator stopped on a panic: exiting so that a restart replays the log");
+                tracing::error!(
+                    "the aggregator stopped on a panic: exiting so that a restart replays the log"
+                );
                 std::process::exit(70);
             }
         })
