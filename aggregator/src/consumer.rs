@@ -187,6 +187,10 @@ impl Consumer {
     ) {
         let mut end = self.log.durable_end();
         let started = Instant::now();
+        let backlog = end.borrow().saturating_sub(self.offset);
+        if backlog > 0 {
+            tracing::info!(from_offset = self.offset, bytes = backlog, "replaying the event log");
+        }
         let replayed = self.catch_up();
         tracing::info!(
             records = replayed,
