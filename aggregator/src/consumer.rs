@@ -189,7 +189,11 @@ impl Consumer {
         let started = Instant::now();
         let backlog = end.borrow().saturating_sub(self.offset);
         if backlog > 0 {
-            tracing::info!(from_offset = self.offset, bytes = backlog, "replaying the event log");
+            tracing::info!(
+                from_offset = self.offset,
+                bytes = backlog,
+                "replaying the event log"
+            );
         }
         let replayed = self.catch_up();
         tracing::info!(
