@@ -49,15 +49,6 @@ pub enum Outcome {
     },
 }
 
-/// The envelope the aggregator consumes: one delivery's events with its key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    /// Delivery key.
-    pub delivery: String,
-    /// The normalized events.
-    pub events: Vec<Event>,
-}
-
 /// A normalized event: the narrow facts the metric engine needs, whatever the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

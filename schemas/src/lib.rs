@@ -8,5 +8,5 @@ pub mod fact;
 pub mod time;
 
 pub use config::{Config, ConfigError};
-pub use event::{Envelope, Event, LogRecord, Outcome};
+pub use event::{Event, LogRecord, Outcome};
 pub use fact::{ChangeFact, DeploymentFact, IncidentFact};
