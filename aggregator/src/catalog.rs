@@ -1,6 +1,7 @@
 //! The service catalog: which service a repository, deployment or incident belongs to
 //! (metrics.md §1), built from `[[services]]` with the default naming for everything else.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use doraflow_schemas::config::ServiceConfig;
@@ -30,6 +31,8 @@ impl RepoBinding {
 pub struct Catalog {
     teams: HashMap<String, Option<String>>,
     repos: HashMap<String, Vec<RepoBinding>>,
+    /// The same bindings by service: (lower-case repository, binding), sorted by repository.
+    by_service: HashMap<String, Vec<(String, RepoBinding)>>,
     pagerduty: HashMap<String, String>,
     order: Vec<String>,
 }
@@ -68,14 +71,20 @@ impl Catalog {
                         message: e.to_string(),
                     })?)
                 };
+                let binding = RepoBinding {
+                    service: service.name.clone(),
+                    paths,
+                };
+                let repo = mapping.repo.to_lowercase();
                 catalog
-                    .repos
-                    .entry(mapping.repo.to_lowercase())
+                    .by_service
+                    .entry(service.name.clone())
                     .or_default()
-                    .push(RepoBinding {
-                        service: service.name.clone(),
-                        paths,
-                    });
+                    .push((repo.clone(), binding.clone()));
+                catalog.repos.entry(repo).or_default().push(binding);
+            }
+            if let Some(list) = catalog.by_service.get_mut(&service.name) {
+                list.sort_by(|a, b| a.0.cmp(&b.0));
             }
             for alias in &service.pagerduty_services {
                 catalog
@@ -86,41 +95,38 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// The bindings of a repository: its catalog services, else one service named after it.
-    pub fn repo_bindings(&self, repo: &str) -> Vec<RepoBinding> {
+    /// The services of a repository: its catalog services, else one service named after it.
+    pub fn repo_services(&self, repo: &str) -> Vec<String> {
         match self.repos.get(&repo.to_lowercase()) {
-            Some(bindings) => bindings.clone(),
-            None => vec![RepoBinding {
-                service: repo.to_string(),
-                paths: None,
-            }],
+            Some(bindings) => bindings.iter().map(|b| b.service.clone()).collect(),
+            None => vec![repo.to_string()],
         }
     }
 
-    /// Repositories bound to a service (lower-case names), with their bindings.
-    pub fn repos_of(&self, service: &str) -> Vec<(String, RepoBinding)> {
-        let mut out: Vec<(String, RepoBinding)> = self
-            .repos
-            .iter()
-            .flat_map(|(repo, bindings)| {
-                bindings
-                    .iter()
-                    .filter(|b| b.service == service)
-                    .map(|b| (repo.clone(), b.clone()))
-            })
-            .collect();
-        if out.is_empty() && !self.teams.contains_key(service) && service.contains('/') {
-            // An uncatalogued repository is its own service.
-            out.push((
+    /// True when some service takes only part of the repository (path globs): its changes'
+    /// file lists are then needed.
+    pub fn repo_has_paths(&self, repo: &str) -> bool {
+        self.repos
+            .get(&repo.to_lowercase())
+            .is_some_and(|bindings| bindings.iter().any(|b| b.paths.is_some()))
+    }
+
+    /// Repositories bound to a service (lower-case names, sorted), with their bindings. An
+    /// uncatalogued `owner/name` service is its own repository.
+    pub fn repos_of(&self, service: &str) -> Cow<'_, [(String, RepoBinding)]> {
+        if let Some(list) = self.by_service.get(service) {
+            return Cow::Borrowed(list);
+        }
+        if !self.teams.contains_key(service) && service.contains('/') {
+            return Cow::Owned(vec![(
                 service.to_lowercase(),
                 RepoBinding {
                     service: service.to_string(),
                     paths: None,
                 },
-            ));
+            )]);
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        Cow::Borrowed(&[])
     }
 
     /// The service of a deployment (metrics.md §1): the repository's only service; for a
@@ -132,7 +138,9 @@ impl Catalog {
         hint: Option<&str>,
         environment: &str,
     ) -> Option<String> {
-        let bindings = self.repo_bindings(repo);
+        let Some(bindings) = self.repos.get(&repo.to_lowercase()) else {
+            return Some(repo.to_string());
+        };
         if bindings.len() == 1 {
             return Some(bindings[0].service.clone());
         }
@@ -270,11 +278,13 @@ mod tests {
     #[test]
     fn path_globs_decide_which_changes_touch_a_service() {
         let c = catalog();
-        let cart = c
-            .repo_bindings("acme/mono")
-            .into_iter()
-            .find(|b| b.service == "cart")
-            .unwrap();
+        let repos = c.repos_of("cart");
+        assert_eq!(repos.len(), 1);
+        let cart = &repos[0].1;
+        assert!(c.repo_has_paths("acme/mono"));
+        assert!(!c.repo_has_paths("acme/checkout"));
+        assert_eq!(c.repo_services("acme/mono"), vec!["checkout", "cart"]);
+        assert_eq!(c.repo_services("acme/other"), vec!["acme/other"]);
         assert!(cart.touches(&["services/cart/src/main.rs".into()]));
         assert!(!cart.touches(&["services/checkout/x".into(), "README.md".into()]));
     }

@@ -68,8 +68,8 @@ pub fn derive_service(
 
     // Changes of every bound repository, in push order (§2.1).
     let mut repos: Vec<BoundRepo> = Vec::new();
-    for (key, binding) in catalog.repos_of(service) {
-        let Some(repo) = inputs.repos.get(&key) else {
+    for (key, binding) in catalog.repos_of(service).iter() {
+        let Some(repo) = inputs.repos.get(key) else {
             continue;
         };
         let mut changes = Vec::new();

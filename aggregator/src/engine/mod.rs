@@ -64,8 +64,17 @@ impl Engine {
             .deployments
             .iter()
             .filter_map(|(id, a)| {
-                a.settle()
-                    .map(|s| (id.clone(), self.attempt_service(&s.fields)))
+                a.settle().map(|s| {
+                    let f = &s.fields;
+                    (
+                        id.clone(),
+                        self.attempt_service(
+                            f.repo.as_deref(),
+                            f.service_hint.as_deref(),
+                            &f.environment,
+                        ),
+                    )
+                })
             })
             .collect();
         for (id, service) in attempts {
@@ -106,42 +115,29 @@ impl Engine {
             .map(|r| r.name.clone())
             .collect();
         for repo in repos {
-            for binding in self.catalog.repo_bindings(&repo) {
-                self.dirty.insert(binding.service);
-            }
+            self.dirty.extend(self.catalog.repo_services(&repo));
         }
         self.dirty.extend(self.attempts_by_service.keys().cloned());
         self.dirty.extend(self.incidents_by_service.keys().cloned());
     }
 
-    fn attempt_service(&self, fields: &inputs::AttemptFields) -> String {
-        let repo = fields.repo.as_deref().unwrap_or_default();
+    /// The service of a deployment attempt, or the unmapped bucket.
+    fn attempt_service(&self, repo: Option<&str>, hint: Option<&str>, environment: &str) -> String {
         self.catalog
-            .deployment_service(repo, fields.service_hint.as_deref(), &fields.environment)
+            .deployment_service(repo.unwrap_or_default(), hint, environment)
             .unwrap_or_else(|| UNMAPPED.to_string())
     }
 
     /// The services one event concerns.
     fn services_of(&self, event: &Event) -> Vec<String> {
         match event {
-            Event::Push(p) => self
-                .catalog
-                .repo_bindings(&p.repo)
-                .into_iter()
-                .map(|b| b.service)
-                .collect(),
-            Event::PullRequestMerged(p) => self
-                .catalog
-                .repo_bindings(&p.repo)
-                .into_iter()
-                .map(|b| b.service)
-                .collect(),
-            Event::Deployment(d) => vec![self.attempt_service(&inputs::AttemptFields {
-                repo: d.repo.clone(),
-                service_hint: d.service_hint.clone(),
-                environment: d.environment.clone(),
-                revision: d.revision.clone(),
-            })],
+            Event::Push(p) => self.catalog.repo_services(&p.repo),
+            Event::PullRequestMerged(p) => self.catalog.repo_services(&p.repo),
+            Event::Deployment(d) => vec![self.attempt_service(
+                d.repo.as_deref(),
+                d.service_hint.as_deref(),
+                &d.environment,
+            )],
             Event::Incident(i) => self
                 .catalog
                 .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
@@ -171,12 +167,8 @@ impl Engine {
             let services = self.services_of(event);
             let changed = match event {
                 Event::Push(push) => {
-                    let globbed = self
-                        .catalog
-                        .repo_bindings(&push.repo)
-                        .iter()
-                        .any(|b| b.paths.is_some());
-                    self.state.inputs.add_push(push, globbed)
+                    let keep_files = self.catalog.repo_has_paths(&push.repo);
+                    self.state.inputs.add_push(push, keep_files)
                 }
                 Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
                 Event::Deployment(update) => {
@@ -223,7 +215,14 @@ impl Engine {
                         // An attempt whose later updates moved it to another service is theirs.
                         self.state.inputs.deployments[*id]
                             .settle()
-                            .is_some_and(|s| self.attempt_service(&s.fields) == service)
+                            .is_some_and(|s| {
+                                let f = &s.fields;
+                                self.attempt_service(
+                                    f.repo.as_deref(),
+                                    f.service_hint.as_deref(),
+                                    &f.environment,
+                                ) == service
+                            })
                     })
                     .cloned()
                     .collect()
