@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use doraflow_schemas::config::ServiceConfig;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+/// The environment of an Argo CD application with neither a catalog pin nor a label.
+pub const ARGOCD_DEFAULT_ENVIRONMENT: &str = "production";
+
 /// One repository mapped to one service, with optional path globs.
 #[derive(Debug, Clone)]
 pub struct RepoBinding {
@@ -34,6 +37,8 @@ pub struct Catalog {
     /// The same bindings by service: (lower-case repository, binding), sorted by repository.
     by_service: HashMap<String, Vec<(String, RepoBinding)>>,
     pagerduty: HashMap<String, String>,
+    /// Argo CD application name → (service, pinned environment).
+    argocd: HashMap<String, (String, Option<String>)>,
     order: Vec<String>,
 }
 
@@ -85,6 +90,12 @@ impl Catalog {
             }
             if let Some(list) = catalog.by_service.get_mut(&service.name) {
                 list.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            for app in &service.argocd_apps {
+                catalog.argocd.insert(
+                    app.app.clone(),
+                    (service.name.clone(), app.environment.clone()),
+                );
             }
             for alias in &service.pagerduty_services {
                 catalog
@@ -168,6 +179,20 @@ impl Catalog {
             .cloned()
             .or_else(|| name.map(String::from))
             .or_else(|| id.map(String::from))
+    }
+
+    /// The service and environment of an Argo CD application (metrics.md §1): the catalog's
+    /// alias and pin; else the application's name, its `environment` label, else `production`.
+    pub fn argocd_app<'a>(&'a self, app: &'a str, label: Option<&'a str>) -> (&'a str, &'a str) {
+        match self.argocd.get(app) {
+            Some((service, pin)) => (
+                service,
+                pin.as_deref()
+                    .or(label)
+                    .unwrap_or(ARGOCD_DEFAULT_ENVIRONMENT),
+            ),
+            None => (app, label.unwrap_or(ARGOCD_DEFAULT_ENVIRONMENT)),
+        }
     }
 
     /// The team of a service, if the catalog names one.

@@ -13,8 +13,8 @@ use doraflow_aggregator::summary::{Counters, Edition, Query, summarize};
 use doraflow_aggregator::{Catalog, Engine, EngineState, ServiceFacts};
 use doraflow_schemas::config::{Definitions, ServiceConfig};
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, PullRequestMerged,
-    Push,
+    Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
+    IncidentUpdate, PullRequestMerged, Push,
 };
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
 use doraflow_schemas::{Event, LogRecord, Outcome};
@@ -109,6 +109,18 @@ fn event(v: &Value) -> Event {
                 .iter()
                 .map(|l| l.as_str().unwrap().to_string())
                 .collect(),
+        });
+    }
+    if let Some(h) = v.get("health") {
+        return Event::Health(HealthReport {
+            app: opt(h, "app", "app").into(),
+            environment: h.get("env").and_then(Value::as_str).map(String::from),
+            revision: text(h, "sha"),
+            status: match text(h, "status").as_str() {
+                "degraded" => HealthStatus::Degraded,
+                _ => HealthStatus::Healthy,
+            },
+            at: time(&h["at"]),
         });
     }
     if let Some(m) = v.get("many_commits") {

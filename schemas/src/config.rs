@@ -253,15 +253,27 @@ pub struct ServiceConfig {
     /// Repositories (`owner/name`) whose changes and deployments belong to this service.
     #[serde(default)]
     pub repos: Vec<RepoMapping>,
-    /// Argo CD applications of this service (used from the Argo CD release on).
+    /// Argo CD applications of this service, each optionally pinned to an environment.
     #[serde(default)]
-    pub argocd_apps: Vec<toml::Table>,
+    pub argocd_apps: Vec<ArgoApp>,
     /// PagerDuty service ids or names.
     #[serde(default)]
     pub pagerduty_services: Vec<String>,
     /// CDEvents service ids (used from the CDEvents release on).
     #[serde(default)]
     pub cdevents_services: Vec<String>,
+}
+
+/// An Argo CD application mapped to a service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoApp {
+    /// The Application's `metadata.name`.
+    pub app: String,
+    /// The environment its deployments and health reports belong to (metrics.md §1: else the
+    /// Application's `environment` label, else `production`).
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 /// A repository mapped to a service, optionally limited to paths (monorepos).
@@ -320,6 +332,7 @@ impl Config {
         }
         let mut names = HashMap::new();
         let mut pagerduty = HashMap::new();
+        let mut argocd = HashMap::new();
         for (i, service) in self.services.iter().enumerate() {
             let at = format!("services[{i}]");
             if service.name.trim().is_empty() {
@@ -344,6 +357,21 @@ impl Config {
                     return Err(invalid(
                         format!("{at}.pagerduty_services[{j}]"),
                         format!("`{alias}` is also mapped by services[{first}]"),
+                    ));
+                }
+            }
+            for (j, app) in service.argocd_apps.iter().enumerate() {
+                let at = format!("{at}.argocd_apps[{j}]");
+                if app.app.trim().is_empty() {
+                    return Err(invalid(format!("{at}.app"), "must not be empty"));
+                }
+                if let Some((first, k)) = argocd.insert(app.app.clone(), (i, j)) {
+                    return Err(invalid(
+                        format!("{at}.app"),
+                        format!(
+                            "`{}` is also mapped by services[{first}].argocd_apps[{k}]",
+                            app.app
+                        ),
                     ));
                 }
             }
@@ -516,6 +544,17 @@ pagerduty_services = ["PXXXXXX", "Checkout API"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("services[1].name"), "{err}");
+        let err = parse(
+            "[[services]]\nname = \"a\"\nargocd_apps = [{ app = \"x\" }]\n\
+             [[services]]\nname = \"b\"\nargocd_apps = [{ app = \"x\", environment = \"prod\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("services[1].argocd_apps[0].app")
+                && err.contains("services[0].argocd_apps[0]"),
+            "{err}"
+        );
     }
 
     #[test]

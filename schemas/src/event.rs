@@ -61,6 +61,8 @@ pub enum Event {
     Deployment(DeploymentUpdate),
     /// An incident changed status.
     Incident(IncidentUpdate),
+    /// A health report of a deployed application (Argo CD): the degradation signal.
+    Health(HealthReport),
 }
 
 /// A push to a branch of a repository.
@@ -175,4 +177,29 @@ pub struct IncidentUpdate {
     pub occurred_at: Timestamp,
     /// When the incident was created, when the payload says.
     pub created_at: Option<Timestamp>,
+}
+
+/// The health an application reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Running as intended.
+    Healthy,
+    /// Running, but failing (Argo CD `Degraded`).
+    Degraded,
+}
+
+/// A health report of one application at one revision (metrics.md §3 degradation, §4 recovery).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The application's name (Argo CD `metadata.name`); a catalog alias or the service name.
+    pub app: String,
+    /// The application's `environment` label, when it has one.
+    pub environment: Option<String>,
+    /// The revision the application runs (commit SHA).
+    pub revision: String,
+    /// The reported health.
+    pub status: HealthStatus,
+    /// When it was reported.
+    pub at: Timestamp,
 }

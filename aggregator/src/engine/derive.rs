@@ -12,7 +12,9 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::inputs::{Attempt, Inputs, SettledIncident};
+use doraflow_schemas::event::HealthStatus;
+
+use super::inputs::{Attempt, HealthEntry, Inputs, SettledIncident};
 use super::order::history;
 use crate::catalog::Catalog;
 
@@ -63,6 +65,7 @@ pub fn derive_service(
     service: &str,
     attempt_ids: &[String],
     incident_ids: &[String],
+    apps: &[String],
 ) -> ServiceFacts {
     let window = definitions.attribution_window_secs;
 
@@ -283,6 +286,20 @@ pub fn derive_service(
         });
     }
 
+    // Health reports of the service's applications, in time order, with their environments.
+    let mut reports: Vec<Report> = apps
+        .iter()
+        .filter_map(|app| Some((app, inputs.health.get(app)?)))
+        .flat_map(|(app, entries)| {
+            entries.iter().map(move |e| Report {
+                app,
+                environment: catalog.argocd_app(app, e.environment.as_deref()).1,
+                entry: e,
+            })
+        })
+        .collect();
+    reports.sort_by(|a, b| (a.entry, a.app).cmp(&(b.entry, b.app)));
+
     // Change failures, detection and recovery (§3, §4).
     let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
     let mut last_in_env: HashMap<&str, usize> = HashMap::new();
@@ -324,6 +341,11 @@ pub fn derive_service(
             recover(Some(at));
             facts[d].rolled_back_by = Some(facts[next].id.clone());
         }
+        if let Some((degraded, recovery)) = degradation(&facts, &production, d, &reports, window) {
+            reasons.push(FailureReason::Degraded);
+            detected = Some(detected.map_or(degraded, |t| t.min(degraded)));
+            recover(recovery);
+        }
         facts[d].failure_reasons = reasons;
         facts[d].detected_at = detected;
         facts[d].recovered_at = recovered.flatten();
@@ -350,6 +372,64 @@ pub fn derive_service(
         changes,
         incidents: incident_facts,
     }
+}
+
+/// A health report with the environment it belongs to.
+struct Report<'a> {
+    app: &'a str,
+    environment: &'a str,
+    entry: &'a HealthEntry,
+}
+
+/// True when two revisions name the same commit (equal, or one a 7+ character prefix of the
+/// other: some tools send short SHAs).
+fn same_revision(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= 7
+        && long
+            .get(..short.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(short))
+}
+
+/// The degradation signal of deployment `d` (§3): the first `Degraded` report of an application
+/// of the service running `d`'s revision in `d`'s environment within the window after `d`
+/// finished, and its recovery (§4): the next `Healthy` report of that application or the next
+/// production deployment of the service after the report, whichever comes first.
+fn degradation(
+    facts: &[DeploymentFact],
+    production: &[usize],
+    d: usize,
+    reports: &[Report],
+    window: i64,
+) -> Option<(Timestamp, Option<Timestamp>)> {
+    let deployment = &facts[d];
+    let until = deployment.finished_at + chrono::Duration::seconds(window);
+    let degraded = reports.iter().find(|r| {
+        r.entry.status == HealthStatus::Degraded
+            && r.entry.at >= deployment.finished_at
+            && r.entry.at <= until
+            && r.environment == deployment.environment
+            && same_revision(&r.entry.revision, &deployment.revision)
+    })?;
+    let at = degraded.entry.at;
+    let healthy = reports
+        .iter()
+        .find(|r| {
+            r.app == degraded.app && r.entry.at > at && r.entry.status == HealthStatus::Healthy
+        })
+        .map(|r| r.entry.at);
+    let next_deployment = production
+        .iter()
+        .map(|&p| facts[p].finished_at)
+        .find(|&t| t > at);
+    let recovered = match (healthy, next_deployment) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Some((at, recovered))
 }
 
 /// Applies the forced pushes from `next` on that happened before `until` (all of them without it):

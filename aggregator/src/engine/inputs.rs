@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, PullRequestMerged,
-    Push,
+    Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
+    IncidentUpdate, PullRequestMerged, Push,
 };
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,22 @@ pub struct Inputs {
     pub deployments: BTreeMap<String, AttemptInputs>,
     /// Incidents by source-given id.
     pub incidents: BTreeMap<String, IncidentInputs>,
+    /// Health reports by application name.
+    #[serde(default)]
+    pub health: BTreeMap<String, BTreeSet<HealthEntry>>,
+}
+
+/// One health report of an application, as the rules need it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HealthEntry {
+    /// When it was reported.
+    pub at: Timestamp,
+    /// Healthy or degraded.
+    pub status: HealthStatus,
+    /// The revision the application ran.
+    pub revision: String,
+    /// The application's `environment` label.
+    pub environment: Option<String>,
 }
 
 /// Pushes and merged pull requests of one repository.
@@ -236,6 +252,19 @@ impl Inputs {
             .insert((update.at, update.state), fields.clone())
             .is_none_or(|old| old != fields);
         (id, changed)
+    }
+
+    /// Adds a health report; returns whether it was new.
+    pub fn add_health(&mut self, report: &HealthReport) -> bool {
+        self.health
+            .entry(report.app.clone())
+            .or_default()
+            .insert(HealthEntry {
+                at: report.at,
+                status: report.status,
+                revision: report.revision.to_lowercase(),
+                environment: report.environment.clone(),
+            })
     }
 
     /// Adds an incident update; returns the incident id and whether anything changed.

@@ -38,6 +38,7 @@ pub struct Engine {
     definitions: Definitions,
     attempts_by_service: BTreeMap<String, BTreeSet<String>>,
     incidents_by_service: BTreeMap<String, BTreeSet<String>>,
+    apps_by_service: BTreeMap<String, BTreeSet<String>>,
     dirty: BTreeSet<String>,
 }
 
@@ -50,6 +51,7 @@ impl Engine {
             definitions,
             attempts_by_service: BTreeMap::new(),
             incidents_by_service: BTreeMap::new(),
+            apps_by_service: BTreeMap::new(),
             dirty: BTreeSet::new(),
         };
         engine.reindex();
@@ -107,6 +109,22 @@ impl Engine {
                     .insert(id);
             }
         }
+        let apps: Vec<(String, String)> = self
+            .state
+            .inputs
+            .health
+            .iter()
+            .filter_map(|(app, reports)| {
+                let label = reports.iter().next_back()?.environment.as_deref();
+                Some((
+                    self.catalog.argocd_app(app, label).0.to_string(),
+                    app.clone(),
+                ))
+            })
+            .collect();
+        for (service, app) in apps {
+            self.apps_by_service.entry(service).or_default().insert(app);
+        }
         let repos: Vec<String> = self
             .state
             .inputs
@@ -119,6 +137,7 @@ impl Engine {
         }
         self.dirty.extend(self.attempts_by_service.keys().cloned());
         self.dirty.extend(self.incidents_by_service.keys().cloned());
+        self.dirty.extend(self.apps_by_service.keys().cloned());
     }
 
     /// The service of a deployment attempt, or the unmapped bucket.
@@ -143,6 +162,12 @@ impl Engine {
                 .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
                 .into_iter()
                 .collect(),
+            Event::Health(h) => vec![
+                self.catalog
+                    .argocd_app(&h.app, h.environment.as_deref())
+                    .0
+                    .to_string(),
+            ],
         }
     }
 
@@ -191,6 +216,15 @@ impl Engine {
                     }
                     changed
                 }
+                Event::Health(report) => {
+                    for service in &services {
+                        self.apps_by_service
+                            .entry(service.clone())
+                            .or_default()
+                            .insert(report.app.clone());
+                    }
+                    self.state.inputs.add_health(report)
+                }
             };
             // An event that repeats known facts under another delivery id changes nothing.
             if changed {
@@ -233,6 +267,11 @@ impl Engine {
             .get(service)
             .map(|ids| ids.iter().cloned().collect())
             .unwrap_or_default();
+        let apps: Vec<String> = self
+            .apps_by_service
+            .get(service)
+            .map(|apps| apps.iter().cloned().collect())
+            .unwrap_or_default();
         let mut facts = derive::derive_service(
             &self.state.inputs,
             &self.catalog,
@@ -240,6 +279,7 @@ impl Engine {
             service,
             &attempts,
             &incidents,
+            &apps,
         );
         if service == UNMAPPED {
             // Deployments of no service carry no service-level rules.

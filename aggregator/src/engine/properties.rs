@@ -3,9 +3,10 @@
 //! 1; the organisation's figures are the pooling of its services' facts.
 
 use chrono::{Duration, TimeZone, Utc};
-use doraflow_schemas::config::{Definitions, RepoMapping, ServiceConfig};
+use doraflow_schemas::config::{ArgoApp, Definitions, RepoMapping, ServiceConfig};
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, Push,
+    Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
+    IncidentUpdate, Push,
 };
 use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{Event, LogRecord, Outcome};
@@ -24,6 +25,10 @@ fn catalog() -> Catalog {
             paths: vec![],
         }],
         pagerduty_services: vec![pd.into()],
+        argocd_apps: vec![ArgoApp {
+            app: name.into(),
+            environment: None,
+        }],
         ..Default::default()
     };
     Catalog::new(&[service("a", "acme/a", "PA"), service("b", "acme/b", "PB")]).unwrap()
@@ -120,6 +125,26 @@ fn month(seed: u64) -> Vec<LogRecord> {
                     state,
                     at,
                 })));
+            }
+            if next(4) == 0 {
+                // Argo CD health: degraded some time after, sometimes healthy again.
+                let degraded = finished + Duration::minutes(next(1800) as i64);
+                let mut reports = vec![(HealthStatus::Degraded, degraded)];
+                if next(2) == 0 {
+                    reports.push((
+                        HealthStatus::Healthy,
+                        degraded + Duration::minutes(1 + next(200) as i64),
+                    ));
+                }
+                for (status, at) in reports {
+                    records.push(record(Event::Health(HealthReport {
+                        app: repo.trim_start_matches("acme/").into(),
+                        environment: None,
+                        revision: revision.clone(),
+                        status,
+                        at,
+                    })));
+                }
             }
             deployed.push(revision);
             if next(4) == 0 {
