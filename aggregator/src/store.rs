@@ -3,13 +3,16 @@
 //! correction of its service (metrics.md §9).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{ServiceFacts, UNMAPPED};
-use crate::summary::Counters;
+use crate::summary::ledger::{Ledger, millis};
+use crate::summary::rollup::{Rollups, ScopeKey};
+use crate::summary::tally::Tally;
+use crate::summary::{Counters, Query, selection};
 
 /// Counters kept beside the facts (and in checkpoints).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -26,6 +29,8 @@ pub struct StoreCounters {
 #[derive(Debug, Default)]
 pub struct FactStore {
     services: BTreeMap<String, Arc<ServiceFacts>>,
+    ledgers: HashMap<String, Ledger>,
+    rollups: Mutex<Rollups>,
     counters: StoreCounters,
     last_event: HashMap<String, Timestamp>,
     caught_up: bool,
@@ -80,6 +85,16 @@ impl FactStore {
         if let Some(latest) = latest {
             self.last_event.insert(service.clone(), latest);
         }
+        let ledger = Ledger::of([&facts], service == UNMAPPED);
+        let changed = match self.ledgers.get(&service) {
+            Some(old) => old.changed_instants(&ledger),
+            None => Ledger::default().changed_instants(&ledger),
+        };
+        self.rollups
+            .get_mut()
+            .expect("rollups lock")
+            .invalidate(&service, None, &changed);
+        self.ledgers.insert(service.clone(), ledger);
         self.services.insert(service, Arc::new(facts));
     }
 
@@ -147,6 +162,36 @@ impl FactStore {
                     .sum(),
             },
         }
+    }
+
+    /// The tally of a scope over the query's `[from, to)`, from rollups: `services` are the
+    /// scope's (`None`: the organisation, with the unmapped bucket).
+    pub fn tally(&self, services: Option<&[String]>, scope: ScopeKey, query: &Query) -> Tally {
+        self.tally_range(services, scope, query, query.from, query.to)
+    }
+
+    /// The same over another range (a series bucket).
+    pub fn tally_range(
+        &self,
+        services: Option<&[String]>,
+        scope: ScopeKey,
+        query: &Query,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Tally {
+        let ledgers: Vec<&Ledger> = match services {
+            Some(list) => list.iter().filter_map(|s| self.ledgers.get(s)).collect(),
+            None => self.ledgers.values().collect(),
+        };
+        let sel = selection(query);
+        self.rollups.lock().expect("rollups lock").tally(
+            scope,
+            sel.environment,
+            sel.tz,
+            &ledgers,
+            millis(from),
+            millis(to),
+        )
     }
 
     /// The counters, for checkpoints.

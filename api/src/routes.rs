@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use chrono::Utc;
+use doraflow_aggregator::summary::rollup::ScopeKey;
 use doraflow_aggregator::summary::{self, Summary};
 use doraflow_aggregator::{Catalog, FactStore, ServiceFacts};
 use doraflow_http::HttpError;
@@ -143,11 +144,21 @@ fn resolve_scope(
     Ok(None)
 }
 
+/// The rollup key of a request's scope.
+fn scope_key(params: &CommonParams) -> ScopeKey {
+    match (&params.service, &params.team) {
+        (Some(service), _) => ScopeKey::Service(service.clone()),
+        (None, Some(team)) => ScopeKey::Team(team.clone()),
+        (None, None) => ScopeKey::Organisation,
+    }
+}
+
 /// The facts a request may see: authenticated, scoped, with its validated query.
 struct Scoped {
     query: summary::Query,
+    /// The scope's services; `None`: the organisation.
+    services: Option<Vec<String>>,
     facts: Vec<Arc<ServiceFacts>>,
-    unmapped: Option<Arc<ServiceFacts>>,
     counters: summary::Counters,
 }
 
@@ -167,16 +178,11 @@ fn scoped(
             .filter_map(|s| store.service(s))
             .collect(),
     };
-    let unmapped = if scope.is_none() {
-        store.unmapped()
-    } else {
-        None
-    };
     let counters = store.counters_for(scope.as_deref());
     Ok(Scoped {
         query,
+        services: scope,
         facts,
-        unmapped,
         counters,
     })
 }
@@ -188,16 +194,16 @@ async fn dora(
 ) -> Result<Json<serde_json::Value>, HttpError> {
     let Scoped {
         query,
-        facts,
-        unmapped,
+        services,
         counters,
+        ..
     } = scoped(&state, &headers, &params)?;
-    let summary = summary::summarize(
-        facts.iter().map(|f| f.as_ref()),
-        unmapped.as_deref(),
-        counters,
+    let tally = state.store.read().expect("store lock").tally(
+        services.as_deref(),
+        scope_key(&params),
         &query,
     );
+    let summary = summary::summary_of(tally, counters, &query);
     let answer = DoraAnswer {
         scope: Scope {
             service: params.service.clone(),
@@ -228,8 +234,24 @@ async fn series(
     let stat = Stat::parse(stat_name)
         .ok_or_else(|| invalid(format!("stat: `{stat_name}` is not p50, p75, p90 or mean")))?;
     let scoped = scoped(&state, &headers, &params)?;
-    let facts: Vec<&ServiceFacts> = scoped.facts.iter().map(|f| f.as_ref()).collect();
-    let points = summary::series::series(&facts, &scoped.query, metric, stat, bucket);
+    let store = state.store.read().expect("store lock");
+    let key = scope_key(&params);
+    let points = summary::series::series(
+        |from, to| {
+            store.tally_range(
+                scoped.services.as_deref(),
+                key.clone(),
+                &scoped.query,
+                from,
+                to,
+            )
+        },
+        &scoped.query,
+        metric,
+        stat,
+        bucket,
+    );
+    drop(store);
     Ok(Json(json!({
         "definitions_version": summary::DEFINITIONS_VERSION,
         "metric": metric_name,

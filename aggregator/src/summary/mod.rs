@@ -2,13 +2,13 @@
 //! window, nearest-rank percentiles, bands and benchmark scores. Team and organisation figures
 //! pool their services' facts; nothing here averages service figures.
 
-use std::collections::BTreeSet;
-
 use chrono_tz::Tz;
 use doraflow_schemas::time::Timestamp;
 use serde::Serialize;
 
 use crate::engine::ServiceFacts;
+use ledger::{Ledger, millis};
+use tally::{Distribution, Selection, Tally};
 
 /// Version of the metric definitions these numbers follow.
 pub const DEFINITIONS_VERSION: &str = "1";
@@ -285,17 +285,14 @@ pub fn duration_band(seconds: f64) -> u8 {
     }
 }
 
-fn durations(mut values: Vec<f64>, banded: bool) -> Durations {
-    values.sort_by(f64::total_cmp);
-    let count = values.len() as u64;
-    let mean = (count > 0).then(|| values.iter().sum::<f64>() / count as f64);
-    let p50 = nearest_rank(&values, 0.5);
+fn durations(dist: &mut Distribution, banded: bool) -> Durations {
+    let [p50, p75, p90] = dist.quantiles([0.5, 0.75, 0.9]);
     Durations {
-        count,
+        count: dist.count(),
         p50,
-        p75: nearest_rank(&values, 0.75),
-        p90: nearest_rank(&values, 0.9),
-        mean,
+        p75,
+        p90,
+        mean: dist.mean(),
         band: if banded { p50.map(duration_band) } else { None },
     }
 }
@@ -309,111 +306,47 @@ fn mean_of(values: &[Option<f64>]) -> Option<f64> {
     (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
 }
 
-/// Summarizes the pooled facts of a scope.
+/// The selection a query makes.
+pub fn selection(query: &Query) -> Selection<'_> {
+    Selection {
+        environment: query.environment.as_deref(),
+        tz: query.tz,
+    }
+}
+
+/// Summarizes the pooled facts of a scope directly from the facts (no rollups).
 pub fn summarize<'a>(
     scope: impl IntoIterator<Item = &'a ServiceFacts>,
     unmapped: Option<&ServiceFacts>,
     counters: Counters,
     query: &Query,
 ) -> Summary {
-    let in_window = |t: Timestamp| t >= query.from && t < query.to;
-    let env_ok = |env: &str| query.environment.as_deref().is_none_or(|e| e == env);
-
-    let mut deployments = 0u64;
-    let mut failed_attempts = 0u64;
-    let mut failed = 0u64;
-    let mut rework = 0u64;
-    let mut linked = 0u64;
-    let mut unlinked = 0u64;
-    let mut unrecovered = 0u64;
-    let mut days = BTreeSet::new();
-    let mut lead_times = Vec::new();
-    let mut clock_skew = 0u64;
-    let mut dropped = 0u64;
-    let mut recoveries = Vec::new();
-    let mut restores = Vec::new();
-    let mut incidents_opened = 0u64;
-    let mut incidents_attributed = 0u64;
-
-    for facts in scope {
-        for d in &facts.deployments {
-            if !d.production || !env_ok(&d.environment) {
-                continue;
-            }
-            if in_window(d.finished_at) {
-                if !d.succeeded {
-                    failed_attempts += 1;
-                    continue;
-                }
-                deployments += 1;
-                days.insert(d.finished_at.with_timezone(&query.tz).date_naive());
-                if d.failed() {
-                    failed += 1;
-                    if d.recovered_at.is_none() {
-                        unrecovered += 1;
-                    }
-                }
-                if d.rework {
-                    rework += 1;
-                }
-                if d.linked || d.changes > 0 {
-                    linked += 1;
-                } else {
-                    unlinked += 1;
-                }
-            }
-            if d.succeeded
-                && let (Some(recovered), Some(secs)) = (d.recovered_at, d.recovery_secs())
-                && in_window(recovered)
-            {
-                recoveries.push(secs);
-            }
-        }
-        for c in &facts.changes {
-            if c.dropped_at.is_some_and(in_window) {
-                dropped += 1;
-            }
-            if let (Some(at), Some(lead), Some(env)) = (c.deployed_at, c.lead_time, &c.environment)
-                && in_window(at)
-                && env_ok(env)
-            {
-                lead_times.push(lead);
-                if c.clock_skew {
-                    clock_skew += 1;
-                }
-            }
-        }
-        for i in &facts.incidents {
-            if let (Some(resolved), Some(secs)) = (i.resolved_at, i.restore_secs())
-                && in_window(resolved)
-            {
-                restores.push(secs);
-            }
-            if in_window(i.opened_at) {
-                incidents_opened += 1;
-                if i.attributed_to.is_some() {
-                    incidents_attributed += 1;
-                }
-            }
-        }
+    let ledgers: Vec<Ledger> = scope
+        .into_iter()
+        .map(|f| Ledger::of([f], false))
+        .chain(unmapped.map(|u| Ledger::of([u], true)))
+        .collect();
+    let (from, to) = (millis(query.from), millis(query.to));
+    let mut tally = Tally::default();
+    for ledger in &ledgers {
+        tally.add_ledger(ledger, from, to, &selection(query));
     }
-    let unmapped_deployments = unmapped.map_or(0, |u| {
-        u.deployments
-            .iter()
-            .filter(|d| {
-                d.succeeded && d.production && env_ok(&d.environment) && in_window(d.finished_at)
-            })
-            .count() as u64
-    });
+    summary_of(tally, counters, query)
+}
 
+/// The summary of a tally of the query's window (metrics.md §6-§9).
+pub fn summary_of(mut tally: Tally, counters: Counters, query: &Query) -> Summary {
+    let deployments = tally.deployments;
+    let failed = tally.failed;
+    let rework = tally.rework;
     let window_days = (query.to - query.from).num_milliseconds() as f64 / 86_400_000.0;
     let per_day = if window_days > 0.0 {
         deployments as f64 / window_days
     } else {
         0.0
     };
-    let lead_time = durations(lead_times, true);
-    let recovery = durations(recoveries, true);
+    let lead_time = durations(&mut tally.lead_times, true);
+    let recovery = durations(&mut tally.recoveries, true);
     let change_failure_rate = ratio(failed, deployments);
     let rework_rate = ratio(rework, deployments);
     let df_band = frequency_band(per_day);
@@ -441,9 +374,9 @@ pub fn summarize<'a>(
         definitions_version: DEFINITIONS_VERSION,
         deployment_frequency: DeploymentFrequency {
             deployments,
-            failed_attempts,
+            failed_attempts: tally.failed_attempts,
             per_day,
-            deploy_days: days.len() as u64,
+            deploy_days: tally.deploy_days.len() as u64,
             band: df_band,
         },
         lead_time,
@@ -454,14 +387,14 @@ pub fn summarize<'a>(
         },
         failed_deployment_recovery_time: Recovery {
             count: recovery.count,
-            unrecovered,
+            unrecovered: tally.unrecovered,
             p50: recovery.p50,
             p75: recovery.p75,
             p90: recovery.p90,
             mean: recovery.mean,
             band: recovery.band,
         },
-        time_to_restore: durations(restores, false),
+        time_to_restore: durations(&mut tally.restores, false),
         rework_rate: Rate {
             deployments,
             numerator: Rework { rework },
@@ -469,12 +402,12 @@ pub fn summarize<'a>(
         },
         benchmark,
         data_quality: DataQuality {
-            deployments_linked: ratio(linked, deployments),
-            incidents_attributed: ratio(incidents_attributed, incidents_opened),
-            unmapped_deployments,
-            unlinked_revisions: unlinked,
-            dropped_changes: dropped,
-            clock_skew_changes: clock_skew,
+            deployments_linked: ratio(tally.linked, deployments),
+            incidents_attributed: ratio(tally.attributed, tally.opened),
+            unmapped_deployments: tally.unmapped,
+            unlinked_revisions: deployments - tally.linked,
+            dropped_changes: tally.dropped,
+            clock_skew_changes: tally.clock_skew,
             duplicates_ignored: counters.duplicates_ignored,
             late_corrections: counters.late_corrections,
         },
@@ -548,7 +481,10 @@ fn benchmark(
     }
 }
 
+pub mod ledger;
+pub mod rollup;
 pub mod series;
+pub mod tally;
 pub mod tiers;
 
 #[cfg(test)]

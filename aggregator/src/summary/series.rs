@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 use doraflow_schemas::time::Timestamp;
 use serde::Serialize;
 
-use super::{Counters, Query, Summary, summarize};
-use crate::engine::ServiceFacts;
+use super::tally::Tally;
+use super::{Counters, Query, Summary, summary_of};
 
 /// Bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +188,10 @@ fn value(summary: &Summary, metric: Metric, stat: Stat) -> (Option<f64>, u64) {
     }
 }
 
-/// The series of one metric over the query's window.
+/// The series of one metric over the query's window; `tally_of` tallies a `[from, to)` range
+/// of the scope (from rollups, or straight from the facts).
 pub fn series(
-    scope: &[&ServiceFacts],
+    mut tally_of: impl FnMut(Timestamp, Timestamp) -> Tally,
     query: &Query,
     metric: Metric,
     stat: Stat,
@@ -204,7 +205,11 @@ pub fn series(
                 to: end.min(query.to),
                 ..query.clone()
             };
-            let summary = summarize(scope.iter().copied(), None, Counters::default(), &window);
+            let summary = summary_of(
+                tally_of(window.from, window.to),
+                Counters::default(),
+                &window,
+            );
             let (value, count) = value(&summary, metric, stat);
             Point {
                 start: start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
