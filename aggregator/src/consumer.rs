@@ -20,7 +20,7 @@ const BATCH: usize = 5_000;
 /// Longest time between a record being applied and its facts being published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Checkpoint file format version.
-const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// What a checkpoint holds.
 #[derive(Deserialize)]
@@ -126,6 +126,7 @@ impl Consumer {
     /// Applies and publishes everything durable now; returns how many records were applied.
     pub fn catch_up(&mut self) -> usize {
         let applied = self.apply_available();
+        self.engine.advance_horizon();
         self.publish_dirty();
         applied
     }
@@ -139,13 +140,14 @@ impl Consumer {
             .into_iter()
             .map(|service| {
                 let facts = self.engine.derive(&service);
-                (service, facts)
+                let frozen = self.engine.frozen_facts(&service);
+                (service, facts, frozen)
             })
             .collect();
         let state = self.engine.state();
         let mut store = self.store.write().expect("store lock");
-        for (service, facts) in derived {
-            store.publish(service, facts);
+        for (service, facts, frozen) in derived {
+            store.publish(service, facts, frozen);
         }
         store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
         store.set_applied_offset(self.offset);
@@ -212,6 +214,7 @@ impl Consumer {
             }
             unpublished |= self.apply_available() > 0;
             if unpublished && last_publish.elapsed() >= PUBLISH_EVERY {
+                self.engine.advance_horizon();
                 self.publish_dirty();
                 last_publish = Instant::now();
                 unpublished = false;

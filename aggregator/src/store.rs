@@ -29,6 +29,7 @@ pub struct StoreCounters {
 #[derive(Debug, Default)]
 pub struct FactStore {
     services: BTreeMap<String, Arc<ServiceFacts>>,
+    frozen: HashMap<String, Arc<ServiceFacts>>,
     ledgers: HashMap<String, Ledger>,
     rollups: Mutex<Rollups>,
     counters: StoreCounters,
@@ -58,8 +59,14 @@ impl FactStore {
         }
     }
 
-    /// Replaces a service's facts, counting the facts that changed as late corrections.
-    pub fn publish(&mut self, service: String, facts: ServiceFacts) {
+    /// Replaces a service's facts (its live facts and its final ones, older than the horizon's
+    /// cut), counting the live facts that changed as late corrections.
+    pub fn publish(
+        &mut self,
+        service: String,
+        facts: ServiceFacts,
+        frozen: Option<Arc<ServiceFacts>>,
+    ) {
         if let Some(old) = self.services.get(&service) {
             let n = corrections(old, &facts);
             if n > 0 {
@@ -70,22 +77,25 @@ impl FactStore {
                     .or_default() += n;
             }
         }
-        let latest = facts
-            .deployments
+        let parts: Vec<&ServiceFacts> = frozen.as_deref().into_iter().chain([&facts]).collect();
+        let latest = parts
             .iter()
-            .map(|d| d.finished_at)
-            .chain(facts.changes.iter().map(|c| c.timestamp))
-            .chain(
-                facts
-                    .incidents
+            .flat_map(|f| {
+                f.deployments
                     .iter()
-                    .map(|i| i.resolved_at.unwrap_or(i.opened_at)),
-            )
+                    .map(|d| d.finished_at)
+                    .chain(f.changes.iter().map(|c| c.timestamp))
+                    .chain(
+                        f.incidents
+                            .iter()
+                            .map(|i| i.resolved_at.unwrap_or(i.opened_at)),
+                    )
+            })
             .max();
         if let Some(latest) = latest {
             self.last_event.insert(service.clone(), latest);
         }
-        let ledger = Ledger::of([&facts], service == UNMAPPED);
+        let ledger = Ledger::of(parts, service == UNMAPPED);
         let changed = match self.ledgers.get(&service) {
             Some(old) => old.changed_instants(&ledger),
             None => Ledger::default().changed_instants(&ledger),
@@ -95,6 +105,10 @@ impl FactStore {
             .expect("rollups lock")
             .invalidate(&service, None, &changed);
         self.ledgers.insert(service.clone(), ledger);
+        match frozen {
+            Some(frozen) => self.frozen.insert(service.clone(), frozen),
+            None => self.frozen.remove(&service),
+        };
         self.services.insert(service, Arc::new(facts));
     }
 
@@ -127,6 +141,16 @@ impl FactStore {
     /// The facts of one service.
     pub fn service(&self, name: &str) -> Option<Arc<ServiceFacts>> {
         self.services.get(name).cloned()
+    }
+
+    /// All facts of a service: its final part (when it has one), then its live part.
+    pub fn parts(&self, name: &str) -> Vec<Arc<ServiceFacts>> {
+        self.frozen
+            .get(name)
+            .cloned()
+            .into_iter()
+            .chain(self.services.get(name).cloned())
+            .collect()
     }
 
     /// Every service with facts (the unmapped bucket excluded).

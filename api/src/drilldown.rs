@@ -9,6 +9,7 @@ use doraflow_aggregator::ServiceFacts;
 use doraflow_aggregator::summary::{DEFINITIONS_VERSION, Query};
 use doraflow_http::HttpError;
 use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use serde_json::{Value, json};
 
 /// Default and largest page sizes.
@@ -40,16 +41,22 @@ fn time(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn encode_cursor(at: Timestamp, id: &str) -> String {
-    hex_encode(format!("{}|{id}", at.timestamp_millis()).as_bytes())
+/// A row's place in the newest-first order: time, then id (for changes, SHA then repository).
+type Key<'a> = (i64, &'a str, &'a str);
+
+fn encode_cursor(key: Key) -> String {
+    hex_encode(format!("{}|{}|{}", key.0, key.1, key.2).as_bytes())
 }
 
-fn decode_cursor(cursor: &str) -> Result<(i64, String), HttpError> {
+fn decode_cursor(cursor: &str) -> Result<(i64, String, String), HttpError> {
     let bad = || HttpError::bad_request("invalid_parameter", "cursor: not a cursor of this API");
     let bytes = hex_decode(cursor).ok_or_else(bad)?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (millis, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok((millis.parse().map_err(|_| bad())?, id.to_string()))
+    let mut parts = text.splitn(3, '|');
+    let millis = parts.next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
+    let id = parts.next().ok_or_else(bad)?.to_string();
+    let second = parts.next().ok_or_else(bad)?.to_string();
+    Ok((millis, id, second))
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -66,10 +73,79 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Rows of one kind in the scope and window: (sort time, id, JSON).
-fn rows(kind: Kind, facts: &[Arc<ServiceFacts>], query: &Query) -> Vec<(Timestamp, String, Value)> {
-    let inside = |t: Timestamp| t >= query.from && t < query.to;
-    let mut out = Vec::new();
+/// A fact a page may list.
+#[derive(Clone, Copy)]
+enum Fact<'a> {
+    Deployment(&'a DeploymentFact),
+    Change(&'a ChangeFact),
+    Incident(&'a IncidentFact),
+}
+
+impl<'a> Fact<'a> {
+    fn key(self) -> Key<'a> {
+        match self {
+            Fact::Deployment(d) => (d.finished_at.timestamp_millis(), &d.id, ""),
+            Fact::Change(c) => (c.timestamp.timestamp_millis(), &c.sha, &c.repo),
+            Fact::Incident(i) => (i.opened_at.timestamp_millis(), &i.id, ""),
+        }
+    }
+
+    fn json(self) -> Value {
+        match self {
+            Fact::Deployment(d) => json!({
+                "id": d.id, "service": d.service, "environment": d.environment,
+                "production": d.production, "revision": d.revision, "finished_at": time(d.finished_at),
+                "succeeded": d.succeeded, "linked": d.linked, "changes": d.changes,
+                "lead_time_p50": d.lead_time_p50, "rollback": d.rollback, "failed": d.failed(),
+                "failure_reasons": d.failure_reasons, "incidents": d.incidents,
+                "rolled_back_by": d.rolled_back_by, "detected_at": d.detected_at.map(time),
+                "recovered_at": d.recovered_at.map(time), "recovery_time": d.recovery_secs(),
+                "rework": d.rework,
+            }),
+            Fact::Change(c) => json!({
+                "sha": c.sha, "repo": c.repo, "service": c.service, "timestamp": time(c.timestamp),
+                "title": c.title, "position": c.position, "deployed_by": c.deployed_by,
+                "environment": c.environment, "deployed_at": c.deployed_at.map(time),
+                "lead_time": c.lead_time, "clock_skew": c.clock_skew, "fix": c.fix,
+            }),
+            Fact::Incident(i) => json!({
+                "id": i.id, "service": i.service, "title": i.title, "opened_at": time(i.opened_at),
+                "resolved_at": i.resolved_at.map(time), "time_to_restore": i.restore_secs(),
+                "attributed_to": i.attributed_to,
+            }),
+        }
+    }
+}
+
+/// Keeps the `keep` newest of the collected facts (newest first, sorted once at the end).
+fn trim(rows: &mut Vec<Fact>, keep: usize) {
+    if rows.len() > keep {
+        rows.select_nth_unstable_by(keep - 1, |a, b| b.key().cmp(&a.key()));
+        rows.truncate(keep);
+    }
+}
+
+/// The newest `keep` facts of one kind in the scope and window, older than the cursor, newest
+/// first. One pass over the facts with a bounded buffer: no row is built for facts not shown.
+fn newest<'a>(
+    kind: Kind,
+    facts: &'a [Arc<ServiceFacts>],
+    query: &Query,
+    before: Option<Key>,
+    keep: usize,
+) -> Vec<Fact<'a>> {
+    let (from, to) = (query.from.timestamp_millis(), query.to.timestamp_millis());
+    let mut rows: Vec<Fact> = Vec::with_capacity(4 * keep);
+    let mut offer = |fact: Fact<'a>| {
+        let key = fact.key();
+        if key.0 < from || key.0 >= to || before.is_some_and(|b| key >= b) {
+            return;
+        }
+        rows.push(fact);
+        if rows.len() >= 4 * keep {
+            trim(&mut rows, keep);
+        }
+    };
     for f in facts {
         match kind {
             Kind::Deployments => {
@@ -78,56 +154,31 @@ fn rows(kind: Kind, facts: &[Arc<ServiceFacts>], query: &Query) -> Vec<(Timestam
                         Some(e) => &d.environment == e,
                         None => d.production,
                     };
-                    if !env_ok || !inside(d.finished_at) {
-                        continue;
+                    if env_ok {
+                        offer(Fact::Deployment(d));
                     }
-                    out.push((d.finished_at, d.id.clone(), json!({
-                        "id": d.id, "service": d.service, "environment": d.environment,
-                        "production": d.production, "revision": d.revision, "finished_at": time(d.finished_at),
-                        "succeeded": d.succeeded, "linked": d.linked, "changes": d.changes,
-                        "lead_time_p50": d.lead_time_p50, "rollback": d.rollback, "failed": d.failed(),
-                        "failure_reasons": d.failure_reasons, "incidents": d.incidents,
-                        "rolled_back_by": d.rolled_back_by, "detected_at": d.detected_at.map(time),
-                        "recovered_at": d.recovered_at.map(time), "recovery_time": d.recovery_secs(),
-                        "rework": d.rework,
-                    })));
                 }
             }
             Kind::Changes => {
                 for c in &f.changes {
-                    if !inside(c.timestamp) {
-                        continue;
-                    }
                     if let Some(e) = &query.environment
                         && c.environment.as_deref().is_some_and(|env| env != e)
                     {
                         continue;
                     }
-                    out.push((c.timestamp, format!("{}@{}", c.sha, c.repo), json!({
-                        "sha": c.sha, "repo": c.repo, "service": c.service, "timestamp": time(c.timestamp),
-                        "title": c.title, "position": c.position, "deployed_by": c.deployed_by,
-                        "environment": c.environment, "deployed_at": c.deployed_at.map(time),
-                        "lead_time": c.lead_time, "clock_skew": c.clock_skew, "fix": c.fix,
-                    })));
+                    offer(Fact::Change(c));
                 }
             }
             Kind::Incidents => {
                 for i in &f.incidents {
-                    if !inside(i.opened_at) {
-                        continue;
-                    }
-                    out.push((i.opened_at, i.id.clone(), json!({
-                        "id": i.id, "service": i.service, "title": i.title, "opened_at": time(i.opened_at),
-                        "resolved_at": i.resolved_at.map(time), "time_to_restore": i.restore_secs(),
-                        "attributed_to": i.attributed_to,
-                    })));
+                    offer(Fact::Incident(i));
                 }
             }
         }
     }
-    // Newest first; ties by id, descending, so the order is total.
-    out.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
-    out
+    trim(&mut rows, keep);
+    rows.sort_by(|a, b| b.key().cmp(&a.key()));
+    rows
 }
 
 /// One page of a drill-down.
@@ -154,17 +205,15 @@ pub fn page(
         .get("cursor")
         .map(|c| decode_cursor(c))
         .transpose()?;
-    let all = rows(kind, facts, query);
-    let start = match &after {
-        None => 0,
-        Some((millis, id)) => all
-            .iter()
-            .position(|(t, i, _)| (t.timestamp_millis(), i.as_str()) < (*millis, id.as_str()))
-            .unwrap_or(all.len()),
-    };
-    let items: Vec<&(Timestamp, String, Value)> = all[start..].iter().take(limit).collect();
-    let next_cursor = (start + items.len() < all.len())
-        .then(|| items.last().map(|(t, id, _)| encode_cursor(*t, id)))
+    let before = after
+        .as_ref()
+        .map(|(at, id, second)| (*at, id.as_str(), second.as_str()));
+    // One more than the page: whether a next page exists.
+    let mut items = newest(kind, facts, query, before, limit + 1);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = more
+        .then(|| items.last().map(|f| encode_cursor(f.key())))
         .flatten();
     let next = next_cursor.as_ref().map(|cursor| {
         let mut params = raw_params.clone();
@@ -177,7 +226,7 @@ pub fn page(
     });
     Ok(json!({
         "definitions_version": DEFINITIONS_VERSION,
-        "items": items.iter().map(|(_, _, v)| v).collect::<Vec<_>>(),
+        "items": items.iter().map(|f| f.json()).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
         "next": next,
     }))
@@ -190,10 +239,14 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let at = doraflow_schemas::time::parse_rfc3339("2026-11-01T10:00:00Z").unwrap();
-        let c = encode_cursor(at, "github:42");
+        let c = encode_cursor((at.timestamp_millis(), "github:42", ""));
         assert_eq!(
             decode_cursor(&c).unwrap(),
-            (at.timestamp_millis(), "github:42".to_string())
+            (
+                at.timestamp_millis(),
+                "github:42".to_string(),
+                String::new()
+            )
         );
         assert!(decode_cursor("zz").is_err());
         assert!(decode_cursor("abc").is_err());

@@ -172,11 +172,8 @@ fn scoped(
     let store = state.store.read().expect("store lock");
     let scope = resolve_scope(state, &store, &caller, params)?;
     let facts: Vec<Arc<ServiceFacts>> = match &scope {
-        Some(services) => services.iter().filter_map(|s| store.service(s)).collect(),
-        None => store
-            .service_names()
-            .filter_map(|s| store.service(s))
-            .collect(),
+        Some(services) => services.iter().flat_map(|s| store.parts(s)).collect(),
+        None => store.service_names().flat_map(|s| store.parts(s)).collect(),
     };
     let counters = store.counters_for(scope.as_deref());
     Ok(Scoped {

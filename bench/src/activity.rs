@@ -88,10 +88,13 @@ pub fn incident_body(
     .to_string()
 }
 
-struct Request {
-    path: &'static str,
-    headers: Vec<(&'static str, String)>,
-    body: String,
+pub struct Request {
+    /// `/webhooks/<source>`.
+    pub path: &'static str,
+    /// Headers besides the content type.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body.
+    pub body: String,
 }
 
 /// Sends a year of activity for `services` services and prints the throughput.
@@ -101,8 +104,22 @@ pub fn year(
     pagerduty: &str,
     services: usize,
     days: i64,
+    deploys_per_day: usize,
     concurrency: usize,
 ) -> anyhow::Result<()> {
+    let requests = year_requests(github, pagerduty, services, days, deploys_per_day);
+    send(url, requests, services, days, concurrency)
+}
+
+/// The signed deliveries of a year of activity: per service and day a push of four commits,
+/// deployments, and every tenth day an incident (triggered, resolved).
+pub fn year_requests(
+    github: &str,
+    pagerduty: &str,
+    services: usize,
+    days: i64,
+    deploys_per_day: usize,
+) -> Vec<Request> {
     let start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     let mut requests = Vec::new();
     let mut n = 0u64;
@@ -126,7 +143,7 @@ pub fn year(
                 .collect();
             let after = commits[3]["id"].as_str().unwrap().to_string();
             let body = push_body(&repo, &head, &after, &commits);
-            head = after.clone();
+            head = after;
             requests.push(Request {
                 path: "/webhooks/github",
                 headers: vec![
@@ -139,14 +156,24 @@ pub fn year(
                 ],
                 body,
             });
-            if day % 7 != 6 {
-                let id = 10_000_000 * (s as u64 + 1) + day as u64;
+            // One deployment of the day's head on six days of seven, or `deploys_per_day`
+            // deployments every day, each of the next commit of the day (the last: the head).
+            let deploys: Vec<(usize, i64)> = if deploys_per_day <= 1 {
+                if day % 7 != 6 { vec![(3, 15)] } else { vec![] }
+            } else {
+                (0..deploys_per_day)
+                    .map(|k| ((k * 3 / (deploys_per_day - 1)).min(3), 12 + k as i64))
+                    .collect()
+            };
+            for (k, (commit_index, hour)) in deploys.into_iter().enumerate() {
+                let id = 10_000_000 * (s as u64 + 1) + day as u64 * 10 + k as u64;
+                let sha = commits[commit_index]["id"].as_str().unwrap().to_string();
                 let body = deployment_status_body(
                     &repo,
                     id,
-                    &after,
+                    &sha,
                     "production",
-                    date + Duration::hours(15),
+                    date + Duration::hours(hour),
                     "success",
                 );
                 requests.push(Request {
@@ -186,6 +213,16 @@ pub fn year(
             }
         }
     }
+    requests
+}
+
+fn send(
+    url: &str,
+    requests: Vec<Request>,
+    services: usize,
+    days: i64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let total = requests.len();
     let bytes: usize = requests.iter().map(|r| r.body.len()).sum();
     println!(

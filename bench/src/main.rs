@@ -4,6 +4,7 @@
 //! `scripts/bench` orchestrates it; every figure it prints is a measurement of this run.
 
 mod activity;
+mod engine;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -57,8 +58,34 @@ enum Command {
         services: usize,
         #[arg(long, default_value_t = 365)]
         days: i64,
+        /// Deployments per day and service (1: one on six days of seven).
+        #[arg(long, default_value_t = 1)]
+        deploys_per_day: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+    },
+    /// The metric engine alone on one core: a year of activity, decode only vs decode + apply
+    /// + derive, in normalized events per second.
+    Engine {
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long, default_value_t = 1)]
+        deploys_per_day: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// GET a URL `count` times, one at a time, and print the latency median, p99 and max.
+    Latency {
+        /// The full URL, query included.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Bearer token, when the API has tokens.
+        #[arg(long)]
+        token: Option<String>,
     },
 }
 
@@ -73,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             pagerduty_secret,
             services,
             days,
+            deploys_per_day,
             concurrency,
         } => activity::year(
             &url,
@@ -80,9 +108,50 @@ fn main() -> anyhow::Result<()> {
             &pagerduty_secret,
             services,
             days,
+            deploys_per_day,
             concurrency,
         ),
+        Command::Engine {
+            services,
+            days,
+            deploys_per_day,
+            rounds,
+        } => engine::run(
+            activity::year_requests("gh", "pd", services, days, deploys_per_day),
+            rounds,
+        ),
+        Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }
+}
+
+fn latency(url: &str, count: usize, token: Option<&str>) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for i in 0..count {
+        let mut request = client.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let started = Instant::now();
+        let response = request.send()?;
+        let status = response.status();
+        let body = response.bytes()?;
+        let elapsed = started.elapsed();
+        if !status.is_success() {
+            bail!(
+                "request {i} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        histogram.record(elapsed.as_micros() as u64)?;
+    }
+    println!(
+        "{count} GETs: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0
+    );
+    Ok(())
 }
 
 fn requests(secret: &str, count: usize, out: &std::path::Path) -> anyhow::Result<()> {

@@ -178,11 +178,15 @@ pub struct DefinitionsConfig {
     pub hotfix_pattern: String,
     /// Pull-request labels marking a fix. Default `["hotfix"]`.
     pub hotfix_labels: Vec<String>,
+    /// How far behind the newest event (and the newest delivery) facts stay open to late data
+    /// before they are final and their inputs leave the working state. Default `90d`.
+    pub horizon: String,
 }
 
 impl Default for DefinitionsConfig {
     fn default() -> Self {
         Self {
+            horizon: "90d".into(),
             attribution_window: "24h".into(),
             production_pattern: r"(^|[-_./])(prod|production|live)([-_./]|$)".into(),
             hotfix_pattern: r#"^(revert "|hotfix\b)"#.into(),
@@ -202,6 +206,8 @@ pub struct Definitions {
     pub hotfix: Regex,
     /// Pull-request labels that mark a fix (lower case).
     pub hotfix_labels: Vec<String>,
+    /// The working-state horizon in seconds.
+    pub horizon_secs: i64,
 }
 
 impl DefinitionsConfig {
@@ -216,11 +222,23 @@ impl DefinitionsConfig {
                 ),
             )
         })?;
+        let horizon = parse_duration_secs(&self.horizon)
+            .filter(|h| *h >= 2 * window && *h >= 86_400)
+            .ok_or_else(|| {
+                invalid(
+                    "definitions.horizon",
+                    format!(
+                        "`{}` is not a duration of at least a day and twice the attribution window, like `90d`",
+                        self.horizon
+                    ),
+                )
+            })?;
         let production = Regex::new(&format!("(?i){}", self.production_pattern))
             .map_err(|e| invalid("definitions.production_pattern", e.to_string()))?;
         let hotfix = Regex::new(&format!("(?i){}", self.hotfix_pattern))
             .map_err(|e| invalid("definitions.hotfix_pattern", e.to_string()))?;
         Ok(Definitions {
+            horizon_secs: horizon,
             attribution_window_secs: window,
             production,
             hotfix,

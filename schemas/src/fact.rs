@@ -56,6 +56,10 @@ pub struct DeploymentFact {
     pub recovered_at: Option<Timestamp>,
     /// Rework (metrics.md §5).
     pub rework: bool,
+    /// The repository (lower case) and push-order position of its revision, when it is a known
+    /// change: what later deployments are compared with (rollbacks, metrics.md §2.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub located: Option<(Arc<str>, u64)>,
 }
 
 impl DeploymentFact {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use doraflow_schemas::event::HealthStatus;
 
+use super::horizon::Context;
 use super::inputs::{Attempt, HealthEntry, Inputs, SettledIncident};
 use super::order::history;
 use crate::catalog::Catalog;
@@ -37,6 +38,8 @@ struct RepoChange {
     position: u64,
     touches: bool,
     fix: bool,
+    /// Final (deployed or expired before the horizon's cut): neither deployable nor reported.
+    frozen: bool,
 }
 
 struct BoundRepo {
@@ -66,8 +69,11 @@ pub fn derive_service(
     attempt_ids: &[String],
     incident_ids: &[String],
     apps: &[String],
+    context: Option<&Context>,
 ) -> ServiceFacts {
     let window = definitions.attribution_window_secs;
+    let empty = Context::default();
+    let context = context.unwrap_or(&empty);
 
     // Changes of every bound repository, in push order (§2.1).
     let mut repos: Vec<BoundRepo> = Vec::new();
@@ -102,6 +108,7 @@ pub fn derive_service(
                 position: change.position,
                 touches: binding.touches(&commit.files),
                 fix: labelled || definitions.hotfix.is_match(&commit.title),
+                frozen: context.frozen_shas.contains(&commit.sha),
             });
         }
         repos.push(BoundRepo {
@@ -123,28 +130,36 @@ pub fn derive_service(
         .collect();
     attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
 
-    let mut facts: Vec<DeploymentFact> = attempts
-        .iter()
-        .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
-            id: id.clone(),
-            service: Some(service.to_string()),
-            environment: attempt.fields.environment.clone(),
-            production: definitions.production.is_match(&attempt.fields.environment),
-            revision: attempt.fields.revision.clone(),
-            finished_at: *finished_at,
-            succeeded: *succeeded,
-            linked: false,
-            changes: 0,
-            lead_time_p50: None,
-            rollback: false,
-            failure_reasons: Vec::new(),
-            incidents: Vec::new(),
-            rolled_back_by: None,
-            detected_at: None,
-            recovered_at: None,
-            rework: false,
-        })
-        .collect();
+    // Frozen production deployments that live ones may still refer to (attribution, rollbacks,
+    // fix forwards) come first: they finished before every live one.
+    let recent = context.recent.len();
+    let mut facts: Vec<DeploymentFact> = context.recent.clone();
+    facts.extend(
+        attempts
+            .iter()
+            .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
+                id: id.clone(),
+                service: Some(service.to_string()),
+                environment: attempt.fields.environment.clone(),
+                production: definitions.production.is_match(&attempt.fields.environment),
+                revision: attempt.fields.revision.clone(),
+                finished_at: *finished_at,
+                succeeded: *succeeded,
+                linked: false,
+                changes: 0,
+                lead_time_p50: None,
+                rollback: false,
+                failure_reasons: Vec::new(),
+                incidents: Vec::new(),
+                rolled_back_by: None,
+                detected_at: None,
+                recovered_at: None,
+                rework: false,
+                located: None,
+            }),
+    );
+    let is_frozen = |d: usize| d < recent;
+    let attempt = |d: usize| &attempts[d - recent].1;
     let production: Vec<usize> = (0..facts.len())
         .filter(|i| facts[*i].succeeded && facts[*i].production)
         .collect();
@@ -152,9 +167,31 @@ pub fn derive_service(
     // Linking (§2.2-§2.4, §2.6): who deploys which change, and which deployments are rollbacks.
     let mut deployed_by: Vec<Vec<Option<usize>>> =
         repos.iter().map(|r| vec![None; r.changes.len()]).collect();
-    let mut watermark: Vec<Option<usize>> = vec![None; repos.len()];
+    // Where the frozen deployments left off: the last deployed position per repository, the
+    // revisions deployed per environment, the position deployed last per environment.
+    let mut watermark: Vec<Option<usize>> = repos
+        .iter()
+        .map(|repo| {
+            let deployed = context.watermark.get(&*repo.name.to_lowercase())?;
+            repo.changes
+                .partition_point(|c| c.position <= *deployed)
+                .checked_sub(1)
+        })
+        .collect();
     let mut revisions_in_env: HashMap<&str, HashSet<&str>> = HashMap::new();
-    let mut current_in_env: HashMap<&str, Option<(usize, usize)>> = HashMap::new();
+    let mut current_in_env: HashMap<&str, Option<(usize, u64)>> = context
+        .current
+        .iter()
+        .map(|(env, located)| {
+            let located = located.as_ref().and_then(|(repo, position)| {
+                let r = repos
+                    .iter()
+                    .position(|b| b.name.eq_ignore_ascii_case(repo))?;
+                Some((r, *position))
+            });
+            (env.as_str(), located)
+        })
+        .collect();
     let mut deployed_changes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); facts.len()];
     // Forced pushes (§2.5), in time order, interleaved with the deployments: a push drops the
     // changes it does not carry again that no deployment finished by then had deployed.
@@ -173,6 +210,9 @@ pub fn derive_service(
     forced.sort();
     let mut next_forced = 0;
     for &d in &production {
+        if is_frozen(d) {
+            continue;
+        }
         drop_forced(
             &repos,
             &forced,
@@ -181,28 +221,36 @@ pub fn derive_service(
             &deployed_by,
             &mut dropped_at,
         );
-        let env = attempts[d].1.fields.environment.as_str();
-        let revision = attempts[d].1.fields.revision.as_str();
+        let env = attempt(d).fields.environment.as_str();
+        let revision = attempt(d).fields.revision.as_str();
         let located = repos
             .iter()
             .enumerate()
             .find_map(|(r, repo)| repo.position_of.get(revision).map(|&i| (r, i)));
         let seen_before = revisions_in_env
             .get(env)
-            .is_some_and(|s| s.contains(revision));
-        let below_current = match (located, current_in_env.get(env).copied().flatten()) {
-            (Some((r, i)), Some((cr, ci))) => r == cr && i < ci,
+            .is_some_and(|s| s.contains(revision))
+            || context
+                .deployed
+                .get(env)
+                .is_some_and(|s| s.contains(&revision_hash(revision)));
+        let position = located.map(|(r, i)| (r, repos[r].changes[i].position));
+        let below_current = match (position, current_in_env.get(env).copied().flatten()) {
+            (Some((r, p)), Some((cr, cp))) => r == cr && p < cp,
             _ => false,
         };
         let rollback = seen_before || below_current;
         facts[d].rollback = rollback;
         facts[d].linked = located.is_some();
+        facts[d].located = position.map(|(r, p)| (repos[r].name.to_lowercase().into(), p));
         if let Some((r, i)) = located
             && !rollback
         {
             let from = watermark[r].map_or(0, |w| w + 1);
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
-                if repos[r].changes[c].touches && owner.is_none() && dropped_at[r][c].is_none() {
+                let change = &repos[r].changes[c];
+                if change.touches && !change.frozen && owner.is_none() && dropped_at[r][c].is_none()
+                {
                     *owner = Some(d);
                     deployed_changes[d].push((r, c));
                 }
@@ -210,7 +258,7 @@ pub fn derive_service(
             watermark[r] = Some(watermark[r].map_or(i, |w| w.max(i)));
         }
         revisions_in_env.entry(env).or_default().insert(revision);
-        current_in_env.insert(env, located);
+        current_in_env.insert(env, position);
     }
     drop_forced(
         &repos,
@@ -231,7 +279,7 @@ pub fn derive_service(
     let mut changes = Vec::new();
     for (r, repo) in repos.iter().enumerate() {
         for (c, change) in repo.changes.iter().enumerate() {
-            if !change.touches {
+            if !change.touches || change.frozen {
                 continue;
             }
             let by = deployed_by[r][c];
@@ -253,7 +301,7 @@ pub fn derive_service(
             });
         }
     }
-    for (d, list) in deployed_changes.iter().enumerate() {
+    for (d, list) in deployed_changes.iter().enumerate().skip(recent) {
         facts[d].changes = list.len() as u32;
         let mut leads: Vec<f64> = list
             .iter()
@@ -308,7 +356,7 @@ pub fn derive_service(
             next_in_env.insert(prev, d);
         }
     }
-    for &d in &production {
+    for &d in production.iter().filter(|d| !is_frozen(**d)) {
         let mut reasons = Vec::new();
         let mut detected: Option<Timestamp> = None;
         let mut recovered: Option<Option<Timestamp>> = None;
@@ -353,6 +401,9 @@ pub fn derive_service(
 
     // Rework (§5).
     for (pos, &d) in production.iter().enumerate() {
+        if is_frozen(d) {
+            continue;
+        }
         let finished = facts[d].finished_at;
         let fix_forward = production[..pos].iter().any(|&f| {
             facts[f].failed()
@@ -367,11 +418,17 @@ pub fn derive_service(
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
     }
 
+    facts.drain(..recent);
     ServiceFacts {
         deployments: facts,
         changes,
         incidents: incident_facts,
     }
+}
+
+/// The hash a revision is remembered by once its deployment is frozen.
+pub fn revision_hash(revision: &str) -> u64 {
+    super::inputs::delivery_hash(revision)
 }
 
 /// A health report with the environment it belongs to.

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inputs {
     /// Hashes of the delivery keys already applied.
-    pub seen: HashSet<u64>,
+    pub seen: Generations,
     /// Per repository (lower-case `owner/name`).
     pub repos: BTreeMap<String, RepoInputs>,
     /// Deployment attempts by source-given id.
@@ -53,6 +53,56 @@ pub struct RepoInputs {
     pub pushes: BTreeMap<(String, String, String), StoredPush>,
     /// Labels of merged pull requests, by merge commit SHA.
     pub merged_labels: BTreeMap<String, BTreeSet<String>>,
+    /// Where the kept history continues after older pushes left the working state.
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    /// Hashes of the commits that left with them: a later push carrying one again does not
+    /// make it a new change.
+    #[serde(default)]
+    pub forgotten: Generations,
+}
+
+/// The end of the part of a branch's history that left the working state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The head after the last push that left.
+    pub tip: String,
+    /// The position the next change takes.
+    pub next_position: u64,
+}
+
+/// A set of hashes kept for two horizons: [`Generations::rotate`] drops the older generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generations {
+    current: HashSet<u64>,
+    previous: HashSet<u64>,
+}
+
+impl Generations {
+    /// True when the hash is in either generation.
+    pub fn contains(&self, hash: u64) -> bool {
+        self.current.contains(&hash) || self.previous.contains(&hash)
+    }
+
+    /// Adds a hash to the current generation.
+    pub fn insert(&mut self, hash: u64) {
+        self.current.insert(hash);
+    }
+
+    /// Starts a new generation, dropping the oldest.
+    pub fn rotate(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+
+    /// Number of hashes held.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One push, as much as the engine needs.
@@ -180,7 +230,12 @@ pub fn delivery_hash(key: &str) -> u64 {
 impl Inputs {
     /// Records a delivery key; false when it was seen before (a duplicate).
     pub fn first_sighting(&mut self, key: &str) -> bool {
-        self.seen.insert(delivery_hash(key))
+        let hash = delivery_hash(key);
+        if self.seen.contains(hash) {
+            return false;
+        }
+        self.seen.insert(hash);
+        true
     }
 
     /// Adds a push; false when it was already known exactly (nothing changed). Changed file

@@ -4,10 +4,12 @@
 //! The engine does no I/O.
 
 pub mod derive;
+pub mod horizon;
 pub mod inputs;
 pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
 use doraflow_schemas::{Event, LogRecord, Outcome};
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 pub use derive::ServiceFacts;
+use horizon::{Frozen, Horizon};
 use inputs::Inputs;
 
 /// The key of the bucket holding deployments that map to no service.
@@ -29,6 +32,12 @@ pub struct EngineState {
     pub duplicates: BTreeMap<String, u64>,
     /// Duplicate deliveries in all.
     pub duplicates_total: u64,
+    /// The horizon's bookkeeping.
+    #[serde(default)]
+    pub horizon: Horizon,
+    /// Final facts per service.
+    #[serde(default)]
+    pub frozen: BTreeMap<String, Frozen>,
 }
 
 /// The engine: state plus the catalog and definitions it interprets the state with.
@@ -138,6 +147,7 @@ impl Engine {
         self.dirty.extend(self.attempts_by_service.keys().cloned());
         self.dirty.extend(self.incidents_by_service.keys().cloned());
         self.dirty.extend(self.apps_by_service.keys().cloned());
+        self.dirty.extend(self.state.frozen.keys().cloned());
     }
 
     /// The service of a deployment attempt, or the unmapped bucket.
@@ -186,6 +196,11 @@ impl Engine {
             for service in services {
                 *self.state.duplicates.entry(service).or_default() += 1;
             }
+            return;
+        }
+        if self.observe(record, events) {
+            let services = events.iter().flat_map(|e| self.services_of(e)).collect();
+            self.count_too_late(services);
             return;
         }
         for event in events {
@@ -280,6 +295,7 @@ impl Engine {
             &attempts,
             &incidents,
             &apps,
+            self.state.frozen.get(service).map(|f| &f.context),
         );
         if service == UNMAPPED {
             // Deployments of no service carry no service-level rules.
@@ -297,6 +313,11 @@ impl Engine {
             facts.incidents.clear();
         }
         facts
+    }
+
+    /// The final facts of a service (older than the horizon's cut), if any.
+    pub fn frozen_facts(&self, service: &str) -> Option<Arc<ServiceFacts>> {
+        self.state.frozen.get(service).map(|f| f.facts.clone())
     }
 
     /// The persistent state, for checkpoints.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
-use super::inputs::{RepoInputs, StoredPush};
+use super::inputs::{RepoInputs, StoredPush, delivery_hash};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct History<'a> {
     pub changes: Vec<OrderedChange<'a>>,
     /// Forced pushes, in push order.
     pub forced: Vec<ForcedPush<'a>>,
+    /// The pushes in push order, each with the number of changes it brought first.
+    pub pushes: Vec<(&'a (String, String, String), usize)>,
 }
 
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by
@@ -49,11 +51,11 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
     let Some((_, branch)) = &repo.default_branch else {
         return History::default();
     };
-    let pushes: Vec<(&String, &String, &StoredPush)> = repo
-        .pushes
+    let keys: Vec<&(String, String, String)> =
+        repo.pushes.keys().filter(|(b, _, _)| b == branch).collect();
+    let pushes: Vec<(&String, &String, &StoredPush)> = keys
         .iter()
-        .filter(|((b, _, _), _)| b == branch)
-        .map(|((_, before, after), push)| (before, after, push))
+        .map(|key| (&key.1, &key.2, &repo.pushes[*key]))
         .collect();
     let afters: HashSet<&str> = pushes.iter().map(|(_, a, _)| a.as_str()).collect();
     let mut successors: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -68,6 +70,12 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         .filter(|i| !afters.contains(pushes[*i].0.as_str()) || pushes[*i].0 == pushes[*i].1)
         .collect();
     roots.sort_by_key(sort_key);
+    // The push continuing the part of the history that left the working state comes first, as
+    // it did when that part was still there.
+    if let Some(anchor) = &repo.anchor {
+        roots.sort_by_key(|i| *pushes[*i].0 != anchor.tip);
+    }
+    let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
     // Pushes only reachable through a cycle come last, in time order.
     let mut rest: Vec<usize> = (0..pushes.len()).collect();
     rest.sort_by_key(sort_key);
@@ -92,8 +100,10 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
     let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
     let mut out = Vec::new();
     let mut forced = Vec::new();
+    let mut visited_pushes = Vec::with_capacity(order.len());
     for i in order {
         let push = pushes[i].2;
+        let before = out.len();
         if push.forced {
             forced.push(ForcedPush {
                 index: out.len(),
@@ -102,17 +112,22 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
             });
         }
         for commit in &push.commits {
+            if repo.forgotten.contains(delivery_hash(&commit.sha)) {
+                continue;
+            }
             if seen.insert(&*commit.sha, ()).is_none() {
                 out.push(OrderedChange {
                     commit,
-                    position: out.len() as u64,
+                    position: base + out.len() as u64,
                 });
             }
         }
+        visited_pushes.push((keys[i], out.len() - before));
     }
     History {
         changes: out,
         forced,
+        pushes: visited_pushes,
     }
 }
 

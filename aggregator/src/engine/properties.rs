@@ -284,8 +284,8 @@ proptest! {
         let services = ["a".to_string(), "b".to_string()];
         for round in [early, &records[..]] {
             let (a, b) = facts(round);
-            store.publish("a".into(), a.clone());
-            store.publish("b".into(), b.clone());
+            store.publish("a".into(), a.clone(), None);
+            store.publish("b".into(), b.clone(), None);
             for &(start, length, zone, env) in &windows {
                 let (from, to) = window(start, length);
                 let q = Query { from, to, environment: environments[env].clone(), tz: zones[zone], ..query() };

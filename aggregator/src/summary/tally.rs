@@ -280,3 +280,63 @@ impl Tally {
         self.unmapped += other.unmapped;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exact nearest rank over sorted values.
+    fn exact(sorted: &[Millis], p: f64) -> f64 {
+        let rank = ((p * 1000.0).round() as usize * sorted.len())
+            .div_ceil(1000)
+            .max(1);
+        sorted[rank - 1] as f64 / 1000.0
+    }
+
+    #[test]
+    fn few_values_are_exact_and_many_stay_within_one_percent() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [1usize, 10, EXACT_LIMIT, EXACT_LIMIT + 1, 50_000] {
+            // Durations from a second to a month, spread over orders of magnitude.
+            let values: Vec<Millis> = (0..n)
+                .map(|_| {
+                    let exp = next() % 22 + 10;
+                    ((1u64 << exp) + next() % (1u64 << exp)) as Millis
+                })
+                .collect();
+            // Built in pieces and merged, as rollups do.
+            let mut whole = Distribution::default();
+            for chunk in values.chunks(777) {
+                let mut part = Distribution::default();
+                for v in chunk {
+                    part.add(*v);
+                }
+                whole.merge(&part);
+            }
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let got = whole.quantiles([0.5, 0.75, 0.9]);
+            for (p, got) in [0.5, 0.75, 0.9].into_iter().zip(got) {
+                let want = exact(&sorted, p);
+                let got = got.unwrap();
+                if n <= EXACT_LIMIT {
+                    assert_eq!(got, want, "n={n} p={p}");
+                } else {
+                    assert!(
+                        (got - want).abs() <= 0.01 * want,
+                        "n={n} p={p}: {got} vs {want}"
+                    );
+                }
+            }
+            let mean = values.iter().map(|v| *v as f64).sum::<f64>() / n as f64 / 1000.0;
+            assert!((whole.mean().unwrap() - mean).abs() < 1e-6 * mean);
+            assert_eq!(whole.count(), n as u64);
+        }
+    }
+}

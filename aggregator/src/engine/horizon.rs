@@ -1,0 +1,402 @@
+//! The bounded working state. The engine keeps the inputs of the last stretch of time; facts older
+//! than the *cut* are final: they move to the service's frozen facts, with a small [`Context`]
+//! (revisions deployed, positions reached, the last deployments) that lets the live rules go on
+//! exactly where the frozen ones stopped, and their inputs leave the working state.
+//!
+//! The cut trails the newest event by the horizon (`definitions.horizon`, default 90 days), and
+//! only moves over days whose deliveries all arrived more than a horizon before the newest
+//! delivery: a backfill of old history, arriving at once, stays open and is computed exactly.
+//! It moves in steps of a third of the horizon, so the state spans between one and 1⅓ horizons.
+//! A delivery about a time before the cut, or about a deployment or incident already final, is
+//! *too late*: it is counted and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{DeploymentFact, Event, LogRecord};
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use super::derive::{ServiceFacts, revision_hash};
+use super::inputs::{Generations, delivery_hash};
+use super::order::history;
+
+/// What the live rules of a service need to know about its frozen past.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Per environment: hashes of the revisions frozen production deployments deployed.
+    pub deployed: BTreeMap<String, BTreeSet<u64>>,
+    /// Per environment: the repository and position of the last frozen production deployment's
+    /// revision (`None`: not a known change).
+    pub current: BTreeMap<String, Option<(String, u64)>>,
+    /// Per repository (lower case): the highest position frozen deployments deployed.
+    pub watermark: BTreeMap<String, u64>,
+    /// Frozen production deployments live ones may still refer to: finished within the
+    /// attribution window before the cut, or failed and not recovered before it.
+    pub recent: Vec<DeploymentFact>,
+    /// Frozen changes whose push is still in the working state.
+    pub frozen_shas: HashSet<Arc<str>>,
+}
+
+/// A service's final facts and the context they leave.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Frozen {
+    /// Facts older than the cut.
+    pub facts: Arc<ServiceFacts>,
+    /// What live rules need of them.
+    pub context: Context,
+}
+
+/// The horizon's bookkeeping (part of the checkpoint).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Horizon {
+    /// Facts before this instant are final.
+    pub cut: Option<Timestamp>,
+    /// The newest event time seen (an event more than a day ahead of its delivery counts as
+    /// received time plus a day, so one wrong clock cannot close everything).
+    pub newest_event: Option<Timestamp>,
+    /// The newest delivery's receive time.
+    pub newest_received: Option<Timestamp>,
+    /// Per UTC day of event time: the newest receive time of a delivery about that day.
+    pub received_by_day: BTreeMap<NaiveDate, Timestamp>,
+    /// Hashes of deployment and incident ids that became final.
+    pub forgotten: Generations,
+    /// When the generations of remembered hashes last rotated (a cut).
+    pub rotated_at: Option<Timestamp>,
+    /// Too-late deliveries per service.
+    pub too_late: BTreeMap<String, u64>,
+    /// Too-late deliveries in all.
+    pub too_late_total: u64,
+}
+
+/// The time an event is about.
+pub fn event_time(event: &Event) -> Timestamp {
+    match event {
+        Event::Push(p) => p.pushed_at,
+        Event::PullRequestMerged(p) => p.merged_at,
+        Event::Deployment(d) => d.at,
+        Event::Incident(i) => i.occurred_at,
+        Event::Health(h) => h.at,
+    }
+}
+
+fn deployment_key(id: &str) -> u64 {
+    delivery_hash(&format!("deployment:{id}"))
+}
+
+fn incident_key(id: &str) -> u64 {
+    delivery_hash(&format!("incident:{id}"))
+}
+
+fn midnight(day: NaiveDate) -> Timestamp {
+    day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+}
+
+impl Engine {
+    /// Notes a record's times; true when it is too late (about final facts): then it must not
+    /// be applied.
+    pub(super) fn observe(&mut self, record: &LogRecord, events: &[Event]) -> bool {
+        let horizon = &mut self.state.horizon;
+        let received = record.received_at;
+        horizon.newest_received = horizon.newest_received.max(Some(received));
+        let cut = horizon.cut;
+        let mut late = false;
+        for event in events {
+            let at = event_time(event);
+            horizon.newest_event = horizon
+                .newest_event
+                .max(Some(at.min(received + Duration::days(1))));
+            if cut.is_none_or(|c| at >= c) {
+                let newest = horizon
+                    .received_by_day
+                    .entry(at.date_naive())
+                    .or_insert(received);
+                *newest = (*newest).max(received);
+            }
+            let forgotten = match event {
+                Event::Deployment(d) => horizon
+                    .forgotten
+                    .contains(deployment_key(&format!("{}:{}", record.source, d.id))),
+                Event::Incident(i) => horizon
+                    .forgotten
+                    .contains(incident_key(&format!("{}:{}", record.source, i.id))),
+                _ => false,
+            };
+            late |= forgotten || cut.is_some_and(|c| at < c);
+        }
+        late
+    }
+
+    /// Counts a too-late delivery against the services it concerns.
+    pub(super) fn count_too_late(&mut self, services: BTreeSet<String>) {
+        self.state.horizon.too_late_total += 1;
+        for service in services {
+            *self.state.horizon.too_late.entry(service).or_default() += 1;
+        }
+    }
+
+    /// The cut the horizon allows now, if it is at least a step past the current one.
+    fn next_cut(&self) -> Option<Timestamp> {
+        let horizon = &self.state.horizon;
+        let span = Duration::seconds(self.definitions.horizon_secs);
+        let by_event = (horizon.newest_event? - span).date_naive();
+        let received_limit = horizon.newest_received? - span;
+        // The cut may pass a day only if everything about it arrived long enough ago.
+        let mut day = by_event;
+        for (d, received) in &horizon.received_by_day {
+            if *d >= day {
+                break;
+            }
+            if *received > received_limit {
+                day = *d;
+                break;
+            }
+        }
+        let cut = midnight(day);
+        let reference = horizon
+            .cut
+            .or_else(|| horizon.received_by_day.keys().next().map(|d| midnight(*d)))?;
+        (cut >= reference + span / 3).then_some(cut)
+    }
+
+    /// Moves the cut forward when the horizon allows: freezes the facts before it and drops
+    /// their inputs. Returns the services whose facts were split anew (to publish again).
+    pub fn advance_horizon(&mut self) -> BTreeSet<String> {
+        let Some(cut) = self.next_cut() else {
+            return BTreeSet::new();
+        };
+        let window = Duration::seconds(self.definitions.attribution_window_secs);
+
+        // Every service with live inputs, derived as of now.
+        let mut services: BTreeSet<String> = self
+            .attempts_by_service
+            .keys()
+            .chain(self.incidents_by_service.keys())
+            .chain(self.apps_by_service.keys())
+            .cloned()
+            .collect();
+        for repo in self.state.inputs.repos.values() {
+            services.extend(self.catalog.repo_services(&repo.name));
+        }
+        let derived: BTreeMap<String, ServiceFacts> = services
+            .iter()
+            .map(|s| (s.clone(), self.derive(s)))
+            .collect();
+
+        // Which changes are final, per repository and SHA, over every service they touch.
+        let mut change_final: HashMap<(String, Arc<str>), bool> = HashMap::new();
+        for facts in derived.values() {
+            for c in &facts.changes {
+                let done = c.deployed_at.is_some_and(|t| t < cut)
+                    || c.dropped_at.is_some_and(|t| t < cut)
+                    || (c.deployed_at.is_none() && c.dropped_at.is_none() && c.timestamp < cut);
+                change_final
+                    .entry((c.repo.to_lowercase(), c.sha.clone()))
+                    .and_modify(|f| *f &= done)
+                    .or_insert(done);
+            }
+        }
+
+        // Pushes that leave: a prefix of each branch's history, all final and before the cut.
+        let mut expired: HashSet<(String, Arc<str>)> = HashSet::new();
+        for (key, repo) in self.state.inputs.repos.iter_mut() {
+            let branch = history(repo);
+            let mut leaving = Vec::new();
+            let mut next_position = repo.anchor.as_ref().map_or(0, |a| a.next_position);
+            let mut tip = None;
+            for (push_key, new_changes) in &branch.pushes {
+                let push = &repo.pushes[*push_key];
+                let all_final = push.pushed_at < cut
+                    && push.commits.iter().all(|c| {
+                        change_final
+                            .get(&(key.clone(), c.sha.clone()))
+                            .copied()
+                            .unwrap_or(c.timestamp < cut)
+                    });
+                if !all_final {
+                    break;
+                }
+                leaving.push((*push_key).clone());
+                next_position += *new_changes as u64;
+                tip = Some(push_key.2.clone());
+            }
+            // Pushes to other branches carry no changes; old ones simply leave.
+            let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
+            let others: Vec<_> = repo
+                .pushes
+                .iter()
+                .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for push_key in leaving {
+                if let Some(push) = repo.pushes.remove(&push_key) {
+                    for commit in &push.commits {
+                        repo.forgotten.insert(delivery_hash(&commit.sha));
+                        repo.merged_labels.remove(&*commit.sha);
+                        expired.insert((key.clone(), commit.sha.clone()));
+                    }
+                }
+            }
+            for push_key in others {
+                repo.pushes.remove(&push_key);
+            }
+            if let Some(tip) = tip {
+                repo.anchor = Some(super::inputs::Anchor { tip, next_position });
+            }
+        }
+        let kept_shas: HashSet<&str> = self
+            .state
+            .inputs
+            .repos
+            .values()
+            .flat_map(|r| r.pushes.values())
+            .flat_map(|p| p.commits.iter().map(|c| &*c.sha))
+            .collect();
+
+        // Freeze each service's final facts and extend its context.
+        let mut leaving_attempts: Vec<String> = Vec::new();
+        let mut leaving_incidents: Vec<String> = Vec::new();
+        for (service, facts) in &derived {
+            let frozen = self.state.frozen.entry(service.clone()).or_default();
+            let mut newly = ServiceFacts::default();
+            for d in &facts.deployments {
+                if d.finished_at < cut {
+                    newly.deployments.push(d.clone());
+                    leaving_attempts.push(d.id.clone());
+                }
+            }
+            for c in &facts.changes {
+                let repo = c.repo.to_lowercase();
+                let done = c.deployed_at.is_some_and(|t| t < cut)
+                    || c.dropped_at.is_some_and(|t| t < cut)
+                    || (c.deployed_at.is_none()
+                        && c.dropped_at.is_none()
+                        && expired.contains(&(repo, c.sha.clone())));
+                if done {
+                    newly.changes.push(c.clone());
+                }
+            }
+            for i in &facts.incidents {
+                if i.opened_at < cut && i.resolved_at.is_some_and(|t| t < cut) {
+                    newly.incidents.push(i.clone());
+                    leaving_incidents.push(i.id.clone());
+                }
+            }
+            let context = &mut frozen.context;
+            for d in newly
+                .deployments
+                .iter()
+                .filter(|d| d.succeeded && d.production)
+            {
+                context
+                    .deployed
+                    .entry(d.environment.clone())
+                    .or_default()
+                    .insert(revision_hash(&d.revision));
+                context.current.insert(
+                    d.environment.clone(),
+                    d.located.as_ref().map(|(r, p)| (r.to_string(), *p)),
+                );
+                if let (Some((repo, position)), false) = (&d.located, d.rollback) {
+                    let mark = context.watermark.entry(repo.to_string()).or_default();
+                    *mark = (*mark).max(*position);
+                }
+            }
+            let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
+            recent.extend(
+                newly
+                    .deployments
+                    .iter()
+                    .filter(|d| d.succeeded && d.production)
+                    .cloned(),
+            );
+            recent.retain(|d| {
+                d.finished_at >= cut - window
+                    || (d.failed() && d.recovered_at.is_none_or(|t| t >= cut))
+            });
+            context.recent = recent;
+            context
+                .frozen_shas
+                .extend(newly.changes.iter().map(|c| c.sha.clone()));
+            context.frozen_shas.retain(|sha| kept_shas.contains(&**sha));
+            if !(newly.deployments.is_empty()
+                && newly.changes.is_empty()
+                && newly.incidents.is_empty())
+            {
+                let all = Arc::make_mut(&mut frozen.facts);
+                all.deployments.extend(newly.deployments);
+                all.changes.extend(newly.changes);
+                all.incidents.extend(newly.incidents);
+            }
+        }
+
+        // Their inputs leave the working state.
+        let inputs = &mut self.state.inputs;
+        for id in leaving_attempts {
+            inputs.deployments.remove(&id);
+            self.state.horizon.forgotten.insert(deployment_key(&id));
+        }
+        let never_ended: Vec<String> = inputs
+            .deployments
+            .iter()
+            .filter(|(_, a)| {
+                a.settle().is_some_and(|s| s.end.is_none())
+                    && a.updates
+                        .keys()
+                        .next_back()
+                        .is_some_and(|(at, _)| *at < cut)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in never_ended {
+            inputs.deployments.remove(&id);
+            self.state.horizon.forgotten.insert(deployment_key(&id));
+        }
+        for id in leaving_incidents {
+            inputs.incidents.remove(&id);
+            self.state.horizon.forgotten.insert(incident_key(&id));
+        }
+        for reports in inputs.health.values_mut() {
+            reports.retain(|r| r.at >= cut);
+        }
+        inputs.health.retain(|_, reports| !reports.is_empty());
+        for ids in self.attempts_by_service.values_mut() {
+            ids.retain(|id| inputs.deployments.contains_key(id));
+        }
+        for ids in self.incidents_by_service.values_mut() {
+            ids.retain(|id| inputs.incidents.contains_key(id));
+        }
+        let health = &inputs.health;
+        for apps in self.apps_by_service.values_mut() {
+            apps.retain(|app| health.contains_key(app));
+        }
+        self.attempts_by_service.retain(|_, ids| !ids.is_empty());
+        self.incidents_by_service.retain(|_, ids| !ids.is_empty());
+        self.apps_by_service.retain(|_, apps| !apps.is_empty());
+
+        // Remembered hashes live two horizons.
+        let horizon = &mut self.state.horizon;
+        let span = Duration::seconds(self.definitions.horizon_secs);
+        match horizon.rotated_at {
+            Some(at) if cut - at < span => {}
+            Some(_) => {
+                horizon.forgotten.rotate();
+                inputs.seen.rotate();
+                for repo in inputs.repos.values_mut() {
+                    repo.forgotten.rotate();
+                }
+                horizon.rotated_at = Some(cut);
+            }
+            None => horizon.rotated_at = Some(cut),
+        }
+        horizon.received_by_day = horizon.received_by_day.split_off(&cut.date_naive());
+        horizon.cut = Some(cut);
+        tracing::info!(cut = %cut, services = derived.len(), "facts before the cut are final");
+
+        let touched: BTreeSet<String> = derived.into_keys().collect();
+        self.dirty.extend(touched.iter().cloned());
+        touched
+    }
+}

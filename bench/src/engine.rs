@@ -1,0 +1,134 @@
+//! The metric engine alone on one core: the year of activity normalized by the real ingest code,
+//! encoded as the event log stores records, then (a) only decoded and (b) decoded, applied to the
+//! engine and every service derived, as the aggregator does when it replays the log. Prints the
+//! normalized events per second of both and their ratio (medians over rounds).
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use doraflow_aggregator::{Catalog, Engine, EngineState};
+use doraflow_ingest::sources::{Normalized, github, pagerduty};
+use doraflow_schemas::config::Definitions;
+use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{Event, LogRecord, Outcome};
+
+use crate::activity::Request;
+
+/// The time an event is about (the record's received time in this simulation: deliveries
+/// arrive as things happen).
+fn event_time(event: &Event) -> Timestamp {
+    match event {
+        Event::Push(p) => p.pushed_at,
+        Event::PullRequestMerged(p) => p.merged_at,
+        Event::Deployment(d) => d.at,
+        Event::Incident(i) => i.occurred_at,
+        Event::Health(h) => h.at,
+    }
+}
+
+/// Normalizes the requests with the ingest code into encoded log records.
+fn encode(requests: &[Request]) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {
+    let mut encoded = Vec::with_capacity(requests.len());
+    let mut events = 0u64;
+    for (n, request) in requests.iter().enumerate() {
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let (source, normalized) = if request.path.ends_with("github") {
+            let kind = header("x-github-event").context("event header")?;
+            (
+                "github",
+                github::normalize(kind, request.body.as_bytes(), Utc::now()),
+            )
+        } else {
+            ("pagerduty", pagerduty::normalize(request.body.as_bytes()))
+        };
+        let Ok(Normalized::Events(list)) = normalized else {
+            bail!("request {n} did not normalize to events");
+        };
+        events += list.len() as u64;
+        let received_at = list.iter().map(event_time).max().unwrap_or_else(Utc::now);
+        let record = LogRecord {
+            delivery: format!("{source}:{n}"),
+            source: source.into(),
+            received_at,
+            headers: Vec::new(),
+            body: Default::default(),
+            outcome: Outcome::Events { events: list },
+        };
+        encoded.push(serde_json::to_vec(&record)?);
+    }
+    Ok((encoded, events))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs the engine benchmark.
+pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (encoded, events) = encode(&requests)?;
+    drop(requests);
+    let bytes: usize = encoded.iter().map(Vec::len).sum();
+    println!(
+        "{} records, {events} normalized events, {:.0} MB encoded (prepared in {:.1} s)",
+        encoded.len(),
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let mut decode_rates = Vec::new();
+    let mut engine_rates = Vec::new();
+    for round in 1..=rounds {
+        let started = Instant::now();
+        let mut decoded = 0u64;
+        for bytes in &encoded {
+            let record: LogRecord = serde_json::from_slice(bytes)?;
+            if let Outcome::Events { events } = &record.outcome {
+                decoded += events.len() as u64;
+            }
+        }
+        let decode = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let mut engine = Engine::new(
+            EngineState::default(),
+            Catalog::default(),
+            Definitions::default(),
+        );
+        for bytes in &encoded {
+            let record: LogRecord = serde_json::from_slice(bytes)?;
+            engine.apply(&record);
+        }
+        let applied = started.elapsed().as_secs_f64();
+        let mut facts = 0usize;
+        for service in engine.take_dirty() {
+            facts += engine.derive(&service).deployments.len();
+        }
+        let total = started.elapsed().as_secs_f64();
+        if decoded != events || facts == 0 {
+            bail!("decoded {decoded} of {events} events, derived {facts} deployments");
+        }
+        println!(
+            "round {round}: decode only {:.0} events/s ({decode:.2} s); decode + apply + derive \
+             {:.0} events/s ({total:.2} s, of which derive {:.2} s); {facts} deployments",
+            events as f64 / decode,
+            events as f64 / total,
+            total - applied
+        );
+        decode_rates.push(events as f64 / decode);
+        engine_rates.push(events as f64 / total);
+    }
+    let (decode, engine) = (median(decode_rates), median(engine_rates));
+    println!(
+        "median: decode only {decode:.0} events/s, engine {engine:.0} events/s, ratio {:.2}",
+        engine / decode
+    );
+    Ok(())
+}
