@@ -150,6 +150,7 @@ impl Consumer {
             store.publish(service, facts, frozen);
         }
         store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
+        store.set_too_late(state.horizon.too_late.clone(), state.horizon.too_late_total);
         store.set_applied_offset(self.offset);
     }
 

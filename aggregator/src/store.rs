@@ -23,6 +23,12 @@ pub struct StoreCounters {
     pub duplicates: BTreeMap<String, u64>,
     /// Duplicate deliveries in all.
     pub duplicates_total: u64,
+    /// Too-late deliveries per service (about facts already final).
+    #[serde(default)]
+    pub too_late: BTreeMap<String, u64>,
+    /// Too-late deliveries in all.
+    #[serde(default)]
+    pub too_late_total: u64,
 }
 
 /// The facts of every service.
@@ -118,6 +124,12 @@ impl FactStore {
         self.counters.duplicates_total = total;
     }
 
+    /// Sets the too-late counters (the engine counts them).
+    pub fn set_too_late(&mut self, per_service: BTreeMap<String, u64>, total: u64) {
+        self.counters.too_late = per_service;
+        self.counters.too_late_total = total;
+    }
+
     /// Marks the start-up replay as done.
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
@@ -173,12 +185,17 @@ impl FactStore {
         match services {
             None => Counters {
                 duplicates_ignored: self.counters.duplicates_total,
+                too_late_ignored: self.counters.too_late_total,
                 late_corrections: self.counters.late_corrections.values().sum(),
             },
             Some(list) => Counters {
                 duplicates_ignored: list
                     .iter()
                     .filter_map(|s| self.counters.duplicates.get(s))
+                    .sum(),
+                too_late_ignored: list
+                    .iter()
+                    .filter_map(|s| self.counters.too_late.get(s))
                     .sum(),
                 late_corrections: list
                     .iter()

@@ -22,12 +22,24 @@ use crate::catalog::Catalog;
 /// Everything derived for one service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceFacts {
+    /// Where the failed deployments' recoveries stand (what freezing one needs to carry on).
+    #[serde(skip)]
+    pub pending: BTreeMap<String, Recovery>,
     /// Every ended deployment attempt of the service (all environments, both outcomes).
     pub deployments: Vec<DeploymentFact>,
     /// Every change of the service's repositories (touching it), deployed or not.
     pub changes: Vec<ChangeFact>,
     /// Every incident of the service.
     pub incidents: Vec<IncidentFact>,
+}
+
+/// The recovery signals of a failed deployment, as derived: what freezing it needs to carry on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// Recoveries of its incident and rollback signals (and what a frozen part had settled).
+    pub others: Vec<Timestamp>,
+    /// Its degradation: application, when reported degraded, recovery if any.
+    pub degraded: Option<(String, Timestamp, Option<Timestamp>)>,
 }
 
 /// A change of one bound repository, with what the rules need.
@@ -42,8 +54,10 @@ struct RepoChange {
     frozen: bool,
 }
 
-struct BoundRepo {
+struct BoundRepo<'a> {
     name: Arc<str>,
+    /// Commits whose push left the working state, with their positions.
+    evicted: &'a HashMap<u64, u64>,
     changes: Vec<RepoChange>,
     position_of: HashMap<Arc<str>, usize>,
     /// Forced pushes: when, and the changes before them they do not carry again.
@@ -60,18 +74,36 @@ fn hex_tokens() -> &'static Regex {
     TOKENS.get_or_init(|| Regex::new(r"(?i)\b[0-9a-f]{7,40}\b").expect("valid regex"))
 }
 
-/// Derives the facts of `service` from the inputs named by `attempt_ids` and `incident_ids`.
+/// What one service's derivation reads: the ids of its inputs and its frozen context.
+pub struct ServiceScope<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// Its deployment attempts.
+    pub attempt_ids: &'a [String],
+    /// Its incidents.
+    pub incident_ids: &'a [String],
+    /// Its Argo CD applications (health reports).
+    pub apps: &'a [String],
+    /// What its frozen facts leave to the live rules.
+    pub context: Option<&'a Context>,
+}
+
+/// Derives the facts of a service from the inputs its scope names.
 pub fn derive_service(
     inputs: &Inputs,
     catalog: &Catalog,
     definitions: &Definitions,
-    service: &str,
-    attempt_ids: &[String],
-    incident_ids: &[String],
-    apps: &[String],
-    context: Option<&Context>,
+    scope: ServiceScope,
 ) -> ServiceFacts {
+    let ServiceScope {
+        service,
+        attempt_ids,
+        incident_ids,
+        apps,
+        context,
+    } = scope;
     let window = definitions.attribution_window_secs;
+    let horizon = definitions.horizon_secs;
     let empty = Context::default();
     let context = context.unwrap_or(&empty);
 
@@ -113,6 +145,7 @@ pub fn derive_service(
         }
         repos.push(BoundRepo {
             name: repo.name.as_str().into(),
+            evicted: &repo.evicted,
             changes,
             position_of,
             forced,
@@ -209,6 +242,28 @@ pub fn derive_service(
         .collect();
     forced.sort();
     let mut next_forced = 0;
+    // Where a revision is in push order: a change of the working state, or one whose push left.
+    let locate = |revision: &str| -> Option<(usize, u64)> {
+        repos
+            .iter()
+            .enumerate()
+            .find_map(|(r, repo)| {
+                repo.position_of
+                    .get(revision)
+                    .map(|&i| (r, repo.changes[i].position))
+            })
+            .or_else(|| {
+                let hash = super::inputs::delivery_hash(revision);
+                repos
+                    .iter()
+                    .enumerate()
+                    .find_map(|(r, repo)| Some((r, *repo.evicted.get(&hash)?)))
+            })
+    };
+    for (d, fact) in facts.iter_mut().enumerate().skip(recent) {
+        let revision = attempts[d - recent].1.fields.revision.as_str();
+        fact.located = locate(revision).map(|(r, p)| (repos[r].name.to_lowercase().into(), p));
+    }
     for &d in &production {
         if is_frozen(d) {
             continue;
@@ -218,6 +273,7 @@ pub fn derive_service(
             &forced,
             &mut next_forced,
             Some(facts[d].finished_at),
+            horizon,
             &deployed_by,
             &mut dropped_at,
         );
@@ -234,22 +290,27 @@ pub fn derive_service(
                 .deployed
                 .get(env)
                 .is_some_and(|s| s.contains(&revision_hash(revision)));
-        let position = located.map(|(r, i)| (r, repos[r].changes[i].position));
+        let position = locate(revision);
         let below_current = match (position, current_in_env.get(env).copied().flatten()) {
             (Some((r, p)), Some((cr, cp))) => r == cr && p < cp,
             _ => false,
         };
         let rollback = seen_before || below_current;
         facts[d].rollback = rollback;
-        facts[d].linked = located.is_some();
-        facts[d].located = position.map(|(r, p)| (repos[r].name.to_lowercase().into(), p));
+        facts[d].linked = position.is_some();
         if let Some((r, i)) = located
             && !rollback
         {
             let from = watermark[r].map_or(0, |w| w + 1);
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
                 let change = &repos[r].changes[c];
-                if change.touches && !change.frozen && owner.is_none() && dropped_at[r][c].is_none()
+                // A change pending longer than the horizon has expired (no lead time).
+                let expired = (facts[d].finished_at - change.timestamp).num_seconds() > horizon;
+                if change.touches
+                    && !change.frozen
+                    && !expired
+                    && owner.is_none()
+                    && dropped_at[r][c].is_none()
                 {
                     *owner = Some(d);
                     deployed_changes[d].push((r, c));
@@ -265,6 +326,7 @@ pub fn derive_service(
         &forced,
         &mut next_forced,
         None,
+        horizon,
         &deployed_by,
         &mut dropped_at,
     );
@@ -356,47 +418,103 @@ pub fn derive_service(
             next_in_env.insert(prev, d);
         }
     }
-    for &d in production.iter().filter(|d| !is_frozen(**d)) {
+    let mut pending: BTreeMap<String, Recovery> = BTreeMap::new();
+    for &d in &production {
+        // A frozen deployment is final, unless it failed and still waits for a recovery: then
+        // its signals are followed on from where they stood when it froze.
+        let carried = if is_frozen(d) {
+            match context.unsettled.get(&facts[d].id) {
+                Some(p) => Some(p),
+                None => continue,
+            }
+        } else {
+            None
+        };
         let mut reasons = Vec::new();
         let mut detected: Option<Timestamp> = None;
-        let mut recovered: Option<Option<Timestamp>> = None;
-        let mut recover = |at: Option<Timestamp>| {
-            recovered = Some(match (recovered, at) {
-                (None, at) => at,
-                (Some(Some(a)), Some(b)) => Some(a.max(b)),
-                (Some(_), _) => None,
-            });
+        let mut others: Vec<Timestamp> = Vec::new();
+        let mut unrecovered = false;
+        let mut recover = |at: Option<Timestamp>| match at {
+            Some(at) => others.push(at),
+            None => unrecovered = true,
         };
+        if let Some(p) = carried {
+            reasons = facts[d].failure_reasons.clone();
+            detected = facts[d].detected_at;
+            if let Some(at) = p.settled {
+                recover(Some(at));
+            }
+        }
         if !attributed[d].is_empty() {
-            reasons.push(FailureReason::Incident);
+            if !reasons.contains(&FailureReason::Incident) {
+                reasons.push(FailureReason::Incident);
+            }
             for &k in &attributed[d] {
                 let incident = &incidents[k].1;
                 detected = Some(detected.map_or(incident.opened_at, |t| t.min(incident.opened_at)));
                 recover(incident.resolved_at);
+                let id = &incidents[k].0;
+                if !facts[d].incidents.contains(id) {
+                    facts[d].incidents.push(id.clone());
+                }
             }
-            facts[d].incidents = attributed[d]
-                .iter()
-                .map(|&k| incidents[k].0.clone())
-                .collect();
         }
         if let Some(&next) = next_in_env.get(&d)
+            && !is_frozen(next)
             && facts[next].rollback
             && secs(facts[d].finished_at, facts[next].finished_at) <= window as f64
         {
-            reasons.push(FailureReason::Rollback);
+            if !reasons.contains(&FailureReason::Rollback) {
+                reasons.push(FailureReason::Rollback);
+            }
             let at = facts[next].finished_at;
             detected = Some(detected.map_or(at, |t| t.min(at)));
             recover(Some(at));
             facts[d].rolled_back_by = Some(facts[next].id.clone());
         }
-        if let Some((degraded, recovery)) = degradation(&facts, &production, d, &reports, window) {
-            reasons.push(FailureReason::Degraded);
-            detected = Some(detected.map_or(degraded, |t| t.min(degraded)));
-            recover(recovery);
+        // A carried deployment's degradation is followed on if it was pending, settled if it had
+        // recovered; only one that had none yet is looked for.
+        let degraded = match carried {
+            Some(p) => match &p.degraded {
+                Some((app, at)) => Some((
+                    *at,
+                    app.as_str(),
+                    degradation_recovery(&facts, &production, app, *at, &reports),
+                )),
+                None if reasons.contains(&FailureReason::Degraded) => None,
+                None => degradation(&facts, &production, d, &reports, window),
+            },
+            None => degradation(&facts, &production, d, &reports, window),
+        };
+        let mut degraded_signal = None;
+        if let Some((at, app, recovery)) = degraded {
+            if !reasons.contains(&FailureReason::Degraded) {
+                reasons.push(FailureReason::Degraded);
+            }
+            detected = Some(detected.map_or(at, |t| t.min(at)));
+            if recovery.is_none() {
+                unrecovered = true;
+            }
+            degraded_signal = Some((app.to_string(), at, recovery));
         }
+        let failed = !reasons.is_empty();
+        let latest = others
+            .iter()
+            .copied()
+            .chain(degraded_signal.as_ref().and_then(|d| d.2))
+            .max();
         facts[d].failure_reasons = reasons;
         facts[d].detected_at = detected;
-        facts[d].recovered_at = recovered.flatten();
+        facts[d].recovered_at = if unrecovered { None } else { latest };
+        if failed {
+            pending.insert(
+                facts[d].id.clone(),
+                Recovery {
+                    others,
+                    degraded: degraded_signal,
+                },
+            );
+        }
     }
 
     // Rework (§5).
@@ -418,8 +536,15 @@ pub fn derive_service(
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
     }
 
-    facts.drain(..recent);
+    // Frozen deployments leave the output, but for those still waiting for a recovery.
+    let mut index = 0;
+    facts.retain(|f| {
+        index += 1;
+        index > recent || context.unsettled.contains_key(&f.id)
+    });
+    pending.retain(|id, _| facts.iter().any(|f| &f.id == id));
     ServiceFacts {
+        pending,
         deployments: facts,
         changes,
         incidents: incident_facts,
@@ -453,15 +578,14 @@ fn same_revision(a: &str, b: &str) -> bool {
 
 /// The degradation signal of deployment `d` (§3): the first `Degraded` report of an application
 /// of the service running `d`'s revision in `d`'s environment within the window after `d`
-/// finished, and its recovery (§4): the next `Healthy` report of that application or the next
-/// production deployment of the service after the report, whichever comes first.
-fn degradation(
+/// finished, with the application and its recovery.
+fn degradation<'a>(
     facts: &[DeploymentFact],
     production: &[usize],
     d: usize,
-    reports: &[Report],
+    reports: &'a [Report],
     window: i64,
-) -> Option<(Timestamp, Option<Timestamp>)> {
+) -> Option<(Timestamp, &'a str, Option<Timestamp>)> {
     let deployment = &facts[d];
     let until = deployment.finished_at + chrono::Duration::seconds(window);
     let degraded = reports.iter().find(|r| {
@@ -472,21 +596,32 @@ fn degradation(
             && same_revision(&r.entry.revision, &deployment.revision)
     })?;
     let at = degraded.entry.at;
+    let recovered = degradation_recovery(facts, production, degraded.app, at, reports);
+    Some((at, degraded.app, recovered))
+}
+
+/// The recovery of a degradation reported at `at` (§4): the next `Healthy` report of that
+/// application or the next production deployment of the service after the report, whichever
+/// comes first.
+fn degradation_recovery(
+    facts: &[DeploymentFact],
+    production: &[usize],
+    app: &str,
+    at: Timestamp,
+    reports: &[Report],
+) -> Option<Timestamp> {
     let healthy = reports
         .iter()
-        .find(|r| {
-            r.app == degraded.app && r.entry.at > at && r.entry.status == HealthStatus::Healthy
-        })
+        .find(|r| r.app == app && r.entry.at > at && r.entry.status == HealthStatus::Healthy)
         .map(|r| r.entry.at);
     let next_deployment = production
         .iter()
         .map(|&p| facts[p].finished_at)
         .find(|&t| t > at);
-    let recovered = match (healthy, next_deployment) {
+    match (healthy, next_deployment) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
-    Some((at, recovered))
+    }
 }
 
 /// Applies the forced pushes from `next` on that happened before `until` (all of them without it):
@@ -496,6 +631,7 @@ fn drop_forced(
     forced: &[(Timestamp, usize, usize)],
     next: &mut usize,
     until: Option<Timestamp>,
+    horizon: i64,
     deployed_by: &[Vec<Option<usize>>],
     dropped_at: &mut [Vec<Option<Timestamp>>],
 ) {
@@ -504,7 +640,9 @@ fn drop_forced(
             break;
         }
         for &c in &repos[r].forced[k].1 {
-            if repos[r].changes[c].touches
+            let change = &repos[r].changes[c];
+            if change.touches
+                && (at - change.timestamp).num_seconds() <= horizon
                 && deployed_by[r][c].is_none()
                 && dropped_at[r][c].is_none()
             {

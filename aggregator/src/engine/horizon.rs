@@ -19,7 +19,7 @@ use doraflow_schemas::{DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
-use super::derive::{ServiceFacts, revision_hash};
+use super::derive::{Recovery, ServiceFacts, revision_hash};
 use super::inputs::{Generations, delivery_hash};
 use super::order::history;
 
@@ -38,6 +38,18 @@ pub struct Context {
     pub recent: Vec<DeploymentFact>,
     /// Frozen changes whose push is still in the working state.
     pub frozen_shas: HashSet<Arc<str>>,
+    /// Failed deployments past the cut still waiting for a recovery (they stay in `recent` and
+    /// in the live facts until they recover before a cut).
+    pub unsettled: BTreeMap<String, Pending>,
+}
+
+/// Where a failed deployment's recovery stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The latest recovery among its signals that have recovered.
+    pub settled: Option<Timestamp>,
+    /// A degradation not recovered yet: the application and when it was reported degraded.
+    pub degraded: Option<(String, Timestamp)>,
 }
 
 /// A service's final facts and the context they leave.
@@ -47,6 +59,27 @@ pub struct Frozen {
     pub facts: Arc<ServiceFacts>,
     /// What live rules need of them.
     pub context: Context,
+}
+
+impl Pending {
+    /// What a cut settles of a failed deployment's recovery: signals that recovered before the
+    /// cut are final (nothing not too late can change them); a degradation recovered at or after
+    /// the cut, or not yet, is followed on. Incidents stay live until resolved before a cut, and
+    /// a rollback after the cut is a live deployment: both are derived again.
+    fn of(recovery: Option<&Recovery>, cut: Timestamp) -> Self {
+        let Some(recovery) = recovery else {
+            return Self::default();
+        };
+        let mut settled = recovery.others.iter().copied().filter(|t| *t < cut).max();
+        let mut degraded = None;
+        if let Some((app, at, recovered)) = &recovery.degraded {
+            match recovered {
+                Some(r) if *r < cut => settled = settled.max(Some(*r)),
+                _ => degraded = Some((app.clone(), *at)),
+            }
+        }
+        Self { settled, degraded }
+    }
 }
 
 /// The horizon's bookkeeping (part of the checkpoint).
@@ -168,6 +201,9 @@ impl Engine {
             return BTreeSet::new();
         };
         let window = Duration::seconds(self.definitions.attribution_window_secs);
+        // A change pending since before `cut - span` can no longer be deployed or dropped by
+        // anything not too late (metrics rule: pending at most a horizon).
+        let span = Duration::seconds(self.definitions.horizon_secs);
 
         // Every service with live inputs, derived as of now.
         let mut services: BTreeSet<String> = self
@@ -191,7 +227,9 @@ impl Engine {
             for c in &facts.changes {
                 let done = c.deployed_at.is_some_and(|t| t < cut)
                     || c.dropped_at.is_some_and(|t| t < cut)
-                    || (c.deployed_at.is_none() && c.dropped_at.is_none() && c.timestamp < cut);
+                    || (c.deployed_at.is_none()
+                        && c.dropped_at.is_none()
+                        && c.timestamp < cut - span);
                 change_final
                     .entry((c.repo.to_lowercase(), c.sha.clone()))
                     .and_modify(|f| *f &= done)
@@ -203,6 +241,11 @@ impl Engine {
         let mut expired: HashSet<(String, Arc<str>)> = HashSet::new();
         for (key, repo) in self.state.inputs.repos.iter_mut() {
             let branch = history(repo);
+            let positions: HashMap<&str, u64> = branch
+                .changes
+                .iter()
+                .map(|c| (&*c.commit.sha, c.position))
+                .collect();
             let mut leaving = Vec::new();
             let mut next_position = repo.anchor.as_ref().map_or(0, |a| a.next_position);
             let mut tip = None;
@@ -213,12 +256,18 @@ impl Engine {
                         change_final
                             .get(&(key.clone(), c.sha.clone()))
                             .copied()
-                            .unwrap_or(c.timestamp < cut)
+                            .unwrap_or(c.timestamp < cut - span)
                     });
                 if !all_final {
                     break;
                 }
-                leaving.push((*push_key).clone());
+                leaving.push((
+                    (*push_key).clone(),
+                    push.commits
+                        .iter()
+                        .filter_map(|c| Some((delivery_hash(&c.sha), *positions.get(&*c.sha)?)))
+                        .collect::<Vec<_>>(),
+                ));
                 next_position += *new_changes as u64;
                 tip = Some(push_key.2.clone());
             }
@@ -230,10 +279,12 @@ impl Engine {
                 .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
                 .map(|(k, _)| k.clone())
                 .collect();
-            for push_key in leaving {
+            for (push_key, located) in leaving {
+                for (hash, position) in located {
+                    repo.evicted.insert(hash, position);
+                }
                 if let Some(push) = repo.pushes.remove(&push_key) {
                     for commit in &push.commits {
-                        repo.forgotten.insert(delivery_hash(&commit.sha));
                         repo.merged_labels.remove(&*commit.sha);
                         expired.insert((key.clone(), commit.sha.clone()));
                     }
@@ -261,10 +312,27 @@ impl Engine {
         for (service, facts) in &derived {
             let frozen = self.state.frozen.entry(service.clone()).or_default();
             let mut newly = ServiceFacts::default();
+            // Deployments crossing the cut for the first time (not those already waiting).
+            let mut crossing: Vec<&DeploymentFact> = Vec::new();
+            let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
+            let mut waiting: Vec<DeploymentFact> = Vec::new();
             for d in &facts.deployments {
-                if d.finished_at < cut {
-                    newly.deployments.push(d.clone());
+                if d.finished_at >= cut {
+                    continue;
+                }
+                if !frozen.context.unsettled.contains_key(&d.id) {
+                    crossing.push(d);
                     leaving_attempts.push(d.id.clone());
+                }
+                let waits = d.succeeded
+                    && d.production
+                    && d.failed()
+                    && d.recovered_at.is_none_or(|t| t >= cut);
+                if waits {
+                    unsettled.insert(d.id.clone(), Pending::of(facts.pending.get(&d.id), cut));
+                    waiting.push(d.clone());
+                } else {
+                    newly.deployments.push(d.clone());
                 }
             }
             for c in &facts.changes {
@@ -285,11 +353,7 @@ impl Engine {
                 }
             }
             let context = &mut frozen.context;
-            for d in newly
-                .deployments
-                .iter()
-                .filter(|d| d.succeeded && d.production)
-            {
+            for d in crossing.iter().filter(|d| d.succeeded && d.production) {
                 context
                     .deployed
                     .entry(d.environment.clone())
@@ -304,7 +368,10 @@ impl Engine {
                     *mark = (*mark).max(*position);
                 }
             }
+            // The recent list: frozen production deployments within a window of the cut, and
+            // those waiting for a recovery, as they stand now.
             let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
+            recent.retain(|d| !context.unsettled.contains_key(&d.id));
             recent.extend(
                 newly
                     .deployments
@@ -312,11 +379,11 @@ impl Engine {
                     .filter(|d| d.succeeded && d.production)
                     .cloned(),
             );
-            recent.retain(|d| {
-                d.finished_at >= cut - window
-                    || (d.failed() && d.recovered_at.is_none_or(|t| t >= cut))
-            });
+            recent.retain(|d| d.finished_at >= cut - window);
+            recent.extend(waiting);
+            recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
             context.recent = recent;
+            context.unsettled = unsettled;
             context
                 .frozen_shas
                 .extend(newly.changes.iter().map(|c| c.sha.clone()));
@@ -378,15 +445,11 @@ impl Engine {
 
         // Remembered hashes live two horizons.
         let horizon = &mut self.state.horizon;
-        let span = Duration::seconds(self.definitions.horizon_secs);
         match horizon.rotated_at {
             Some(at) if cut - at < span => {}
             Some(_) => {
                 horizon.forgotten.rotate();
                 inputs.seen.rotate();
-                for repo in inputs.repos.values_mut() {
-                    repo.forgotten.rotate();
-                }
                 horizon.rotated_at = Some(cut);
             }
             None => horizon.rotated_at = Some(cut),

@@ -2,7 +2,7 @@
 //! form where arrival order does not matter (sets and maps keyed by what the event is about).
 //! Facts are derived from this state, so the same events in any order give the same facts.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use doraflow_schemas::event::{
     Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
@@ -56,10 +56,11 @@ pub struct RepoInputs {
     /// Where the kept history continues after older pushes left the working state.
     #[serde(default)]
     pub anchor: Option<Anchor>,
-    /// Hashes of the commits that left with them: a later push carrying one again does not
-    /// make it a new change.
+    /// The commits that left with them: hash of the SHA → position. Kept for good (16 bytes a
+    /// commit): a later push carrying one again does not make it a new change, and a deployment
+    /// of one is still located, whenever it comes.
     #[serde(default)]
-    pub forgotten: Generations,
+    pub evicted: HashMap<u64, u64>,
 }
 
 /// The end of the part of a branch's history that left the working state.
@@ -71,22 +72,36 @@ pub struct Anchor {
     pub next_position: u64,
 }
 
-/// A set of hashes kept for two horizons: [`Generations::rotate`] drops the older generation.
+/// Hashes (each with a value) kept for two horizons: [`Generations::rotate`] drops the older
+/// generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Generations {
-    current: HashSet<u64>,
-    previous: HashSet<u64>,
+    current: HashMap<u64, u64>,
+    previous: HashMap<u64, u64>,
 }
 
 impl Generations {
     /// True when the hash is in either generation.
     pub fn contains(&self, hash: u64) -> bool {
-        self.current.contains(&hash) || self.previous.contains(&hash)
+        self.get(hash).is_some()
+    }
+
+    /// The value remembered with a hash.
+    pub fn get(&self, hash: u64) -> Option<u64> {
+        self.current
+            .get(&hash)
+            .or_else(|| self.previous.get(&hash))
+            .copied()
     }
 
     /// Adds a hash to the current generation.
     pub fn insert(&mut self, hash: u64) {
-        self.current.insert(hash);
+        self.insert_with(hash, 0);
+    }
+
+    /// Adds a hash with a value to the current generation.
+    pub fn insert_with(&mut self, hash: u64, value: u64) {
+        self.current.insert(hash, value);
     }
 
     /// Starts a new generation, dropping the oldest.

@@ -291,11 +291,13 @@ impl Engine {
             &self.state.inputs,
             &self.catalog,
             &self.definitions,
-            service,
-            &attempts,
-            &incidents,
-            &apps,
-            self.state.frozen.get(service).map(|f| &f.context),
+            derive::ServiceScope {
+                service,
+                attempt_ids: &attempts,
+                incident_ids: &incidents,
+                apps: &apps,
+                context: self.state.frozen.get(service).map(|f| &f.context),
+            },
         );
         if service == UNMAPPED {
             // Deployments of no service carry no service-level rules.

@@ -112,7 +112,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
             });
         }
         for commit in &push.commits {
-            if repo.forgotten.contains(delivery_hash(&commit.sha)) {
+            if repo.evicted.contains_key(&delivery_hash(&commit.sha)) {
                 continue;
             }
             if seen.insert(&*commit.sha, ()).is_none() {

@@ -299,3 +299,179 @@ proptest! {
         }
     }
 }
+
+/// Definitions with a short horizon (three days; the cut moves a day at a time).
+fn short_horizon() -> Definitions {
+    doraflow_schemas::config::DefinitionsConfig {
+        horizon: "3d".into(),
+        ..Default::default()
+    }
+    .compile()
+    .unwrap()
+}
+
+/// The month's records, each received a minute after the time it is about.
+fn received_as_they_happen(records: &[LogRecord]) -> Vec<LogRecord> {
+    let mut out: Vec<LogRecord> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Outcome::Events { events } = &r.outcome {
+                r.received_at = events.iter().map(super::horizon::event_time).max().unwrap()
+                    + Duration::minutes(1);
+            }
+            r
+        })
+        .collect();
+    out.sort_by_key(|r| r.received_at);
+    out
+}
+
+/// All facts of a service (final and live), sorted by id, for comparison.
+fn all_facts(engine: &Engine, service: &str) -> ServiceFacts {
+    let mut all = engine.derive(service);
+    if let Some(frozen) = engine.frozen_facts(service) {
+        all.deployments.extend(frozen.deployments.iter().cloned());
+        all.changes.extend(frozen.changes.iter().cloned());
+        all.incidents.extend(frozen.incidents.iter().cloned());
+    }
+    all.pending.clear();
+    all.deployments.sort_by(|a, b| a.id.cmp(&b.id));
+    all.changes
+        .sort_by(|a, b| (&a.repo, &a.sha).cmp(&(&b.repo, &b.sha)));
+    all.incidents.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+fn horizon_engine() -> Engine {
+    Engine::new(EngineState::default(), catalog(), short_horizon())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Freezing changes no fact: with everything arrived, moving the cut splits the facts into
+    /// final and live ones whose union is what the engine derived without a horizon.
+    #[test]
+    fn freezing_keeps_every_fact(seed in any::<u64>(), order in any::<u64>()) {
+        let records = received_as_they_happen(&month(seed));
+        // The same rules (changes pending at most three days), one engine never cutting.
+        let mut open = horizon_engine();
+        let mut bounded = horizon_engine();
+        for r in reorder(&records, order, 0) {
+            open.apply(&r);
+            bounded.apply(&r);
+        }
+        prop_assert!(!bounded.advance_horizon().is_empty(), "the cut moves");
+        prop_assert!(bounded.state().horizon.cut.is_some());
+        let frozen = bounded.frozen_facts("a").map_or(0, |f| f.deployments.len());
+        prop_assert!(frozen > 0, "some deployments are final");
+        for service in ["a", "b"] {
+            let diff = differences(&all_facts(&bounded, service), &all_facts(&open, service));
+            prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
+        }
+        // The working state shrank.
+        prop_assert!(bounded.state().inputs.deployments.len() < open.state().inputs.deployments.len());
+    }
+
+    /// Deliveries arriving as things happen, give or take half a day, with the cut following
+    /// the stream: any such order gives the same facts, and restoring a checkpoint mid-stream
+    /// changes nothing.
+    #[test]
+    fn a_moving_cut_is_order_independent(seed in any::<u64>(), order in any::<u64>()) {
+        let records = received_as_they_happen(&month(seed));
+        // Shuffle within half-day slices of arrival.
+        let mut shuffled = Vec::new();
+        let mut slice: Vec<LogRecord> = Vec::new();
+        for r in &records {
+            if slice.first().is_some_and(|f| r.received_at - f.received_at > Duration::hours(12)) {
+                shuffled.extend(reorder(&slice, order, 0));
+                slice.clear();
+            }
+            slice.push(r.clone());
+        }
+        shuffled.extend(reorder(&slice, order, 0));
+        let run = |records: &[LogRecord], restore_at: Option<usize>| {
+            let mut engine = horizon_engine();
+            let mut cuts = 0;
+            for (n, r) in records.iter().enumerate() {
+                if restore_at == Some(n) {
+                    let state: EngineState =
+                        serde_json::from_str(&serde_json::to_string(engine.state()).unwrap()).unwrap();
+                    engine = Engine::new(state, catalog(), short_horizon());
+                }
+                engine.apply(r);
+                if n % 10 == 0 && !engine.advance_horizon().is_empty() {
+                    cuts += 1;
+                }
+            }
+            engine.advance_horizon();
+            (all_facts(&engine, "a"), all_facts(&engine, "b"), cuts, engine.state().horizon.too_late_total)
+        };
+        let (a1, b1, cuts, late) = run(&records, None);
+        prop_assert!(cuts >= 3, "the cut moved {cuts} times");
+        prop_assert_eq!(late, 0);
+        let (a2, b2, _, late2) = run(&shuffled, Some(shuffled.len() / 2));
+        prop_assert_eq!(late2, 0);
+        let diff: Vec<String> = differences(&a2, &a1).into_iter().chain(differences(&b2, &b1)).collect();
+        prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
+    }
+}
+
+/// The facts that differ between two fact sets (for readable failures).
+fn differences(left: &ServiceFacts, right: &ServiceFacts) -> Vec<String> {
+    fn side<T: std::fmt::Debug + PartialEq>(l: &[T], r: &[T], out: &mut Vec<String>) {
+        for x in l.iter().filter(|x| !r.contains(x)) {
+            out.push(format!("only left: {x:?}"));
+        }
+        for x in r.iter().filter(|x| !l.contains(x)) {
+            out.push(format!("only right: {x:?}"));
+        }
+    }
+    let mut out = Vec::new();
+    side(&left.deployments, &right.deployments, &mut out);
+    side(&left.changes, &right.changes, &mut out);
+    side(&left.incidents, &right.incidents, &mut out);
+    out
+}
+
+#[test]
+fn deliveries_about_final_facts_are_too_late_and_change_nothing() {
+    let records = received_as_they_happen(&month(7));
+    let mut engine = horizon_engine();
+    for r in &records {
+        engine.apply(r);
+    }
+    engine.advance_horizon();
+    let cut = engine.state().horizon.cut.expect("the cut moved");
+    let before = all_facts(&engine, "a");
+    let frozen_id = engine.frozen_facts("a").unwrap().deployments[0].id.clone();
+    let late = |key: &str, id: &str, at: Timestamp| LogRecord {
+        delivery: key.into(),
+        source: "github".into(),
+        received_at: at + Duration::days(30),
+        headers: vec![],
+        body: Default::default(),
+        outcome: Outcome::Events {
+            events: vec![Event::Deployment(DeploymentUpdate {
+                id: id.into(),
+                repo: Some("acme/a".into()),
+                service_hint: None,
+                environment: "production".into(),
+                revision: "0-0-0".into(),
+                state: DeploymentState::Success,
+                at,
+            })],
+        },
+    };
+    // A new deployment before the cut, and a new status of a final one after it.
+    engine.apply(&late("late-1", "new", cut - Duration::hours(1)));
+    engine.apply(&late(
+        "late-2",
+        frozen_id.trim_start_matches("github:"),
+        cut + Duration::hours(1),
+    ));
+    assert_eq!(engine.state().horizon.too_late_total, 2);
+    assert_eq!(engine.state().horizon.too_late.get("a"), Some(&2));
+    assert_eq!(all_facts(&engine, "a"), before);
+}

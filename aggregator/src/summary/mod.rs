@@ -69,6 +69,8 @@ pub struct Query {
 pub struct Counters {
     /// Duplicate deliveries ignored.
     pub duplicates_ignored: u64,
+    /// Deliveries ignored for arriving after the facts they concern were final.
+    pub too_late_ignored: u64,
     /// Facts rewritten after first being written.
     pub late_corrections: u64,
 }
@@ -244,6 +246,9 @@ pub struct DataQuality {
     pub clock_skew_changes: u64,
     /// Duplicate deliveries ignored (since the start of the log).
     pub duplicates_ignored: u64,
+    /// Deliveries ignored because they arrived after the facts they concern were final (older
+    /// than the horizon's cut; since the start of the log).
+    pub too_late_ignored: u64,
     /// Facts changed after first being written (since the start of the log).
     pub late_corrections: u64,
 }
@@ -409,6 +414,7 @@ pub fn summary_of(mut tally: Tally, counters: Counters, query: &Query) -> Summar
             dropped_changes: tally.dropped,
             clock_skew_changes: tally.clock_skew,
             duplicates_ignored: counters.duplicates_ignored,
+            too_late_ignored: counters.too_late_ignored,
             late_corrections: counters.late_corrections,
         },
     }
