@@ -120,6 +120,8 @@ impl Consumer {
                 self.engine.apply(&read.record);
             }
             applied += records.len();
+            // A long replay keeps the working state bounded too.
+            self.engine.advance_horizon();
         }
     }
 

@@ -6,6 +6,10 @@
 mod activity;
 mod engine;
 
+/// The same allocator as the `doraflow` binary, so engine figures match the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

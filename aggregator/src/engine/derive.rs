@@ -78,8 +78,8 @@ fn hex_tokens() -> &'static Regex {
 pub struct ServiceScope<'a> {
     /// The service.
     pub service: &'a str,
-    /// Its deployment attempts.
-    pub attempt_ids: &'a [String],
+    /// Its deployment attempts, settled.
+    pub attempts: Vec<(String, Attempt)>,
     /// Its incidents.
     pub incident_ids: &'a [String],
     /// Its Argo CD applications (health reports).
@@ -97,7 +97,7 @@ pub fn derive_service(
 ) -> ServiceFacts {
     let ServiceScope {
         service,
-        attempt_ids,
+        attempts,
         incident_ids,
         apps,
         context,
@@ -153,12 +153,11 @@ pub fn derive_service(
     }
 
     // Ended attempts, in finishing order.
-    let mut attempts: Vec<(String, Attempt, Timestamp, bool)> = attempt_ids
-        .iter()
-        .filter_map(|id| {
-            let attempt = inputs.deployments.get(id)?.settle()?;
+    let mut attempts: Vec<(String, Attempt, Timestamp, bool)> = attempts
+        .into_iter()
+        .filter_map(|(id, attempt)| {
             let (finished_at, succeeded) = attempt.end?;
-            Some((id.clone(), attempt, finished_at, succeeded))
+            Some((id, attempt, finished_at, succeeded))
         })
         .collect();
     attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
@@ -253,7 +252,7 @@ pub fn derive_service(
                     .map(|&i| (r, repo.changes[i].position))
             })
             .or_else(|| {
-                let hash = super::inputs::delivery_hash(revision);
+                let hash = revision_hash(revision);
                 repos
                     .iter()
                     .enumerate()
@@ -553,7 +552,7 @@ pub fn derive_service(
 
 /// The hash a revision is remembered by once its deployment is frozen.
 pub fn revision_hash(revision: &str) -> u64 {
-    super::inputs::delivery_hash(revision)
+    super::inputs::commit_hash(revision)
 }
 
 /// A health report with the environment it belongs to.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use super::derive::{Recovery, ServiceFacts, revision_hash};
-use super::inputs::{Generations, delivery_hash};
+use super::inputs::{Generations, commit_hash, delivery_hash};
 use super::order::history;
 
 /// What the live rules of a service need to know about its frozen past.
@@ -265,7 +265,7 @@ impl Engine {
                     (*push_key).clone(),
                     push.commits
                         .iter()
-                        .filter_map(|c| Some((delivery_hash(&c.sha), *positions.get(&*c.sha)?)))
+                        .filter_map(|c| Some((commit_hash(&c.sha), *positions.get(&*c.sha)?)))
                         .collect::<Vec<_>>(),
                 ));
                 next_position += *new_changes as u64;

@@ -237,6 +237,16 @@ mod map_as_pairs {
 }
 
 /// A stable 64-bit hash of a delivery key (stable across builds, so checkpoints stay valid).
+/// The hash a commit or revision is remembered by: a SHA is already a hash, so its first 16 hex
+/// digits are taken as they are (cheap, and stable across builds); anything else is hashed.
+pub fn commit_hash(sha: &str) -> u64 {
+    match sha.get(..16).map(|h| u64::from_str_radix(h, 16)) {
+        Some(Ok(hash)) => hash,
+        _ => delivery_hash(sha),
+    }
+}
+
+/// A stable 64-bit hash of a key (SHA-256 prefix).
 pub fn delivery_hash(key: &str) -> u64 {
     let digest = Sha256::digest(key.as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))

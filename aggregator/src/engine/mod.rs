@@ -255,25 +255,22 @@ impl Engine {
 
     /// Derives the facts of one service (or of the unmapped bucket).
     pub fn derive(&self, service: &str) -> ServiceFacts {
-        let attempts: Vec<String> = self
+        let attempts: Vec<(String, inputs::Attempt)> = self
             .attempts_by_service
             .get(service)
             .map(|ids| {
                 ids.iter()
-                    .filter(|id| {
+                    .filter_map(|id| {
+                        let settled = self.state.inputs.deployments.get(id)?.settle()?;
+                        let f = &settled.fields;
                         // An attempt whose later updates moved it to another service is theirs.
-                        self.state.inputs.deployments[*id]
-                            .settle()
-                            .is_some_and(|s| {
-                                let f = &s.fields;
-                                self.attempt_service(
-                                    f.repo.as_deref(),
-                                    f.service_hint.as_deref(),
-                                    &f.environment,
-                                ) == service
-                            })
+                        (self.attempt_service(
+                            f.repo.as_deref(),
+                            f.service_hint.as_deref(),
+                            &f.environment,
+                        ) == service)
+                            .then(|| (id.clone(), settled))
                     })
-                    .cloned()
                     .collect()
             })
             .unwrap_or_default();
@@ -293,7 +290,7 @@ impl Engine {
             &self.definitions,
             derive::ServiceScope {
                 service,
-                attempt_ids: &attempts,
+                attempts,
                 incident_ids: &incidents,
                 apps: &apps,
                 context: self.state.frozen.get(service).map(|f| &f.context),

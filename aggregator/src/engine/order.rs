@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
-use super::inputs::{RepoInputs, StoredPush, delivery_hash};
+use super::inputs::{RepoInputs, StoredPush, commit_hash};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
             });
         }
         for commit in &push.commits {
-            if repo.evicted.contains_key(&delivery_hash(&commit.sha)) {
+            if !repo.evicted.is_empty() && repo.evicted.contains_key(&commit_hash(&commit.sha)) {
                 continue;
             }
             if seen.insert(&*commit.sha, ()).is_none() {
