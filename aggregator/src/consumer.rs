@@ -120,8 +120,9 @@ impl Consumer {
                 self.engine.apply(&read.record);
             }
             applied += records.len();
-            // A long replay keeps the working state bounded too.
-            self.engine.advance_horizon();
+            // A long replay keeps the working state bounded too (in whole-horizon steps: each
+            // step derives every service).
+            self.engine.advance_horizon_replaying();
         }
     }
 
@@ -141,7 +142,7 @@ impl Consumer {
             .take_dirty()
             .into_iter()
             .map(|service| {
-                let facts = self.engine.derive(&service);
+                let facts = self.engine.facts(&service);
                 let frozen = self.engine.frozen_facts(&service);
                 (service, facts, frozen)
             })

@@ -70,7 +70,7 @@ impl FactStore {
     pub fn publish(
         &mut self,
         service: String,
-        facts: ServiceFacts,
+        facts: Arc<ServiceFacts>,
         frozen: Option<Arc<ServiceFacts>>,
     ) {
         if let Some(old) = self.services.get(&service) {
@@ -83,7 +83,7 @@ impl FactStore {
                     .or_default() += n;
             }
         }
-        let parts: Vec<&ServiceFacts> = frozen.as_deref().into_iter().chain([&facts]).collect();
+        let parts: Vec<&ServiceFacts> = frozen.as_deref().into_iter().chain([&*facts]).collect();
         let latest = parts
             .iter()
             .flat_map(|f| {
@@ -115,7 +115,7 @@ impl FactStore {
             Some(frozen) => self.frozen.insert(service.clone(), frozen),
             None => self.frozen.remove(&service),
         };
-        self.services.insert(service, Arc::new(facts));
+        self.services.insert(service, facts);
     }
 
     /// Sets the duplicate counters (the engine counts them).

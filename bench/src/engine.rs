@@ -119,15 +119,15 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
             engine.apply(record);
             if n % 5_000 == 4_999 {
                 let started = Instant::now();
-                engine.advance_horizon();
+                engine.advance_horizon_replaying();
                 advancing += started.elapsed().as_secs_f64();
             }
         }
-        engine.advance_horizon();
+        engine.advance_horizon_replaying();
         let applied = started.elapsed().as_secs_f64();
         let mut facts = 0usize;
         for service in engine.take_dirty() {
-            facts += engine.derive(&service).deployments.len()
+            facts += engine.facts(&service).deployments.len()
                 + engine
                     .frozen_facts(&service)
                     .map_or(0, |f| f.deployments.len());

@@ -171,7 +171,7 @@ impl Engine {
     }
 
     /// The cut the horizon allows now, if it is at least a step past the current one.
-    fn next_cut(&self) -> Option<Timestamp> {
+    fn next_cut(&self, steps_per_horizon: i32) -> Option<Timestamp> {
         let horizon = &self.state.horizon;
         let span = Duration::seconds(self.definitions.horizon_secs);
         let by_event = (horizon.newest_event? - span).date_naive();
@@ -191,13 +191,24 @@ impl Engine {
         let reference = horizon
             .cut
             .or_else(|| horizon.received_by_day.keys().next().map(|d| midnight(*d)))?;
-        (cut >= reference + span / 3).then_some(cut)
+        (cut >= reference + span / steps_per_horizon).then_some(cut)
     }
 
-    /// Moves the cut forward when the horizon allows: freezes the facts before it and drops
-    /// their inputs. Returns the services whose facts were split anew (to publish again).
+    /// Moves the cut forward when the horizon allows, in steps of a third of the horizon:
+    /// freezes the facts before it and drops their inputs. Returns the services whose facts were
+    /// split anew (to publish again).
     pub fn advance_horizon(&mut self) -> BTreeSet<String> {
-        let Some(cut) = self.next_cut() else {
+        self.advance_horizon_in_steps(3)
+    }
+
+    /// The same in steps of a whole horizon: for replaying a long log, where every step derives
+    /// every service (the working state may then span two horizons).
+    pub fn advance_horizon_replaying(&mut self) -> BTreeSet<String> {
+        self.advance_horizon_in_steps(1)
+    }
+
+    fn advance_horizon_in_steps(&mut self, steps_per_horizon: i32) -> BTreeSet<String> {
+        let Some(cut) = self.next_cut(steps_per_horizon) else {
             return BTreeSet::new();
         };
         let window = Duration::seconds(self.definitions.attribution_window_secs);
@@ -216,10 +227,11 @@ impl Engine {
         for repo in self.state.inputs.repos.values() {
             services.extend(self.catalog.repo_services(&repo.name));
         }
-        let derived: BTreeMap<String, ServiceFacts> = services
+        let derived: BTreeMap<String, Arc<ServiceFacts>> = services
             .iter()
-            .map(|s| (s.clone(), self.derive(s)))
+            .map(|s| (s.clone(), self.facts(s)))
             .collect();
+        let mut remaining: Vec<(String, ServiceFacts)> = Vec::new();
 
         // Which changes are final, per repository and SHA, over every service they touch.
         let mut change_final: HashMap<(String, Arc<str>), bool> = HashMap::new();
@@ -392,11 +404,45 @@ impl Engine {
                 && newly.changes.is_empty()
                 && newly.incidents.is_empty())
             {
+                // What stays live is what the live rules now derive (freezing changes no fact).
+                let frozen_ids: HashSet<&str> =
+                    newly.deployments.iter().map(|d| d.id.as_str()).collect();
+                let frozen_changes: HashSet<(&str, &str)> =
+                    newly.changes.iter().map(|c| (&*c.repo, &*c.sha)).collect();
+                let frozen_incidents: HashSet<&str> =
+                    newly.incidents.iter().map(|i| i.id.as_str()).collect();
+                let mut live = ServiceFacts {
+                    deployments: facts
+                        .deployments
+                        .iter()
+                        .filter(|d| !frozen_ids.contains(d.id.as_str()))
+                        .cloned()
+                        .collect(),
+                    changes: facts
+                        .changes
+                        .iter()
+                        .filter(|c| !frozen_changes.contains(&(&*c.repo, &*c.sha)))
+                        .cloned()
+                        .collect(),
+                    incidents: facts
+                        .incidents
+                        .iter()
+                        .filter(|i| !frozen_incidents.contains(i.id.as_str()))
+                        .cloned()
+                        .collect(),
+                    pending: facts.pending.clone(),
+                };
+                let ids: HashSet<&str> = live.deployments.iter().map(|d| d.id.as_str()).collect();
+                live.pending.retain(|id, _| ids.contains(id.as_str()));
+                remaining.push((service.clone(), live));
                 let all = Arc::make_mut(&mut frozen.facts);
                 all.deployments.extend(newly.deployments);
                 all.changes.extend(newly.changes);
                 all.incidents.extend(newly.incidents);
             }
+        }
+        for (service, live) in remaining {
+            self.cache.insert(service, Arc::new(live));
         }
 
         // Their inputs leave the working state.

@@ -8,7 +8,7 @@ pub mod horizon;
 pub mod inputs;
 pub mod order;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
@@ -49,6 +49,8 @@ pub struct Engine {
     incidents_by_service: BTreeMap<String, BTreeSet<String>>,
     apps_by_service: BTreeMap<String, BTreeSet<String>>,
     dirty: BTreeSet<String>,
+    /// The facts last derived per service, while its inputs have not changed since.
+    cache: HashMap<String, Arc<ServiceFacts>>,
 }
 
 impl Engine {
@@ -62,6 +64,7 @@ impl Engine {
             incidents_by_service: BTreeMap::new(),
             apps_by_service: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            cache: HashMap::new(),
         };
         engine.reindex();
         engine
@@ -243,6 +246,9 @@ impl Engine {
             };
             // An event that repeats known facts under another delivery id changes nothing.
             if changed {
+                for service in &services {
+                    self.cache.remove(service);
+                }
                 self.dirty.extend(services);
             }
         }
@@ -251,6 +257,16 @@ impl Engine {
     /// Takes the services whose facts may have changed since the last call.
     pub fn take_dirty(&mut self) -> BTreeSet<String> {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// The live facts of one service: derived again only if its inputs changed since.
+    pub fn facts(&mut self, service: &str) -> Arc<ServiceFacts> {
+        if let Some(facts) = self.cache.get(service) {
+            return facts.clone();
+        }
+        let facts = Arc::new(self.derive(service));
+        self.cache.insert(service.to_string(), facts.clone());
+        facts
     }
 
     /// Derives the facts of one service (or of the unmapped bucket).
