@@ -234,7 +234,7 @@ impl Engine {
         let mut remaining: Vec<(String, ServiceFacts)> = Vec::new();
 
         // Which changes are final, per repository and SHA, over every service they touch.
-        let mut change_final: HashMap<(String, Arc<str>), bool> = HashMap::new();
+        let mut change_final: HashMap<Arc<str>, HashMap<Arc<str>, bool>> = HashMap::new();
         for facts in derived.values() {
             for c in &facts.changes {
                 let done = c.deployed_at.is_some_and(|t| t < cut)
@@ -243,43 +243,38 @@ impl Engine {
                         && c.dropped_at.is_none()
                         && c.timestamp < cut - span);
                 change_final
-                    .entry((c.repo.to_lowercase(), c.sha.clone()))
+                    .entry(c.repo.clone())
+                    .or_default()
+                    .entry(c.sha.clone())
                     .and_modify(|f| *f &= done)
                     .or_insert(done);
             }
         }
 
         // Pushes that leave: a prefix of each branch's history, all final and before the cut.
-        let mut expired: HashSet<(String, Arc<str>)> = HashSet::new();
-        for (key, repo) in self.state.inputs.repos.iter_mut() {
+        let mut expired: HashMap<String, HashSet<Arc<str>>> = HashMap::new();
+        let no_changes = HashMap::new();
+        for repo in self.state.inputs.repos.values_mut() {
             let branch = history(repo);
-            let positions: HashMap<&str, u64> = branch
-                .changes
-                .iter()
-                .map(|c| (&*c.commit.sha, c.position))
-                .collect();
+            let finals = change_final.get(repo.name.as_str()).unwrap_or(&no_changes);
             let mut leaving = Vec::new();
+            let mut leaving_changes = 0;
             let mut next_position = repo.anchor.as_ref().map_or(0, |a| a.next_position);
             let mut tip = None;
             for (push_key, new_changes) in &branch.pushes {
                 let push = &repo.pushes[*push_key];
                 let all_final = push.pushed_at < cut
                     && push.commits.iter().all(|c| {
-                        change_final
-                            .get(&(key.clone(), c.sha.clone()))
+                        finals
+                            .get(&*c.sha)
                             .copied()
                             .unwrap_or(c.timestamp < cut - span)
                     });
                 if !all_final {
                     break;
                 }
-                leaving.push((
-                    (*push_key).clone(),
-                    push.commits
-                        .iter()
-                        .filter_map(|c| Some((commit_hash(&c.sha), *positions.get(&*c.sha)?)))
-                        .collect::<Vec<_>>(),
-                ));
+                leaving.push((*push_key).clone());
+                leaving_changes += *new_changes;
                 next_position += *new_changes as u64;
                 tip = Some(push_key.2.clone());
             }
@@ -291,14 +286,18 @@ impl Engine {
                 .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
                 .map(|(k, _)| k.clone())
                 .collect();
-            for (push_key, located) in leaving {
-                for (hash, position) in located {
-                    repo.evicted.insert(hash, position);
-                }
+            // The leaving pushes brought the first changes of the history.
+            let located: Vec<(u64, u64)> = branch.changes[..leaving_changes]
+                .iter()
+                .map(|c| (commit_hash(&c.commit.sha), c.position))
+                .collect();
+            repo.evicted.extend(located);
+            let gone = expired.entry(repo.name.clone()).or_default();
+            for push_key in leaving {
                 if let Some(push) = repo.pushes.remove(&push_key) {
                     for commit in &push.commits {
                         repo.merged_labels.remove(&*commit.sha);
-                        expired.insert((key.clone(), commit.sha.clone()));
+                        gone.insert(commit.sha.clone());
                     }
                 }
             }
@@ -348,12 +347,11 @@ impl Engine {
                 }
             }
             for c in &facts.changes {
-                let repo = c.repo.to_lowercase();
                 let done = c.deployed_at.is_some_and(|t| t < cut)
                     || c.dropped_at.is_some_and(|t| t < cut)
                     || (c.deployed_at.is_none()
                         && c.dropped_at.is_none()
-                        && expired.contains(&(repo, c.sha.clone())));
+                        && expired.get(&*c.repo).is_some_and(|g| g.contains(&c.sha)));
                 if done {
                     newly.changes.push(c.clone());
                 }
