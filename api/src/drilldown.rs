@@ -117,6 +117,31 @@ impl<'a> Fact<'a> {
     }
 }
 
+/// Offers the rows of a time-ordered list with times in `[from, end)`, newest first, until
+/// `keep` were taken and the next is older than the last taken.
+fn newest_of<'a, T>(
+    rows: &'a [T],
+    at: impl Fn(&T) -> Timestamp,
+    from: i64,
+    end: i64,
+    keep: usize,
+    mut offer: impl FnMut(&'a T) -> bool,
+) {
+    let stop = rows.partition_point(|r| at(r).timestamp_millis() < end);
+    let mut taken = 0;
+    let mut last = i64::MAX;
+    for row in rows[..stop].iter().rev() {
+        let t = at(row).timestamp_millis();
+        if t < from || (taken >= keep && t < last) {
+            break;
+        }
+        if offer(row) {
+            taken += 1;
+            last = t;
+        }
+    }
+}
+
 /// Keeps the `keep` newest of the collected facts (newest first, sorted once at the end).
 fn trim(rows: &mut Vec<Fact>, keep: usize) {
     if rows.len() > keep {
@@ -139,41 +164,55 @@ fn newest<'a>(
     let mut offer = |fact: Fact<'a>| {
         let key = fact.key();
         if key.0 < from || key.0 >= to || before.is_some_and(|b| key >= b) {
-            return;
+            return false;
         }
         rows.push(fact);
         if rows.len() >= 4 * keep {
             trim(&mut rows, keep);
         }
+        true
     };
+    // Each list is in time order: read it from the end of the window backwards, and stop once
+    // it gave `keep` rows (and their ties), which is all it can contribute.
+    let end = before.map_or(to, |b| (b.0 + 1).min(to));
     for f in facts {
         match kind {
-            Kind::Deployments => {
-                for d in &f.deployments {
+            Kind::Deployments => newest_of(
+                &f.deployments,
+                |d| d.finished_at,
+                from,
+                end,
+                keep,
+                |d| {
                     let env_ok = match &query.environment {
                         Some(e) => &d.environment == e,
                         None => d.production,
                     };
-                    if env_ok {
-                        offer(Fact::Deployment(d));
-                    }
-                }
-            }
-            Kind::Changes => {
-                for c in &f.changes {
-                    if let Some(e) = &query.environment
-                        && c.environment.as_deref().is_some_and(|env| env != e)
-                    {
-                        continue;
-                    }
-                    offer(Fact::Change(c));
-                }
-            }
-            Kind::Incidents => {
-                for i in &f.incidents {
-                    offer(Fact::Incident(i));
-                }
-            }
+                    env_ok && offer(Fact::Deployment(d))
+                },
+            ),
+            Kind::Changes => newest_of(
+                &f.changes,
+                |c| c.timestamp,
+                from,
+                end,
+                keep,
+                |c| {
+                    let env_ok = match &query.environment {
+                        Some(e) => c.environment.as_deref().is_none_or(|env| env == e),
+                        None => true,
+                    };
+                    env_ok && offer(Fact::Change(c))
+                },
+            ),
+            Kind::Incidents => newest_of(
+                &f.incidents,
+                |i| i.opened_at,
+                from,
+                end,
+                keep,
+                |i| offer(Fact::Incident(i)),
+            ),
         }
     }
     trim(&mut rows, keep);
@@ -250,5 +289,76 @@ mod tests {
         );
         assert!(decode_cursor("zz").is_err());
         assert!(decode_cursor("abc").is_err());
+    }
+}
+
+#[cfg(test)]
+mod paging {
+    use super::*;
+    use doraflow_aggregator::summary::Edition;
+    use doraflow_schemas::time::parse_rfc3339;
+
+    fn change(sha: &str, at: &str) -> ChangeFact {
+        ChangeFact {
+            service: "app".into(),
+            repo: "acme/app".into(),
+            sha: sha.into(),
+            timestamp: parse_rfc3339(at).unwrap(),
+            title: "x".into(),
+            position: 0,
+            deployed_by: None,
+            environment: None,
+            deployed_at: None,
+            lead_time: None,
+            clock_skew: false,
+            dropped_at: None,
+            fix: false,
+        }
+    }
+
+    /// Pages of 7 over two time-ordered parts, most changes sharing one timestamp (a big push):
+    /// every change exactly once, newest first.
+    #[test]
+    fn pages_visit_every_row_once_even_with_ties() {
+        let mut old = ServiceFacts::default();
+        let mut live = ServiceFacts::default();
+        for i in 0..23 {
+            old.changes
+                .push(change(&format!("a{i:02}"), "2026-03-01T10:00:00Z"));
+        }
+        for i in 0..9 {
+            live.changes
+                .push(change(&format!("b{i}"), "2026-03-02T10:00:00Z"));
+        }
+        live.changes.push(change("c", "2026-03-03T10:00:00Z"));
+        old.sort_by_time();
+        live.sort_by_time();
+        let facts = vec![Arc::new(old), Arc::new(live)];
+        let query = Query {
+            from: parse_rfc3339("2026-03-01T00:00:00Z").unwrap(),
+            to: parse_rfc3339("2026-04-01T00:00:00Z").unwrap(),
+            environment: None,
+            tz: chrono_tz::Tz::UTC,
+            edition: Edition::Dora2025,
+        };
+        let mut params = BTreeMap::from([("limit".to_string(), "7".to_string())]);
+        let mut seen = Vec::new();
+        loop {
+            let page = page(Kind::Changes, &facts, &query, &params).unwrap();
+            for item in page["items"].as_array().unwrap() {
+                seen.push(item["sha"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(cursor) => {
+                    params.insert("cursor".into(), cursor.into());
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 33);
+        let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), 33, "{seen:?}");
+        assert_eq!(seen[0], "c");
+        assert!(seen[1..10].iter().all(|s| s.starts_with('b')));
     }
 }

@@ -33,6 +33,19 @@ pub struct ServiceFacts {
     pub incidents: Vec<IncidentFact>,
 }
 
+impl ServiceFacts {
+    /// Puts every list in time order (deployments by `finished_at`, changes by timestamp,
+    /// incidents by `opened_at`), as derivation leaves them.
+    pub fn sort_by_time(&mut self) {
+        self.deployments
+            .sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
+        self.changes
+            .sort_by(|a, b| (a.timestamp, &a.repo, &a.sha).cmp(&(b.timestamp, &b.repo, &b.sha)));
+        self.incidents
+            .sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+    }
+}
+
 /// The recovery signals of a failed deployment, as derived: what freezing it needs to carry on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovery {
@@ -542,6 +555,8 @@ pub fn derive_service(
         index > recent || context.unsettled.contains_key(&f.id)
     });
     pending.retain(|id, _| facts.iter().any(|f| &f.id == id));
+    // Facts in time order (readers page through them newest first by binary search).
+    changes.sort_by(|a, b| (a.timestamp, &a.repo, &a.sha).cmp(&(b.timestamp, &b.repo, &b.sha)));
     ServiceFacts {
         pending,
         deployments: facts,

@@ -437,6 +437,7 @@ impl Engine {
                 all.deployments.extend(newly.deployments);
                 all.changes.extend(newly.changes);
                 all.incidents.extend(newly.incidents);
+                all.sort_by_time();
             }
         }
         for (service, live) in remaining {
