@@ -4,6 +4,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use doraflow_aggregator::summary::ledger::Ledger;
+use doraflow_aggregator::summary::rollup::{Rollups, ScopeKey};
+use doraflow_aggregator::summary::tally::Tally;
 use doraflow_aggregator::summary::{self, Counters, Edition, Query};
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_schemas::config::Definitions;
@@ -130,8 +133,38 @@ fn benches(c: &mut Criterion) {
             tz: chrono_tz::Tz::UTC,
             edition: Edition::Dora2025,
         };
+        // Straight from the facts (reduces them to a ledger first): what tests use.
         group.bench_function(format!("summarize_{days}_days"), |b| {
             b.iter(|| summary::summarize([&facts], None, Counters::default(), &query))
+        });
+        // What the API does: a tally of the window from the service's ledger, through rollups
+        // (warm: whole days and months cached) and straight over the ledger (ragged edges).
+        let ledger = Ledger::of([&facts], false);
+        let mut rollups = Rollups::default();
+        group.bench_function(format!("rollup_{days}_days"), |b| {
+            b.iter(|| {
+                let tally = rollups.tally(
+                    ScopeKey::Service("acme/app".into()),
+                    None,
+                    chrono_tz::Tz::UTC,
+                    &[&ledger],
+                    query.from.timestamp_millis(),
+                    query.to.timestamp_millis(),
+                );
+                summary::summary_of(tally, Counters::default(), &query)
+            })
+        });
+        group.bench_function(format!("ledger_{days}_days"), |b| {
+            b.iter(|| {
+                let mut tally = Tally::default();
+                tally.add_ledger(
+                    &ledger,
+                    query.from.timestamp_millis(),
+                    query.to.timestamp_millis(),
+                    &summary::selection(&query),
+                );
+                summary::summary_of(tally, Counters::default(), &query)
+            })
         });
     }
     group.finish();

@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_ingest::sources::{Normalized, github, pagerduty};
-use doraflow_schemas::config::Definitions;
 use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{Event, LogRecord, Outcome};
 
@@ -77,8 +76,21 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Runs the engine benchmark.
-pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
+/// Resident memory of this process in bytes.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Runs the engine benchmark with `horizon` (a duration like `90d`).
+pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Result<()> {
+    let definitions = doraflow_schemas::config::DefinitionsConfig {
+        horizon: horizon.to_string(),
+        ..Default::default()
+    }
+    .compile()?;
     let started = Instant::now();
     let (encoded, events) = encode(&requests)?;
     drop(requests);
@@ -91,6 +103,18 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
     );
     let mut decode_rates = Vec::new();
     let mut engine_rates = Vec::new();
+    let services = {
+        let mut names = std::collections::BTreeSet::new();
+        for bytes in &encoded {
+            let record: LogRecord = serde_json::from_slice(bytes)?;
+            if let Outcome::Events { events } = &record.outcome
+                && let Some(Event::Push(p)) = events.first()
+            {
+                names.insert(p.repo.clone());
+            }
+        }
+        names.len().max(1)
+    };
     let mut both_rates = Vec::new();
     for round in 1..=rounds {
         // Decoding alone: the log's records into normalized events.
@@ -108,11 +132,12 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
 
         // The engine alone on the decoded records: apply, move the horizon's cut between
         // batches as the consumer does, derive every service at the end.
+        let resident_before = resident_bytes();
         let started = Instant::now();
         let mut engine = Engine::new(
             EngineState::default(),
             Catalog::default(),
-            Definitions::default(),
+            definitions.clone(),
         );
         let mut advancing = 0.0;
         for (n, record) in decoded.iter().enumerate() {
@@ -133,6 +158,7 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
                     .map_or(0, |f| f.deployments.len());
         }
         let total = started.elapsed().as_secs_f64();
+        let grown = resident_bytes().saturating_sub(resident_before);
         let state = engine.state();
         if decoded_events != events || state.horizon.too_late_total != 0 || facts == 0 {
             bail!(
@@ -145,7 +171,7 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
             "round {round}: decode {:.0} events/s ({decode:.2} s); engine {:.0} events/s \
              ({total:.2} s, of which moving the cut {advancing:.2} s, the final derive {:.2} s); decode + engine {:.0} events/s; \
              {facts} deployments; working state at the end: {pushes} pushes, {} attempts, {} \
-             incidents, cut {:?}",
+             incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service)",
             events as f64 / decode,
             events as f64 / total,
             total - applied,
@@ -153,7 +179,11 @@ pub fn run(requests: Vec<Request>, rounds: usize) -> anyhow::Result<()> {
             state.inputs.deployments.len(),
             state.inputs.incidents.len(),
             state.horizon.cut,
+            grown as f64 / 1e6,
+            grown as f64 / 1e3 / services as f64,
         );
+        drop(engine);
+        drop(decoded);
         decode_rates.push(events as f64 / decode);
         engine_rates.push(events as f64 / total);
         both_rates.push(events as f64 / (decode + total));

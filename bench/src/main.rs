@@ -79,6 +79,9 @@ enum Command {
         deploys_per_day: usize,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// The engine's horizon (`definitions.horizon`); `10000d` to keep everything.
+        #[arg(long, default_value = "90d")]
+        horizon: String,
     },
     /// GET a URL `count` times, one at a time, and print the latency median, p99 and max.
     Latency {
@@ -120,9 +123,11 @@ fn main() -> anyhow::Result<()> {
             days,
             deploys_per_day,
             rounds,
+            horizon,
         } => engine::run(
             activity::year_requests("gh", "pd", services, days, deploys_per_day),
             rounds,
+            &horizon,
         ),
         Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }
