@@ -7,24 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
+use doraflow_aggregator::engine::horizon::event_time;
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_ingest::sources::{Normalized, github, pagerduty};
-use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{Event, LogRecord, Outcome};
 
 use crate::activity::Request;
-
-/// The time an event is about (the record's received time in this simulation: deliveries
-/// arrive as things happen).
-fn event_time(event: &Event) -> Timestamp {
-    match event {
-        Event::Push(p) => p.pushed_at,
-        Event::PullRequestMerged(p) => p.merged_at,
-        Event::Deployment(d) => d.at,
-        Event::Incident(i) => i.occurred_at,
-        Event::Health(h) => h.at,
-    }
-}
 
 /// Normalizes the requests with the ingest code into encoded log records.
 fn encode(requests: &[Request]) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {

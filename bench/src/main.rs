@@ -133,6 +133,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Prints the median, p99 and max of a histogram of microseconds, in milliseconds.
+fn print_latency(label: &str, histogram: &Histogram<u64>) {
+    println!(
+        "{label}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0
+    );
+}
+
 fn latency(url: &str, count: usize, token: Option<&str>) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
     let mut histogram = Histogram::<u64>::new(3)?;
@@ -154,12 +164,7 @@ fn latency(url: &str, count: usize, token: Option<&str>) -> anyhow::Result<()> {
         }
         histogram.record(elapsed.as_micros() as u64)?;
     }
-    println!(
-        "{count} GETs: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        histogram.value_at_quantile(0.5) as f64 / 1000.0,
-        histogram.value_at_quantile(0.99) as f64 / 1000.0,
-        histogram.max() as f64 / 1000.0
-    );
+    print_latency(&format!("{count} GETs"), &histogram);
     Ok(())
 }
 
@@ -251,11 +256,6 @@ fn freshness(url: &str, secret: &str, count: usize) -> anyhow::Result<()> {
         }
         histogram.record(accepted.elapsed().as_micros() as u64)?;
     }
-    println!(
-        "freshness over {count} deliveries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        histogram.value_at_quantile(0.5) as f64 / 1000.0,
-        histogram.value_at_quantile(0.99) as f64 / 1000.0,
-        histogram.max() as f64 / 1000.0
-    );
+    print_latency(&format!("freshness over {count} deliveries"), &histogram);
     Ok(())
 }

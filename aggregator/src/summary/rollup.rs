@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, Duration, NaiveDate};
 use chrono_tz::Tz;
 
 use super::ledger::{Ledger, Millis};
@@ -46,17 +46,9 @@ pub struct Rollups {
     caches: HashMap<CacheKey, Buckets>,
 }
 
-/// The first instant of a local date (midnight; the first valid instant when DST skips it).
-pub fn local_midnight(tz: Tz, date: NaiveDate) -> Millis {
-    let naive = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + Duration::hours(1)))
-                .earliest()
-        })
-        .map(|t| t.with_timezone(&Utc).timestamp_millis())
-        .expect("a day has a start")
+/// The first instant of a local date, in milliseconds.
+fn local_midnight(tz: Tz, date: NaiveDate) -> Millis {
+    super::series::midnight(tz, date).timestamp_millis()
 }
 
 fn local_date(tz: Tz, at: Millis) -> NaiveDate {

@@ -103,7 +103,8 @@ pub struct Point {
     pub count: u64,
 }
 
-fn midnight(tz: Tz, date: NaiveDate) -> Timestamp {
+/// The first instant of a local date: midnight, or the first valid instant when DST skips it.
+pub fn midnight(tz: Tz, date: NaiveDate) -> Timestamp {
     let naive = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     // A zone whose midnight is skipped (DST) starts the day at the first valid instant.
     tz.from_local_datetime(&naive)
