@@ -20,7 +20,7 @@ const BATCH: usize = 5_000;
 /// Longest time between a record being applied and its facts being published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Checkpoint file format version.
-const CHECKPOINT_VERSION: u32 = 2;
+const CHECKPOINT_VERSION: u32 = 3;
 
 /// What a checkpoint holds.
 #[derive(Deserialize)]

@@ -35,7 +35,7 @@ pub struct StoreCounters {
 #[derive(Debug, Default)]
 pub struct FactStore {
     services: BTreeMap<String, Arc<ServiceFacts>>,
-    frozen: HashMap<String, Arc<ServiceFacts>>,
+    frozen: HashMap<String, Vec<Arc<ServiceFacts>>>,
     ledgers: HashMap<String, Ledger>,
     rollups: Mutex<Rollups>,
     counters: StoreCounters,
@@ -71,7 +71,7 @@ impl FactStore {
         &mut self,
         service: String,
         facts: Arc<ServiceFacts>,
-        frozen: Option<Arc<ServiceFacts>>,
+        frozen: Vec<Arc<ServiceFacts>>,
     ) {
         if let Some(old) = self.services.get(&service) {
             let n = corrections(old, &facts);
@@ -83,7 +83,7 @@ impl FactStore {
                     .or_default() += n;
             }
         }
-        let parts: Vec<&ServiceFacts> = frozen.as_deref().into_iter().chain([&*facts]).collect();
+        let parts: Vec<&ServiceFacts> = frozen.iter().map(|f| &**f).chain([&*facts]).collect();
         let latest = parts
             .iter()
             .flat_map(|f| {
@@ -111,10 +111,11 @@ impl FactStore {
             .expect("rollups lock")
             .invalidate(&service, None, &changed);
         self.ledgers.insert(service.clone(), ledger);
-        match frozen {
-            Some(frozen) => self.frozen.insert(service.clone(), frozen),
-            None => self.frozen.remove(&service),
-        };
+        if frozen.is_empty() {
+            self.frozen.remove(&service);
+        } else {
+            self.frozen.insert(service.clone(), frozen);
+        }
         self.services.insert(service, facts);
     }
 
@@ -159,8 +160,9 @@ impl FactStore {
     pub fn parts(&self, name: &str) -> Vec<Arc<ServiceFacts>> {
         self.frozen
             .get(name)
-            .cloned()
             .into_iter()
+            .flatten()
+            .cloned()
             .chain(self.services.get(name).cloned())
             .collect()
     }

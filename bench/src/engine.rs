@@ -143,7 +143,9 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
             facts += engine.facts(&service).deployments.len()
                 + engine
                     .frozen_facts(&service)
-                    .map_or(0, |f| f.deployments.len());
+                    .iter()
+                    .map(|f| f.deployments.len())
+                    .sum::<usize>();
         }
         let total = started.elapsed().as_secs_f64();
         let grown = resident_bytes().saturating_sub(resident_before);

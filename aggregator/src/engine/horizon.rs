@@ -55,8 +55,9 @@ pub struct Pending {
 /// A service's final facts and the context they leave.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Frozen {
-    /// Facts older than the cut.
-    pub facts: Arc<ServiceFacts>,
+    /// Facts older than the cut, one chunk per step of the cut (each in time order): chunks are
+    /// shared with the store and never copied.
+    pub facts: Vec<Arc<ServiceFacts>>,
     /// What live rules need of them.
     pub context: Context,
 }
@@ -433,11 +434,9 @@ impl Engine {
                 let ids: HashSet<&str> = live.deployments.iter().map(|d| d.id.as_str()).collect();
                 live.pending.retain(|id, _| ids.contains(id.as_str()));
                 remaining.push((service.clone(), live));
-                let all = Arc::make_mut(&mut frozen.facts);
-                all.deployments.extend(newly.deployments);
-                all.changes.extend(newly.changes);
-                all.incidents.extend(newly.incidents);
-                all.sort_by_time();
+                newly.pending.clear();
+                newly.sort_by_time();
+                frozen.facts.push(Arc::new(newly));
             }
         }
         for (service, live) in remaining {

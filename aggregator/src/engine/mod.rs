@@ -331,8 +331,12 @@ impl Engine {
     }
 
     /// The final facts of a service (older than the horizon's cut), if any.
-    pub fn frozen_facts(&self, service: &str) -> Option<Arc<ServiceFacts>> {
-        self.state.frozen.get(service).map(|f| f.facts.clone())
+    pub fn frozen_facts(&self, service: &str) -> Vec<Arc<ServiceFacts>> {
+        self.state
+            .frozen
+            .get(service)
+            .map(|f| f.facts.clone())
+            .unwrap_or_default()
     }
 
     /// The persistent state, for checkpoints.
