@@ -2,7 +2,7 @@
 //! A push whose `before` is another push's `after` comes after it, whatever order the deliveries
 //! arrived in; within a push, commits keep their array order (oldest first).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
@@ -97,7 +97,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         }
     }
 
-    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(pushes.len() * 4);
     let mut out = Vec::new();
     let mut forced = Vec::new();
     let mut visited_pushes = Vec::with_capacity(order.len());
@@ -115,7 +115,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
             if !repo.evicted.is_empty() && repo.evicted.contains_key(&commit_hash(&commit.sha)) {
                 continue;
             }
-            if seen.insert(&*commit.sha, ()).is_none() {
+            if seen.insert(&*commit.sha) {
                 out.push(OrderedChange {
                     commit,
                     position: base + out.len() as u64,
