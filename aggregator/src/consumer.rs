@@ -208,6 +208,12 @@ impl Consumer {
             "aggregator caught up"
         );
         self.store.write().expect("store lock").set_caught_up();
+        let warming = Instant::now();
+        self.store.read().expect("store lock").warm_up();
+        tracing::info!(
+            seconds = warming.elapsed().as_secs_f64(),
+            "organisation rollups built"
+        );
         let mut last_publish = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut checkpointed = u64::MAX;

@@ -237,6 +237,20 @@ impl FactStore {
         )
     }
 
+    /// Builds the organisation's rollups (UTC, every production environment) for the last 13
+    /// months, so that the first dashboard request does not pay for them.
+    pub fn warm_up(&self) {
+        let to = chrono::Utc::now();
+        let query = Query {
+            from: to - chrono::Duration::days(400),
+            to,
+            environment: None,
+            tz: chrono_tz::Tz::UTC,
+            edition: crate::summary::Edition::Dora2025,
+        };
+        self.tally(None, ScopeKey::Organisation, &query);
+    }
+
     /// The counters, for checkpoints.
     pub fn counters(&self) -> &StoreCounters {
         &self.counters
