@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
 use doraflow_schemas::time::Timestamp;
-use doraflow_schemas::{DeploymentFact, Event, LogRecord};
+use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
@@ -122,6 +122,14 @@ fn deployment_key(id: &str) -> u64 {
 
 fn incident_key(id: &str) -> u64 {
     delivery_hash(&format!("incident:{id}"))
+}
+
+/// A change is final before `cut` once deployed or dropped before it, or once pending since
+/// before `cut - span`: then nothing not too late can deploy or drop it (metrics §2.7).
+fn change_is_final(c: &ChangeFact, cut: Timestamp, span: Duration) -> bool {
+    c.deployed_at.is_some_and(|t| t < cut)
+        || c.dropped_at.is_some_and(|t| t < cut)
+        || (c.deployed_at.is_none() && c.dropped_at.is_none() && c.timestamp < cut - span)
 }
 
 fn midnight(day: NaiveDate) -> Timestamp {
@@ -238,11 +246,7 @@ impl Engine {
         let mut change_final: HashMap<Arc<str>, HashMap<Arc<str>, bool>> = HashMap::new();
         for facts in derived.values() {
             for c in &facts.changes {
-                let done = c.deployed_at.is_some_and(|t| t < cut)
-                    || c.dropped_at.is_some_and(|t| t < cut)
-                    || (c.deployed_at.is_none()
-                        && c.dropped_at.is_none()
-                        && c.timestamp < cut - span);
+                let done = change_is_final(c, cut, span);
                 change_final
                     .entry(c.repo.clone())
                     .or_default()
@@ -253,7 +257,6 @@ impl Engine {
         }
 
         // Pushes that leave: a prefix of each branch's history, all final and before the cut.
-        let mut expired: HashMap<String, HashSet<Arc<str>>> = HashMap::new();
         let no_changes = HashMap::new();
         for repo in self.state.inputs.repos.values_mut() {
             let branch = history(repo);
@@ -293,12 +296,10 @@ impl Engine {
                 .map(|c| (commit_hash(&c.commit.sha), c.position))
                 .collect();
             repo.evicted.extend(located);
-            let gone = expired.entry(repo.name.clone()).or_default();
             for push_key in leaving {
                 if let Some(push) = repo.pushes.remove(&push_key) {
                     for commit in &push.commits {
                         repo.merged_labels.remove(&*commit.sha);
-                        gone.insert(commit.sha.clone());
                     }
                 }
             }
@@ -348,12 +349,7 @@ impl Engine {
                 }
             }
             for c in &facts.changes {
-                let done = c.deployed_at.is_some_and(|t| t < cut)
-                    || c.dropped_at.is_some_and(|t| t < cut)
-                    || (c.deployed_at.is_none()
-                        && c.dropped_at.is_none()
-                        && expired.get(&*c.repo).is_some_and(|g| g.contains(&c.sha)));
-                if done {
+                if change_is_final(c, cut, span) {
                     newly.changes.push(c.clone());
                 }
             }
@@ -434,7 +430,6 @@ impl Engine {
                 let ids: HashSet<&str> = live.deployments.iter().map(|d| d.id.as_str()).collect();
                 live.pending.retain(|id, _| ids.contains(id.as_str()));
                 remaining.push((service.clone(), live));
-                newly.pending.clear();
                 newly.sort_by_time();
                 frozen.facts.push(Arc::new(newly));
             }

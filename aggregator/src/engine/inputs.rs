@@ -2,7 +2,7 @@
 //! form where arrival order does not matter (sets and maps keyed by what the event is about).
 //! Facts are derived from this state, so the same events in any order give the same facts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use doraflow_schemas::event::{
     Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
@@ -72,51 +72,27 @@ pub struct Anchor {
     pub next_position: u64,
 }
 
-/// Hashes (each with a value) kept for two horizons: [`Generations::rotate`] drops the older
-/// generation.
+/// Hashes kept for two horizons: [`Generations::rotate`] drops the older generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Generations {
-    current: HashMap<u64, u64>,
-    previous: HashMap<u64, u64>,
+    current: HashSet<u64>,
+    previous: HashSet<u64>,
 }
 
 impl Generations {
     /// True when the hash is in either generation.
     pub fn contains(&self, hash: u64) -> bool {
-        self.get(hash).is_some()
-    }
-
-    /// The value remembered with a hash.
-    pub fn get(&self, hash: u64) -> Option<u64> {
-        self.current
-            .get(&hash)
-            .or_else(|| self.previous.get(&hash))
-            .copied()
+        self.current.contains(&hash) || self.previous.contains(&hash)
     }
 
     /// Adds a hash to the current generation.
     pub fn insert(&mut self, hash: u64) {
-        self.insert_with(hash, 0);
-    }
-
-    /// Adds a hash with a value to the current generation.
-    pub fn insert_with(&mut self, hash: u64, value: u64) {
-        self.current.insert(hash, value);
+        self.current.insert(hash);
     }
 
     /// Starts a new generation, dropping the oldest.
     pub fn rotate(&mut self) {
         self.previous = std::mem::take(&mut self.current);
-    }
-
-    /// Number of hashes held.
-    pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

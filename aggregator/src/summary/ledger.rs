@@ -240,16 +240,6 @@ impl Ledger {
         out.dedup();
         out
     }
-
-    /// Approximate heap bytes, for the memory figures.
-    pub fn heap_bytes(&self) -> usize {
-        self.deployments.capacity() * std::mem::size_of::<DeploymentEntry>()
-            + self.unmapped.capacity() * std::mem::size_of::<DeploymentEntry>()
-            + (self.lead_times.capacity() + self.recoveries.capacity() + self.restores.capacity())
-                * std::mem::size_of::<DurationEntry>()
-            + self.opened.capacity() * std::mem::size_of::<OpenedEntry>()
-            + self.dropped.capacity() * std::mem::size_of::<Millis>()
-    }
 }
 
 /// The entries of a time-sorted slice with `at` in `[from, to)`.

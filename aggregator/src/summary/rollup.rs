@@ -94,11 +94,6 @@ impl Rollups {
         }
     }
 
-    /// Forgets everything.
-    pub fn clear(&mut self) {
-        self.caches.clear();
-    }
-
     /// The tally of `[from, to)` over `ledgers` (the scope's), from whole cached months and days
     /// and the ragged edges.
     pub fn tally(
