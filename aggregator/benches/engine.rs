@@ -51,6 +51,7 @@ fn year() -> Vec<LogRecord> {
                 forced: false,
                 pushed_at: date + Duration::hours(11),
                 commits,
+                commits_not_listed: 0,
             }),
         ));
         head = after.clone();
@@ -65,6 +66,8 @@ fn year() -> Vec<LogRecord> {
                     revision: after,
                     state: DeploymentState::Success,
                     at: date + Duration::hours(15),
+                    tier: None,
+                    app: None,
                 }),
             ));
         }

@@ -5,10 +5,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use doraflow_schemas::config::ServiceConfig;
+use doraflow_schemas::event::{AppKind, AppRef};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-/// The environment of an Argo CD application with neither a catalog pin nor a label.
-pub const ARGOCD_DEFAULT_ENVIRONMENT: &str = "production";
+/// The environment of an application (Argo CD, Flux, CDEvents) with neither a catalog pin nor
+/// a label.
+pub const APP_DEFAULT_ENVIRONMENT: &str = "production";
 
 /// One repository mapped to one service, with optional path globs.
 #[derive(Debug, Clone)]
@@ -36,9 +38,11 @@ pub struct Catalog {
     repos: HashMap<String, Vec<RepoBinding>>,
     /// The same bindings by service: (lower-case repository, binding), sorted by repository.
     by_service: HashMap<String, Vec<(String, RepoBinding)>>,
-    pagerduty: HashMap<String, String>,
-    /// Argo CD application name → (service, pinned environment).
-    argocd: HashMap<String, (String, Option<String>)>,
+    /// PagerDuty service ids and names, CDEvents service ids → service.
+    incident_aliases: HashMap<String, String>,
+    /// Application (tool, name) → (service, pinned environment): Argo CD apps, Flux objects
+    /// (`namespace/name` or `name`), CDEvents service ids.
+    apps: HashMap<(AppKind, String), (String, Option<String>)>,
     order: Vec<String>,
 }
 
@@ -92,14 +96,29 @@ impl Catalog {
                 list.sort_by(|a, b| a.0.cmp(&b.0));
             }
             for app in &service.argocd_apps {
-                catalog.argocd.insert(
-                    app.app.clone(),
+                catalog.apps.insert(
+                    (AppKind::Argocd, app.app.clone()),
                     (service.name.clone(), app.environment.clone()),
                 );
             }
+            for object in &service.flux_objects {
+                catalog.apps.insert(
+                    (AppKind::Flux, object.object.clone()),
+                    (service.name.clone(), object.environment.clone()),
+                );
+            }
+            for id in &service.cdevents_services {
+                catalog.apps.insert(
+                    (AppKind::Cdevents, id.clone()),
+                    (service.name.clone(), None),
+                );
+                catalog
+                    .incident_aliases
+                    .insert(id.clone(), service.name.clone());
+            }
             for alias in &service.pagerduty_services {
                 catalog
-                    .pagerduty
+                    .incident_aliases
                     .insert(alias.clone(), service.name.clone());
             }
         }
@@ -174,25 +193,41 @@ impl Catalog {
 
     /// The service of an incident: the catalog alias of its service id or name, else the name.
     pub fn incident_service(&self, id: Option<&str>, name: Option<&str>) -> Option<String> {
-        id.and_then(|i| self.pagerduty.get(i))
-            .or_else(|| name.and_then(|n| self.pagerduty.get(n)))
+        id.and_then(|i| self.incident_aliases.get(i))
+            .or_else(|| name.and_then(|n| self.incident_aliases.get(n)))
             .cloned()
             .or_else(|| name.map(String::from))
             .or_else(|| id.map(String::from))
     }
 
-    /// The service and environment of an Argo CD application (metrics.md §1): the catalog's
-    /// alias and pin; else the application's name, its `environment` label, else `production`.
-    pub fn argocd_app<'a>(&'a self, app: &'a str, label: Option<&'a str>) -> (&'a str, &'a str) {
-        match self.argocd.get(app) {
+    /// The service and environment of an application (metrics.md §1): the catalog's alias and
+    /// pin; else the application's own name, its `environment` label, else `production`. A
+    /// Flux object `namespace/name` is looked up as such, then by its name alone.
+    pub fn app<'a>(&'a self, app: &'a AppRef, label: Option<&'a str>) -> (&'a str, &'a str) {
+        let label = label.filter(|l| !l.is_empty());
+        let mapped = self.apps.get(&(app.kind, app.name.clone())).or_else(|| {
+            let (_, name) = app.name.rsplit_once('/')?;
+            (app.kind == AppKind::Flux)
+                .then(|| self.apps.get(&(AppKind::Flux, name.to_string())))
+                .flatten()
+        });
+        match mapped {
             Some((service, pin)) => (
                 service,
-                pin.as_deref()
-                    .or(label)
-                    .unwrap_or(ARGOCD_DEFAULT_ENVIRONMENT),
+                pin.as_deref().or(label).unwrap_or(APP_DEFAULT_ENVIRONMENT),
             ),
-            None => (app, label.unwrap_or(ARGOCD_DEFAULT_ENVIRONMENT)),
+            None => (&app.name, label.unwrap_or(APP_DEFAULT_ENVIRONMENT)),
         }
+    }
+
+    /// The service and environment of an Argo CD application (its health reports).
+    pub fn argocd_app<'a>(&'a self, app: &'a str, label: Option<&'a str>) -> (String, String) {
+        let app = AppRef {
+            kind: AppKind::Argocd,
+            name: app.to_string(),
+        };
+        let (service, environment) = self.app(&app, label);
+        (service.to_string(), environment.to_string())
     }
 
     /// The team of a service, if the catalog names one.

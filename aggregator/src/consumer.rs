@@ -154,6 +154,7 @@ impl Consumer {
         }
         store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
         store.set_too_late(state.horizon.too_late.clone(), state.horizon.too_late_total);
+        store.set_commits_not_listed(state.commits_not_listed.clone());
         store.set_applied_offset(self.offset);
     }
 

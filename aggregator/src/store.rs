@@ -29,6 +29,9 @@ pub struct StoreCounters {
     /// Too-late deliveries in all.
     #[serde(default)]
     pub too_late_total: u64,
+    /// Commits pushes brought without listing them, per service.
+    #[serde(default)]
+    pub commits_not_listed: BTreeMap<String, u64>,
 }
 
 /// The facts of every service.
@@ -131,6 +134,11 @@ impl FactStore {
         self.counters.too_late_total = total;
     }
 
+    /// Sets the counts of commits pushes did not list (the engine counts them).
+    pub fn set_commits_not_listed(&mut self, per_service: BTreeMap<String, u64>) {
+        self.counters.commits_not_listed = per_service;
+    }
+
     /// Marks the start-up replay as done.
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
@@ -189,6 +197,7 @@ impl FactStore {
                 duplicates_ignored: self.counters.duplicates_total,
                 too_late_ignored: self.counters.too_late_total,
                 late_corrections: self.counters.late_corrections.values().sum(),
+                commits_not_listed: self.counters.commits_not_listed.values().sum(),
             },
             Some(list) => Counters {
                 duplicates_ignored: list
@@ -202,6 +211,10 @@ impl FactStore {
                 late_corrections: list
                     .iter()
                     .filter_map(|s| self.counters.late_corrections.get(s))
+                    .sum(),
+                commits_not_listed: list
+                    .iter()
+                    .filter_map(|s| self.counters.commits_not_listed.get(s))
                     .sum(),
             },
         }

@@ -64,6 +64,7 @@ fn event(v: &Value) -> Event {
             forced: p.get("forced").and_then(Value::as_bool).unwrap_or(false),
             pushed_at: time(&p["at"]),
             commits,
+            commits_not_listed: 0,
         });
     }
     if let Some(d) = v.get("deploy") {
@@ -79,6 +80,8 @@ fn event(v: &Value) -> Event {
                 _ => DeploymentState::Pending,
             },
             at: time(&d["at"]),
+            tier: None,
+            app: None,
         });
     }
     if let Some(i) = v.get("incident") {
@@ -143,6 +146,7 @@ fn event(v: &Value) -> Event {
                     files: vec![],
                 })
                 .collect(),
+            commits_not_listed: 0,
         });
     }
     panic!("unknown corpus event {v}")

@@ -47,6 +47,17 @@ pub struct Config {
     pub definitions: DefinitionsConfig,
     /// The service catalog.
     pub services: Vec<ServiceConfig>,
+    /// Where else the catalog comes from.
+    pub catalog: CatalogConfig,
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Globs of Backstage `catalog-info.yaml` files whose `Component`s become services
+    /// (relative globs are relative to the working directory).
+    pub backstage: Vec<String>,
 }
 
 /// `[server]`
@@ -277,9 +288,102 @@ pub struct ServiceConfig {
     /// PagerDuty service ids or names.
     #[serde(default)]
     pub pagerduty_services: Vec<String>,
-    /// CDEvents service ids (used from the CDEvents release on).
+    /// Flux Kustomizations and HelmReleases of this service, each optionally pinned to an
+    /// environment.
+    #[serde(default)]
+    pub flux_objects: Vec<FluxObject>,
+    /// CDEvents service ids.
     #[serde(default)]
     pub cdevents_services: Vec<String>,
+}
+
+/// A Flux object mapped to a service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FluxObject {
+    /// `namespace/name` of the Kustomization or HelmRelease, or its `name` alone (any namespace).
+    pub object: String,
+    /// The environment its deployments belong to (else its `environment` label, else
+    /// `production`).
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// A catalog entry with where it was written, for errors that name both places of a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogEntry {
+    /// `services[3]`, or `catalog-info.yaml: Component checkout`.
+    pub origin: String,
+    /// The service.
+    pub service: ServiceConfig,
+}
+
+/// Checks a whole catalog: names unique and not empty, repositories `owner/name`, and every
+/// alias (PagerDuty service, Argo CD app, Flux object, CDEvents service) mapped once. A conflict
+/// names both places.
+pub fn validate_catalog(entries: &[CatalogEntry]) -> Result<(), ConfigError> {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut aliases: HashMap<(&str, &str), String> = HashMap::new();
+    for entry in entries {
+        let at = &entry.origin;
+        let service = &entry.service;
+        if service.name.trim().is_empty() {
+            return Err(invalid(format!("{at}.name"), "must not be empty"));
+        }
+        if let Some(first) = names.insert(&service.name, at) {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!("`{}` is also the name of {first}", service.name),
+            ));
+        }
+        for (j, repo) in service.repos.iter().enumerate() {
+            if repo.repo.split('/').filter(|p| !p.is_empty()).count() < 2 {
+                return Err(invalid(
+                    format!("{at}.repos[{j}].repo"),
+                    format!("`{}` is not `owner/name`", repo.repo),
+                ));
+            }
+        }
+        let listed = service
+            .pagerduty_services
+            .iter()
+            .enumerate()
+            .map(|(j, a)| ("pagerduty_services", format!("pagerduty_services[{j}]"), a))
+            .chain(
+                service
+                    .argocd_apps
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| ("argocd_apps", format!("argocd_apps[{j}].app"), &a.app)),
+            )
+            .chain(service.flux_objects.iter().enumerate().map(|(j, o)| {
+                (
+                    "flux_objects",
+                    format!("flux_objects[{j}].object"),
+                    &o.object,
+                )
+            }))
+            .chain(
+                service
+                    .cdevents_services
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| ("cdevents_services", format!("cdevents_services[{j}]"), a)),
+            );
+        for (kind, place, alias) in listed {
+            let place = format!("{at}.{place}");
+            if alias.trim().is_empty() {
+                return Err(invalid(place, "must not be empty"));
+            }
+            if let Some(first) = aliases.insert((kind, alias), place.clone()) {
+                return Err(invalid(
+                    place,
+                    format!("`{alias}` is also mapped by {first}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An Argo CD application mapped to a service.
@@ -348,52 +452,7 @@ impl Config {
         if self.storage.data_dir.trim().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
         }
-        let mut names = HashMap::new();
-        let mut pagerduty = HashMap::new();
-        let mut argocd = HashMap::new();
-        for (i, service) in self.services.iter().enumerate() {
-            let at = format!("services[{i}]");
-            if service.name.trim().is_empty() {
-                return Err(invalid(format!("{at}.name"), "must not be empty"));
-            }
-            if let Some(first) = names.insert(service.name.clone(), i) {
-                return Err(invalid(
-                    format!("{at}.name"),
-                    format!("`{}` is also the name of services[{first}]", service.name),
-                ));
-            }
-            for (j, repo) in service.repos.iter().enumerate() {
-                if repo.repo.split('/').filter(|p| !p.is_empty()).count() < 2 {
-                    return Err(invalid(
-                        format!("{at}.repos[{j}].repo"),
-                        format!("`{}` is not `owner/name`", repo.repo),
-                    ));
-                }
-            }
-            for (j, alias) in service.pagerduty_services.iter().enumerate() {
-                if let Some(first) = pagerduty.insert(alias.clone(), i) {
-                    return Err(invalid(
-                        format!("{at}.pagerduty_services[{j}]"),
-                        format!("`{alias}` is also mapped by services[{first}]"),
-                    ));
-                }
-            }
-            for (j, app) in service.argocd_apps.iter().enumerate() {
-                let at = format!("{at}.argocd_apps[{j}]");
-                if app.app.trim().is_empty() {
-                    return Err(invalid(format!("{at}.app"), "must not be empty"));
-                }
-                if let Some((first, k)) = argocd.insert(app.app.clone(), (i, j)) {
-                    return Err(invalid(
-                        format!("{at}.app"),
-                        format!(
-                            "`{}` is also mapped by services[{first}].argocd_apps[{k}]",
-                            app.app
-                        ),
-                    ));
-                }
-            }
-        }
+        validate_catalog(&self.catalog_entries())?;
         for (i, token) in self.api.tokens.iter().enumerate() {
             if token.token.is_empty() {
                 return Err(invalid(
@@ -403,6 +462,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The `[[services]]` entries with their places.
+    pub fn catalog_entries(&self) -> Vec<CatalogEntry> {
+        self.services
+            .iter()
+            .enumerate()
+            .map(|(i, service)| CatalogEntry {
+                origin: format!("services[{i}]"),
+                service: service.clone(),
+            })
+            .collect()
     }
 
     /// Human-readable warnings for a valid but probably unintended config.

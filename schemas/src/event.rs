@@ -84,6 +84,14 @@ pub struct Push {
     pub pushed_at: Timestamp,
     /// Commits, oldest first, as the payload lists them.
     pub commits: Vec<Commit>,
+    /// Commits the push brought but the payload does not list (GitLab lists only the newest
+    /// 20 of `total_commits_count`): counted in data quality, their lead times are unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub commits_not_listed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One commit of a push.
@@ -144,6 +152,65 @@ pub struct DeploymentUpdate {
     pub state: DeploymentState,
     /// When this update happened.
     pub at: Timestamp,
+    /// The environment's tier when the source states it (GitLab `environment_tier`); otherwise
+    /// the tier follows from the name (metrics.md §1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// The deployed application, for sources that name one instead of a repository (Argo CD,
+    /// Flux, CDEvents): the catalog maps it to a service. `environment` is then the
+    /// application's `environment` label, or empty when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppRef>,
+}
+
+/// An environment tier (GitLab's tiers; metrics.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Production: counts for DORA.
+    Production,
+    /// Staging.
+    Staging,
+    /// Testing.
+    Testing,
+    /// Development.
+    Development,
+    /// Anything else.
+    Other,
+}
+
+impl Tier {
+    /// GitLab's tier names; anything unknown is `Other`.
+    pub fn parse(name: &str) -> Tier {
+        match name.to_ascii_lowercase().as_str() {
+            "production" => Tier::Production,
+            "staging" => Tier::Staging,
+            "testing" => Tier::Testing,
+            "development" => Tier::Development,
+            _ => Tier::Other,
+        }
+    }
+}
+
+/// The kind of deployed application a deployment names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    /// An Argo CD Application (`metadata.name`).
+    Argocd,
+    /// A Flux Kustomization or HelmRelease (`namespace/name`).
+    Flux,
+    /// A CDEvents service (the subject id).
+    Cdevents,
+}
+
+/// A deployed application: which tool names it, and its name there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AppRef {
+    /// The tool.
+    pub kind: AppKind,
+    /// The application's name in that tool.
+    pub name: String,
 }
 
 /// The kind of incident update.

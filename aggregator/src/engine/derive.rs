@@ -12,10 +12,10 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use doraflow_schemas::event::HealthStatus;
+use doraflow_schemas::event::{AppKind, AppRef, HealthStatus, Tier};
 
 use super::horizon::Context;
-use super::inputs::{Attempt, HealthEntry, Inputs, SettledIncident};
+use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
 use super::order::history;
 use crate::catalog::Catalog;
 
@@ -185,8 +185,8 @@ pub fn derive_service(
             .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
                 id: id.clone(),
                 service: Some(service.to_string()),
-                environment: attempt.fields.environment.clone(),
-                production: definitions.production.is_match(&attempt.fields.environment),
+                environment: environment_of(catalog, &attempt.fields).to_string(),
+                production: is_production(definitions, catalog, &attempt.fields),
                 revision: attempt.fields.revision.clone(),
                 finished_at: *finished_at,
                 succeeded: *succeeded,
@@ -289,7 +289,7 @@ pub fn derive_service(
             &deployed_by,
             &mut dropped_at,
         );
-        let env = attempt(d).fields.environment.as_str();
+        let env = environment_of(catalog, &attempt(d).fields);
         let revision = attempt(d).fields.revision.as_str();
         let located = repos
             .iter()
@@ -409,13 +409,23 @@ pub fn derive_service(
     }
 
     // Health reports of the service's applications, in time order, with their environments.
-    let mut reports: Vec<Report> = apps
+    let app_refs: Vec<(&String, AppRef)> = apps
         .iter()
-        .filter_map(|app| Some((app, inputs.health.get(app)?)))
-        .flat_map(|(app, entries)| {
+        .map(|app| {
+            let app_ref = AppRef {
+                kind: AppKind::Argocd,
+                name: app.clone(),
+            };
+            (app, app_ref)
+        })
+        .collect();
+    let mut reports: Vec<Report> = app_refs
+        .iter()
+        .filter_map(|(app, app_ref)| Some((*app, app_ref, inputs.health.get(*app)?)))
+        .flat_map(|(app, app_ref, entries)| {
             entries.iter().map(move |e| Report {
                 app,
-                environment: catalog.argocd_app(app, e.environment.as_deref()).1,
+                environment: catalog.app(app_ref, e.environment.as_deref()).1,
                 entry: e,
             })
         })
@@ -568,6 +578,26 @@ pub fn derive_service(
 /// The hash a revision is remembered by once its deployment is frozen.
 pub fn revision_hash(revision: &str) -> u64 {
     super::inputs::commit_hash(revision)
+}
+
+/// The environment of an attempt: the one its source named, or for an application the
+/// catalog's pin, its label, else `production` (metrics.md §1).
+pub fn environment_of<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'a str {
+    match &fields.app {
+        Some(app) => catalog.app(app, Some(&fields.environment)).1,
+        None => &fields.environment,
+    }
+}
+
+/// True for an attempt in a production-tier environment: the tier the source states (GitLab),
+/// else the environment's name matched by the production pattern.
+pub fn is_production(definitions: &Definitions, catalog: &Catalog, fields: &AttemptFields) -> bool {
+    match fields.tier {
+        Some(tier) => tier == Tier::Production,
+        None => definitions
+            .production
+            .is_match(environment_of(catalog, fields)),
+    }
 }
 
 /// A health report with the environment it belongs to.

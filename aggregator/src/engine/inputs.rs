@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
-    IncidentUpdate, PullRequestMerged, Push,
+    AppRef, Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
+    IncidentUpdate, PullRequestMerged, Push, Tier,
 };
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -121,10 +121,30 @@ pub struct AttemptFields {
     pub repo: Option<String>,
     /// Service named in the payload.
     pub service_hint: Option<String>,
-    /// Environment name.
+    /// Environment name (for an application: its label, or empty).
     pub environment: String,
     /// Revision.
     pub revision: String,
+    /// The tier the source stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// The deployed application (Argo CD, Flux, CDEvents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppRef>,
+}
+
+impl AttemptFields {
+    /// The descriptive fields of an update.
+    pub fn of(update: &DeploymentUpdate) -> Self {
+        Self {
+            repo: update.repo.clone(),
+            service_hint: update.service_hint.clone(),
+            environment: update.environment.clone(),
+            revision: update.revision.clone(),
+            tier: update.tier,
+            app: update.app.clone(),
+        }
+    }
 }
 
 /// Every update of one incident.
@@ -294,12 +314,7 @@ impl Inputs {
     /// Adds a deployment update; returns the attempt id and whether anything changed.
     pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> (String, bool) {
         let id = format!("{source}:{}", update.id);
-        let fields = AttemptFields {
-            repo: update.repo.clone(),
-            service_hint: update.service_hint.clone(),
-            environment: update.environment.clone(),
-            revision: update.revision.clone(),
-        };
+        let fields = AttemptFields::of(update);
         let changed = self
             .deployments
             .entry(id.clone())

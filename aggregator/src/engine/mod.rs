@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 pub use derive::ServiceFacts;
 use horizon::{Frozen, Horizon};
-use inputs::Inputs;
+use inputs::{AttemptFields, Inputs};
 
 /// The key of the bucket holding deployments that map to no service.
 pub const UNMAPPED: &str = "";
@@ -38,6 +38,9 @@ pub struct EngineState {
     /// Final facts per service.
     #[serde(default)]
     pub frozen: BTreeMap<String, Frozen>,
+    /// Commits pushes brought without listing them (GitLab lists 20), per service.
+    #[serde(default)]
+    pub commits_not_listed: BTreeMap<String, u64>,
 }
 
 /// The engine: state plus the catalog and definitions it interprets the state with.
@@ -78,17 +81,8 @@ impl Engine {
             .deployments
             .iter()
             .filter_map(|(id, a)| {
-                a.settle().map(|s| {
-                    let f = &s.fields;
-                    (
-                        id.clone(),
-                        self.attempt_service(
-                            f.repo.as_deref(),
-                            f.service_hint.as_deref(),
-                            &f.environment,
-                        ),
-                    )
-                })
+                a.settle()
+                    .map(|s| (id.clone(), self.attempt_service(&s.fields)))
             })
             .collect();
         for (id, service) in attempts {
@@ -128,10 +122,7 @@ impl Engine {
             .iter()
             .filter_map(|(app, reports)| {
                 let label = reports.iter().next_back()?.environment.as_deref();
-                Some((
-                    self.catalog.argocd_app(app, label).0.to_string(),
-                    app.clone(),
-                ))
+                Some((self.catalog.argocd_app(app, label).0, app.clone()))
             })
             .collect();
         for (service, app) in apps {
@@ -153,10 +144,18 @@ impl Engine {
         self.dirty.extend(self.state.frozen.keys().cloned());
     }
 
-    /// The service of a deployment attempt, or the unmapped bucket.
-    fn attempt_service(&self, repo: Option<&str>, hint: Option<&str>, environment: &str) -> String {
+    /// The service of a deployment attempt, or the unmapped bucket: an application's service,
+    /// else the repository's (metrics.md §1).
+    fn attempt_service(&self, fields: &AttemptFields) -> String {
+        if let Some(app) = &fields.app {
+            return self.catalog.app(app, None).0.to_string();
+        }
         self.catalog
-            .deployment_service(repo.unwrap_or_default(), hint, environment)
+            .deployment_service(
+                fields.repo.as_deref().unwrap_or_default(),
+                fields.service_hint.as_deref(),
+                &fields.environment,
+            )
             .unwrap_or_else(|| UNMAPPED.to_string())
     }
 
@@ -165,22 +164,13 @@ impl Engine {
         match event {
             Event::Push(p) => self.catalog.repo_services(&p.repo),
             Event::PullRequestMerged(p) => self.catalog.repo_services(&p.repo),
-            Event::Deployment(d) => vec![self.attempt_service(
-                d.repo.as_deref(),
-                d.service_hint.as_deref(),
-                &d.environment,
-            )],
+            Event::Deployment(d) => vec![self.attempt_service(&AttemptFields::of(d))],
             Event::Incident(i) => self
                 .catalog
                 .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
                 .into_iter()
                 .collect(),
-            Event::Health(h) => vec![
-                self.catalog
-                    .argocd_app(&h.app, h.environment.as_deref())
-                    .0
-                    .to_string(),
-            ],
+            Event::Health(h) => vec![self.catalog.argocd_app(&h.app, h.environment.as_deref()).0],
         }
     }
 
@@ -210,6 +200,15 @@ impl Engine {
             let services = self.services_of(event);
             let changed = match event {
                 Event::Push(push) => {
+                    if push.commits_not_listed > 0 {
+                        for service in &services {
+                            *self
+                                .state
+                                .commits_not_listed
+                                .entry(service.clone())
+                                .or_default() += push.commits_not_listed;
+                        }
+                    }
                     let keep_files = self.catalog.repo_has_paths(&push.repo);
                     self.state.inputs.add_push(push, keep_files)
                 }
@@ -278,13 +277,8 @@ impl Engine {
                 ids.iter()
                     .filter_map(|id| {
                         let settled = self.state.inputs.deployments.get(id)?.settle()?;
-                        let f = &settled.fields;
                         // An attempt whose later updates moved it to another service is theirs.
-                        (self.attempt_service(
-                            f.repo.as_deref(),
-                            f.service_hint.as_deref(),
-                            &f.environment,
-                        ) == service)
+                        (self.attempt_service(&settled.fields) == service)
                             .then(|| (id.clone(), settled))
                     })
                     .collect()

@@ -157,6 +157,7 @@ mod tests {
                     files: vec![],
                 })
                 .collect(),
+            commits_not_listed: 0,
         }
     }
 

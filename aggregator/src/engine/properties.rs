@@ -91,6 +91,7 @@ fn month(seed: u64) -> Vec<LogRecord> {
                     forced: next(10) == 0,
                     pushed_at: date + Duration::hours(9),
                     commits,
+                    commits_not_listed: 0,
                 })));
                 head = after;
             }
@@ -126,6 +127,8 @@ fn month(seed: u64) -> Vec<LogRecord> {
                     revision: revision.clone(),
                     state,
                     at,
+                    tier: None,
+                    app: None,
                 })));
             }
             if next(4) == 0 {
@@ -473,6 +476,8 @@ fn deliveries_about_final_facts_are_too_late_and_change_nothing() {
                 revision: "0-0-0".into(),
                 state: DeploymentState::Success,
                 at,
+                tier: None,
+                app: None,
             })],
         },
     };

@@ -48,6 +48,7 @@ fn push(before: &str, after: &str, commits: &[(&str, Timestamp, &str)]) -> Event
                 files: vec![],
             })
             .collect(),
+        commits_not_listed: 0,
     })
 }
 
@@ -60,6 +61,8 @@ fn deploy(id: &str, sha: &str, env: &str, state: DeploymentState, at: Timestamp)
         revision: sha.into(),
         state,
         at,
+        tier: None,
+        app: None,
     })
 }
 

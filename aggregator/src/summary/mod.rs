@@ -73,6 +73,8 @@ pub struct Counters {
     pub too_late_ignored: u64,
     /// Facts rewritten after first being written.
     pub late_corrections: u64,
+    /// Commits pushes brought without listing them.
+    pub commits_not_listed: u64,
 }
 
 /// The `/api/v1/dora` answer without its scope.
@@ -251,6 +253,9 @@ pub struct DataQuality {
     pub too_late_ignored: u64,
     /// Facts changed after first being written (since the start of the log).
     pub late_corrections: u64,
+    /// Commits that pushes brought but did not list (GitLab lists only the newest 20 of a push;
+    /// since the start of the log): changes whose lead time is unknown.
+    pub commits_not_listed: u64,
 }
 
 /// The nearest-rank p-quantile of sorted values: the value at index `ceil(p × n) − 1`.
@@ -416,6 +421,7 @@ pub fn summary_of(mut tally: Tally, counters: Counters, query: &Query) -> Summar
             duplicates_ignored: counters.duplicates_ignored,
             too_late_ignored: counters.too_late_ignored,
             late_corrections: counters.late_corrections,
+            commits_not_listed: counters.commits_not_listed,
         },
     }
 }

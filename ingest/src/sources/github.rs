@@ -159,6 +159,7 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         forced: payload.forced,
         pushed_at,
         commits,
+        commits_not_listed: 0,
     })]))
 }
 
@@ -259,6 +260,8 @@ fn deployment(payload: DeploymentPayload, with_status: bool) -> Result<Normalize
             revision: deployment.sha,
             state,
             at,
+            tier: None,
+            app: None,
         },
     )]))
 }
@@ -365,6 +368,8 @@ mod tests {
             revision: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e".into(),
             state: DeploymentState::Pending,
             at: t("2019-05-15T15:20:53Z"),
+            tier: None,
+            app: None,
         })]);
         assert_eq!(created, expected_created);
         let Normalized::Events(events) = status else {
