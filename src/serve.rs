@@ -78,8 +78,7 @@ pub fn run(
 
     let ingest = Arc::new(doraflow_ingest::Ingest::new(
         log.clone(),
-        config.sources.github.secrets.clone(),
-        config.sources.pagerduty.secrets.clone(),
+        config.sources.clone(),
         config.server.max_body_bytes,
     ));
     let log_for_ready = log.clone();

@@ -14,6 +14,7 @@ use axum::routing::post;
 use chrono::Utc;
 use doraflow_eventlog::EventLog;
 use doraflow_http::HttpError;
+use doraflow_schemas::config::SourcesConfig;
 use doraflow_schemas::{LogRecord, Outcome};
 use serde_json::json;
 
@@ -23,11 +24,10 @@ use crate::sources::{self, NormalizeError, Normalized};
 /// Headers never stored with a delivery because they carry secrets.
 const SECRET_HEADERS: &[&str] = &["authorization", "x-gitlab-token", "cookie"];
 
-/// What ingest needs: the log, the secrets, and the body limit.
+/// What ingest needs: the log, the sources' secrets, and the body limit.
 pub struct Ingest {
     log: Arc<dyn EventLog>,
-    github_secrets: Vec<String>,
-    pagerduty_secrets: Vec<String>,
+    sources: SourcesConfig,
     max_body_bytes: usize,
 }
 
@@ -89,6 +89,10 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/webhooks/github", post(github))
         .route("/webhooks/pagerduty", post(pagerduty))
+        .route("/webhooks/gitlab", post(gitlab))
+        .route("/webhooks/argocd", post(argocd))
+        .route("/webhooks/cdevents", post(cdevents))
+        .route("/webhooks/flux", post(flux))
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
 }
@@ -102,6 +106,34 @@ async fn github(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
 
 async fn pagerduty(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
     match ingest.pagerduty(request).await {
+        Ok(outcome) => outcome.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn gitlab(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    match ingest.gitlab(request).await {
+        Ok(outcome) => outcome.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn argocd(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    match ingest.argocd(request).await {
+        Ok(outcome) => outcome.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn cdevents(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    match ingest.cdevents(request).await {
+        Ok(outcome) => outcome.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn flux(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    match ingest.flux(request).await {
         Ok(outcome) => outcome.into_response(),
         Err(error) => error.into_response(),
     }
@@ -131,16 +163,10 @@ fn signature_error(error: SignatureError) -> HttpError {
 
 impl Ingest {
     /// Builds the receiver over a log.
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        github_secrets: Vec<String>,
-        pagerduty_secrets: Vec<String>,
-        max_body_bytes: usize,
-    ) -> Self {
+    pub fn new(log: Arc<dyn EventLog>, sources: SourcesConfig, max_body_bytes: usize) -> Self {
         Self {
             log,
-            github_secrets,
-            pagerduty_secrets,
+            sources,
             max_body_bytes,
         }
     }
@@ -183,7 +209,7 @@ impl Ingest {
     async fn github(&self, request: Request) -> Result<IngestOutcome, HttpError> {
         let (headers, body) = self.body(request).await?;
         signature::verify_github(
-            &self.github_secrets,
+            &self.sources.github.secrets,
             header_str(&headers, "x-hub-signature-256"),
             &body,
         )
@@ -203,7 +229,7 @@ impl Ingest {
     async fn pagerduty(&self, request: Request) -> Result<IngestOutcome, HttpError> {
         let (headers, body) = self.body(request).await?;
         signature::verify_pagerduty(
-            &self.pagerduty_secrets,
+            &self.sources.pagerduty.secrets,
             header_str(&headers, "x-pagerduty-signature"),
             &body,
         )
@@ -221,6 +247,77 @@ impl Ingest {
             normalized,
         )
         .await
+    }
+
+    async fn gitlab(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body(request).await?;
+        signature::verify_token(
+            &self.sources.gitlab.tokens,
+            header_str(&headers, "x-gitlab-token"),
+            "X-Gitlab-Token",
+        )
+        .map_err(signature_error)?;
+        // GitLab sends `Idempotency-Key` (the same on every retry); older versions only
+        // `X-Gitlab-Event-UUID`.
+        let id = header_str(&headers, "idempotency-key")
+            .or_else(|| header_str(&headers, "x-gitlab-event-uuid"))
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                HttpError::bad_request(
+                    "missing_header",
+                    "the Idempotency-Key (or X-Gitlab-Event-UUID) header is required",
+                )
+            })?;
+        let normalized = sources::gitlab::normalize(&body, Utc::now());
+        self.write(
+            "gitlab",
+            format!("gitlab:{id}"),
+            &headers,
+            &body,
+            normalized,
+        )
+        .await
+    }
+
+    async fn argocd(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body(request).await?;
+        signature::verify_token(
+            &self.sources.argocd.tokens,
+            doraflow_http::bearer_token(&headers),
+            "Authorization",
+        )
+        .map_err(signature_error)?;
+        let key = sources::argocd::delivery_key(&body).map_err(malformed)?;
+        let normalized = sources::argocd::normalize(&body, Utc::now());
+        self.write("argocd", key, &headers, &body, normalized).await
+    }
+
+    async fn cdevents(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body(request).await?;
+        signature::verify_token(
+            &self.sources.cdevents.tokens,
+            doraflow_http::bearer_token(&headers),
+            "Authorization",
+        )
+        .map_err(signature_error)?;
+        let delivery = sources::cdevents::read(&headers, &body).map_err(malformed)?;
+        let key = delivery.key.clone();
+        let normalized = sources::cdevents::normalize(delivery);
+        self.write("cdevents", key, &headers, &body, normalized)
+            .await
+    }
+
+    async fn flux(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body(request).await?;
+        signature::verify_flux(
+            &self.sources.flux.secrets,
+            header_str(&headers, "x-signature"),
+            &body,
+        )
+        .map_err(signature_error)?;
+        let key = sources::flux::delivery_key(&body).map_err(malformed)?;
+        let normalized = sources::flux::normalize(&body);
+        self.write("flux", key, &headers, &body, normalized).await
     }
 
     /// Writes an authentic delivery with its outcome and waits until it is durable.
@@ -305,17 +402,30 @@ mod tests {
 
     const SECRET: &str = "s3cret";
 
+    /// Every source configured with `SECRET`.
+    fn all_sources() -> SourcesConfig {
+        let secrets = doraflow_schemas::config::SecretsConfig {
+            secrets: vec![SECRET.into()],
+        };
+        let tokens = doraflow_schemas::config::TokensConfig {
+            tokens: vec![SECRET.into()],
+        };
+        SourcesConfig {
+            github: secrets.clone(),
+            gitlab: tokens.clone(),
+            pagerduty: secrets.clone(),
+            argocd: tokens.clone(),
+            cdevents: tokens,
+            flux: secrets,
+        }
+    }
+
     fn setup(max_body: usize) -> (tempfile::TempDir, Arc<EmbeddedLog>, Router) {
         let dir = tempfile::tempdir().unwrap();
         let (log, opened) = EmbeddedLog::open(dir.path().join("log"));
         opened.unwrap();
         let log = Arc::new(log);
-        let ingest = Ingest::new(
-            log.clone(),
-            vec![SECRET.into()],
-            vec![SECRET.into()],
-            max_body,
-        );
+        let ingest = Ingest::new(log.clone(), all_sources(), max_body);
         (dir, log, router(Arc::new(ingest)))
     }
 
@@ -491,10 +601,152 @@ mod tests {
         assert_eq!(answer["delivery"], "pagerduty:01BZYIL05THJDFF2Y08X9SVMTU");
     }
 
+    /// A request to one of the token or signature sources, authenticated as `auth` says.
+    fn source_request(
+        path: &str,
+        body: &[u8],
+        auth: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Request {
+        let mut builder = Request::post(path).header("content-type", "application/json");
+        if let Some(secret) = auth {
+            builder = match path {
+                "/webhooks/gitlab" => builder.header("x-gitlab-token", secret),
+                "/webhooks/flux" => builder.header(
+                    "x-signature",
+                    format!("sha256={}", signature::sign_hex(secret.as_bytes(), body)),
+                ),
+                _ => builder.header("authorization", format!("Bearer {secret}")),
+            };
+        }
+        for (name, value) in extra {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::from(body.to_vec())).unwrap()
+    }
+
+    fn argocd_body() -> Vec<u8> {
+        let captured: serde_json::Value =
+            serde_json::from_slice(&fixture("argocd/008_sync_podinfo_1_2.json")).unwrap();
+        serde_json::to_vec(&json!({
+            "trigger": "on-deployed", "app": captured["app"], "context": captured["context"],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_source_refuses_wrong_or_missing_credentials_and_writes_nothing() {
+        let (_dir, log, app) = setup(1 << 20);
+        type Headers = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Vec<u8>, Headers)> = vec![
+            (
+                "/webhooks/gitlab",
+                fixture("gitlab/push.json"),
+                vec![("idempotency-key", "k-1")],
+            ),
+            ("/webhooks/argocd", argocd_body(), vec![]),
+            (
+                "/webhooks/cdevents",
+                fixture("cdevents/v0.5.1/service_deployed.json"),
+                vec![],
+            ),
+            (
+                "/webhooks/flux",
+                fixture("flux/kustomization.reconciled.json"),
+                vec![],
+            ),
+        ];
+        for (path, body, extra) in &cases {
+            for auth in [Some("wrong"), None] {
+                let (status, answer) = send(&app, source_request(path, body, auth, extra)).await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {auth:?}");
+                assert!(answer["error"]["code"].is_string());
+            }
+        }
+        assert_eq!(*log.durable_end().borrow(), 0);
+        for (path, body, extra) in &cases {
+            let (status, answer) =
+                send(&app, source_request(path, body, Some(SECRET), extra)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{path}: {answer}");
+            assert_eq!(answer["status"], "accepted", "{path}: {answer}");
+        }
+        let stored = log.read_from(0, 10, doraflow_eventlog::Body::Keep).unwrap();
+        let keys: Vec<&str> = stored.iter().map(|s| s.record.delivery.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "gitlab:k-1",
+                "argocd:bb42b013-3ce1-4207-a409-2898419d8e74:94fcc5e8673e0d2d7fbca6b1c6c455ba308314fc:Succeeded:2025-10-02T16:20:59Z:Healthy",
+                "cdevents:/event/source/123:271069a8-fc18-44f1-b38f-9d70a1695819",
+                "flux:7d0cdc51-ddcf-4743-b223-83ca5c699632:main@sha1:731f7eaddfb6af01cb2173e18f0f75b0ba780ef1:ReconciliationSucceeded:2022-10-28T07:31:02Z",
+            ]
+        );
+        // The GitLab token is a secret: not kept with the delivery.
+        assert!(
+            stored[0]
+                .record
+                .headers
+                .iter()
+                .all(|(name, _)| name != "x-gitlab-token")
+        );
+    }
+
+    #[tokio::test]
+    async fn gitlab_needs_a_delivery_id_and_cdevents_reads_binary_mode_keys() {
+        let (_dir, log, app) = setup(1 << 20);
+        let (status, answer) = send(
+            &app,
+            source_request(
+                "/webhooks/gitlab",
+                &fixture("gitlab/push.json"),
+                Some(SECRET),
+                &[],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"]["code"], "missing_header");
+        let (_, answer) = send(
+            &app,
+            source_request(
+                "/webhooks/gitlab",
+                &fixture("gitlab/push.json"),
+                Some(SECRET),
+                &[("x-gitlab-event-uuid", "u-1")],
+            ),
+        )
+        .await;
+        assert_eq!(answer["delivery"], "gitlab:u-1");
+        let (status, answer) = send(
+            &app,
+            source_request(
+                "/webhooks/cdevents",
+                &fixture("cdevents/v0.4.1/incident_detected.json"),
+                Some(SECRET),
+                &[
+                    ("ce-id", "e-9"),
+                    ("ce-source", "/pagerduty"),
+                    ("ce-specversion", "1.0"),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(answer["delivery"], "cdevents:/pagerduty:e-9");
+        let (status, answer) = send(
+            &app,
+            source_request("/webhooks/cdevents", b"{\"context\": 1}", Some(SECRET), &[]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let stored = log.read_from(0, 10, doraflow_eventlog::Body::Keep).unwrap();
+        assert_eq!(stored.len(), 2);
+    }
+
     #[tokio::test]
     async fn an_unwritable_log_gives_503() {
         let (log, _) = EmbeddedLog::open("/proc/doraflow-cannot-exist/log");
-        let ingest = Ingest::new(Arc::new(log), vec![SECRET.into()], vec![], 1 << 20);
+        let ingest = Ingest::new(Arc::new(log), all_sources(), 1 << 20);
         let app = router(Arc::new(ingest));
         let body = fixture("github/push.with-new-branch.json");
         let (status, answer) = send(

@@ -1,6 +1,7 @@
-//! Authenticity checks on the exact raw body: GitHub's `X-Hub-Signature-256` and PagerDuty's
-//! `X-PagerDuty-Signature` (HMAC-SHA256, hex), compared in constant time against every configured
-//! secret so that secrets can be rotated.
+//! Authenticity checks: HMAC-SHA256 signatures of the exact raw body (GitHub's
+//! `X-Hub-Signature-256`, Flux's `X-Signature`, PagerDuty's `X-PagerDuty-Signature`) and shared
+//! tokens (GitLab's `X-Gitlab-Token`, `Authorization: Bearer` for Argo CD and CDEvents), each
+//! compared in constant time against every configured secret so that secrets can be rotated.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -53,15 +54,59 @@ pub fn verify_github(
     header: Option<&str>,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    const NAME: &str = "X-Hub-Signature-256";
+    verify_sha256_header(secrets, header, "X-Hub-Signature-256", body)
+}
+
+/// Verifies Flux's `generic-hmac` `X-Signature: sha256=<hex>`.
+pub fn verify_flux(
+    secrets: &[String],
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    verify_sha256_header(secrets, header, "X-Signature", body)
+}
+
+/// Verifies a shared token (GitLab's `X-Gitlab-Token`, a bearer token) against every configured
+/// one. Both sides are hashed first, so the comparison takes the same time whatever the lengths.
+pub fn verify_token(
+    tokens: &[String],
+    given: Option<&str>,
+    name: &'static str,
+) -> Result<(), SignatureError> {
+    use sha2::Digest;
+    if tokens.is_empty() {
+        return Err(SignatureError::NotConfigured);
+    }
+    let given = given
+        .filter(|g| !g.is_empty())
+        .ok_or(SignatureError::Missing(name))?;
+    let given_hash = Sha256::digest(given.as_bytes());
+    let matched = tokens.iter().fold(false, |found, token| {
+        let expected = Sha256::digest(token.as_bytes());
+        found | doraflow_http::secrets_equal(&given_hash, &expected)
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Verifies a `sha256=<hex>` header.
+fn verify_sha256_header(
+    secrets: &[String],
+    header: Option<&str>,
+    name: &'static str,
+    body: &[u8],
+) -> Result<(), SignatureError> {
     if secrets.is_empty() {
         return Err(SignatureError::NotConfigured);
     }
-    let header = header.ok_or(SignatureError::Missing(NAME))?;
+    let header = header.ok_or(SignatureError::Missing(name))?;
     let hex = header
         .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed(NAME))?;
-    let given = decode_hex32(hex).ok_or(SignatureError::Malformed(NAME))?;
+        .ok_or(SignatureError::Malformed(name))?;
+    let given = decode_hex32(hex).ok_or(SignatureError::Malformed(name))?;
     if any_secret_matches(secrets, body, &given) {
         Ok(())
     } else {
@@ -116,6 +161,53 @@ mod tests {
         assert_eq!(
             verify_github(&secrets, Some(header), b"Hello, World?"),
             Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn tokens_match_any_configured_one_and_nothing_else() {
+        let tokens = vec!["new-token".to_string(), "old-token".to_string()];
+        assert_eq!(
+            verify_token(&tokens, Some("old-token"), "X-Gitlab-Token"),
+            Ok(())
+        );
+        assert_eq!(
+            verify_token(&tokens, Some("old-token "), "X-Gitlab-Token"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_token(&tokens, Some("new"), "X-Gitlab-Token"),
+            Err(SignatureError::Mismatch)
+        );
+        assert!(matches!(
+            verify_token(&tokens, None, "X-Gitlab-Token"),
+            Err(SignatureError::Missing(_))
+        ));
+        assert!(matches!(
+            verify_token(&tokens, Some(""), "X-Gitlab-Token"),
+            Err(SignatureError::Missing(_))
+        ));
+        assert_eq!(
+            verify_token(&[], Some("x"), "X-Gitlab-Token"),
+            Err(SignatureError::NotConfigured)
+        );
+    }
+
+    #[test]
+    fn flux_signatures_use_the_x_signature_header() {
+        let body = b"{}";
+        let header = format!("sha256={}", sign_hex(b"flux", body));
+        assert_eq!(
+            verify_flux(&["flux".to_string()], Some(&header), body),
+            Ok(())
+        );
+        assert_eq!(
+            verify_flux(&["other".to_string()], Some(&header), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_flux(&["flux".to_string()], None, body),
+            Err(SignatureError::Missing("X-Signature"))
         );
     }
 

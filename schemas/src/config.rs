@@ -111,15 +111,15 @@ impl Default for StorageConfig {
 pub struct SourcesConfig {
     /// GitHub: HMAC secrets for `X-Hub-Signature-256`.
     pub github: SecretsConfig,
-    /// GitLab: tokens for `X-Gitlab-Token` (ingestion comes with a later release).
+    /// GitLab: tokens for `X-Gitlab-Token`.
     pub gitlab: TokensConfig,
     /// PagerDuty V3: HMAC secrets for `X-PagerDuty-Signature`.
     pub pagerduty: SecretsConfig,
-    /// Argo CD: bearer tokens (ingestion comes with a later release).
+    /// Argo CD: bearer tokens.
     pub argocd: TokensConfig,
-    /// CDEvents: bearer tokens (ingestion comes with a later release).
+    /// CDEvents: bearer tokens.
     pub cdevents: TokensConfig,
-    /// Flux: HMAC secrets (ingestion comes with a later release).
+    /// Flux: HMAC secrets for `X-Signature` (`generic-hmac` provider).
     pub flux: SecretsConfig,
 }
 
@@ -479,17 +479,32 @@ impl Config {
     /// Human-readable warnings for a valid but probably unintended config.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.sources.github.secrets.is_empty() {
-            warnings.push(
-                "sources.github.secrets is empty: every GitHub delivery will be refused with 401"
-                    .into(),
-            );
-        }
-        if self.sources.pagerduty.secrets.is_empty() {
-            warnings.push(
-                "sources.pagerduty.secrets is empty: every PagerDuty delivery will be refused with 401"
-                    .into(),
-            );
+        let sources = &self.sources;
+        for (name, empty, key) in [
+            (
+                "GitHub",
+                sources.github.secrets.is_empty(),
+                "github.secrets",
+            ),
+            ("GitLab", sources.gitlab.tokens.is_empty(), "gitlab.tokens"),
+            (
+                "PagerDuty",
+                sources.pagerduty.secrets.is_empty(),
+                "pagerduty.secrets",
+            ),
+            ("Argo CD", sources.argocd.tokens.is_empty(), "argocd.tokens"),
+            (
+                "CDEvents",
+                sources.cdevents.tokens.is_empty(),
+                "cdevents.tokens",
+            ),
+            ("Flux", sources.flux.secrets.is_empty(), "flux.secrets"),
+        ] {
+            if empty {
+                warnings.push(format!(
+                    "sources.{key} is empty: every {name} delivery will be refused with 401"
+                ));
+            }
         }
         if self.api.tokens.is_empty() {
             warnings.push(

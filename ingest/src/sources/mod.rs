@@ -1,7 +1,11 @@
 //! One module per webhook source. Each turns a verified raw body into a [`Normalized`] outcome
 //! through narrow typed structs: only the fields the metrics need are read.
 
+pub mod argocd;
+pub mod cdevents;
+pub mod flux;
 pub mod github;
+pub mod gitlab;
 pub mod pagerduty;
 
 use doraflow_schemas::Event;
@@ -42,4 +46,60 @@ pub(crate) fn parse_time(
     doraflow_schemas::time::parse_rfc3339(text).ok_or_else(|| {
         NormalizeError::Unusable(format!("{field}: `{text}` is not an RFC 3339 time"))
     })
+}
+
+/// Parses the timestamp formats GitLab mixes in one payload: RFC 3339
+/// (`2013-12-03T17:23:34Z`, `2011-12-12T14:27:31+02:00`), `2016-08-12 15:23:28 UTC` and
+/// `2021-04-28 21:50:00 +0200`.
+pub(crate) fn parse_loose_time(
+    field: &str,
+    text: &str,
+) -> Result<doraflow_schemas::time::Timestamp, NormalizeError> {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    let text = text.trim();
+    if let Some(t) = doraflow_schemas::time::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    if let Some(naive) = text.strip_suffix(" UTC")
+        && let Ok(t) = NaiveDateTime::parse_from_str(naive, "%Y-%m-%d %H:%M:%S%.f")
+    {
+        return Ok(t.and_utc());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f %z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    Err(NormalizeError::Unusable(format!(
+        "{field}: `{text}` is not a time"
+    )))
+}
+
+/// True for a full 40-hex-digit commit SHA.
+pub(crate) fn is_full_sha(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doraflow_schemas::time::parse_rfc3339;
+
+    #[test]
+    fn gitlab_time_formats_all_parse_to_the_same_instant() {
+        let expected = parse_rfc3339("2021-04-28T19:50:00Z").unwrap();
+        for text in [
+            "2021-04-28T19:50:00Z",
+            "2021-04-28T21:50:00+02:00",
+            "2021-04-28 19:50:00 UTC",
+            "2021-04-28 21:50:00 +0200",
+            "2021-04-28T21:50:00+0200",
+        ] {
+            assert_eq!(parse_loose_time("t", text).unwrap(), expected, "{text}");
+        }
+        assert!(matches!(
+            parse_loose_time("t", "yesterday"),
+            Err(NormalizeError::Unusable(_))
+        ));
+    }
 }
