@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod catalog_files;
 mod check_config;
 mod config_file;
 mod logging;
@@ -64,6 +65,17 @@ enum Command {
     },
     /// Validate a configuration and say exactly what is wrong.
     CheckConfig,
+    /// The service catalog ([[services]] and Backstage files).
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Read every catalog source, check names and aliases, and list the services.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +89,9 @@ fn main() -> ExitCode {
             concurrency,
         } => replay::run(cli.config.as_deref(), &files, url, concurrency),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
+        Command::Catalog {
+            action: CatalogAction::Check,
+        } => catalog_files::check(cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

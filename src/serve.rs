@@ -27,7 +27,7 @@ pub fn run(
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let catalog = Catalog::new(&config.services)?;
+    let catalog = Catalog::new(&crate::catalog_files::services(&config)?)?;
     let definitions = config.definitions.compile()?;
     let data_dir = PathBuf::from(&config.storage.data_dir);
 

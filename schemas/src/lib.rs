@@ -2,6 +2,7 @@
 //! writes to the event log, and the fact rows that the aggregator derives and the API reads.
 //! No I/O lives here.
 
+pub mod backstage;
 pub mod config;
 pub mod event;
 pub mod fact;

@@ -1,10 +1,10 @@
 //! Engine tests on plain values: each metric rule on a small scenario, and order and duplicate
 //! independence.
 
-use doraflow_schemas::config::{Definitions, ServiceConfig};
+use doraflow_schemas::config::{ArgoApp, Definitions, FluxObject, ServiceConfig};
 use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate, PullRequestMerged,
-    Push,
+    AppKind, AppRef, Commit, DeploymentState, DeploymentUpdate, IncidentChange, IncidentUpdate,
+    PullRequestMerged, Push, Tier,
 };
 use doraflow_schemas::fact::FailureReason;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
@@ -403,4 +403,135 @@ fn a_forced_push_drops_undeployed_changes_it_does_not_carry_again() {
     let mut reversed = records.clone();
     reversed.reverse();
     assert_eq!(facts_of(&reversed), facts);
+}
+
+/// A deployment that names an application (Argo CD, Flux, CDEvents) instead of a repository.
+fn app_deploy(kind: AppKind, name: &str, label: &str, id: &str, sha: &str, at: Timestamp) -> Event {
+    Event::Deployment(DeploymentUpdate {
+        id: id.into(),
+        repo: None,
+        service_hint: None,
+        environment: label.into(),
+        revision: sha.into(),
+        state: Success,
+        at,
+        tier: None,
+        app: Some(AppRef {
+            kind,
+            name: name.into(),
+        }),
+    })
+}
+
+#[test]
+fn applications_map_through_the_catalog_with_their_pinned_environment() {
+    let catalog = Catalog::new(&[ServiceConfig {
+        name: "app".into(),
+        repos: vec![doraflow_schemas::config::RepoMapping {
+            repo: "acme/app".into(),
+            paths: vec![],
+        }],
+        argocd_apps: vec![ArgoApp {
+            app: "app-eu".into(),
+            environment: Some("production-eu".into()),
+        }],
+        flux_objects: vec![FluxObject {
+            object: "apps/app".into(),
+            environment: None,
+        }],
+        cdevents_services: vec!["app-svc".into()],
+        ..Default::default()
+    }])
+    .unwrap();
+    let mut engine = Engine::new(EngineState::default(), catalog, Definitions::default());
+    let records = [
+        record("p1", push("0000", "c1", &[("c1", t(1, 8), "feat: a")])),
+        // The pin wins over the label; the Flux object's label decides; CDEvents names its own.
+        record(
+            "a1",
+            app_deploy(AppKind::Argocd, "app-eu", "staging", "a1", "c1", t(1, 10)),
+        ),
+        record(
+            "f1",
+            app_deploy(AppKind::Flux, "apps/app", "staging", "f1", "c1", t(1, 11)),
+        ),
+        record(
+            "e1",
+            app_deploy(AppKind::Cdevents, "app-svc", "prod", "e1", "c1", t(1, 12)),
+        ),
+        // Unknown applications are services of their own name.
+        record(
+            "a2",
+            app_deploy(AppKind::Argocd, "billing", "", "a2", "c9", t(1, 12)),
+        ),
+    ];
+    for r in &records {
+        engine.apply(r);
+    }
+    let facts = engine.derive("app");
+    let by_id = |id: &str| {
+        facts
+            .deployments
+            .iter()
+            .find(|d| d.id == format!("github:{id}"))
+            .unwrap_or_else(|| panic!("{id} in {:?}", facts.deployments))
+    };
+    assert_eq!(
+        (by_id("a1").environment.as_str(), by_id("a1").production),
+        ("production-eu", true)
+    );
+    assert_eq!(
+        (by_id("f1").environment.as_str(), by_id("f1").production),
+        ("staging", false)
+    );
+    assert_eq!(
+        (by_id("e1").environment.as_str(), by_id("e1").production),
+        ("prod", true)
+    );
+    // The first production deployment of c1 deploys it; the next one redeploys it.
+    assert!(by_id("a1").linked);
+    assert_eq!(facts.changes[0].deployed_by.as_deref(), Some("github:a1"));
+    let billing = engine.derive("billing");
+    assert_eq!(billing.deployments.len(), 1);
+    assert_eq!(billing.deployments[0].environment, "production");
+    assert!(billing.deployments[0].production);
+}
+
+#[test]
+fn a_stated_tier_decides_over_the_environment_name() {
+    let mut engine = engine();
+    for (id, env, tier) in [
+        ("1", "eu-live", Some(Tier::Production)),
+        ("2", "production", Some(Tier::Staging)),
+        ("3", "production", None),
+    ] {
+        let Event::Deployment(mut d) = deploy(id, "c1", env, Success, t(1, 10)) else {
+            unreachable!()
+        };
+        d.tier = tier;
+        engine.apply(&record(id, Event::Deployment(d)));
+    }
+    let facts = engine.derive("app");
+    let production: Vec<(&str, bool)> = facts
+        .deployments
+        .iter()
+        .map(|d| (d.id.as_str(), d.production))
+        .collect();
+    assert_eq!(
+        production,
+        vec![("github:1", true), ("github:2", false), ("github:3", true)]
+    );
+}
+
+#[test]
+fn commits_a_push_does_not_list_are_counted_once() {
+    let mut engine = engine();
+    let Event::Push(mut p) = push("0000", "c2", &[("c2", t(1, 8), "feat: a")]) else {
+        unreachable!()
+    };
+    p.commits_not_listed = 18;
+    let r = record("p1", Event::Push(p));
+    engine.apply(&r);
+    engine.apply(&r);
+    assert_eq!(engine.state().commits_not_listed.get("app"), Some(&18));
 }
