@@ -202,7 +202,8 @@ impl Catalog {
 
     /// The service and environment of an application (metrics.md §1): the catalog's alias and
     /// pin; else the application's own name, its `environment` label, else `production`. A
-    /// Flux object `namespace/name` is looked up as such, then by its name alone.
+    /// Flux object `namespace/name` is looked up as such, then by its name alone; unmapped, its
+    /// service is its name (the namespace usually names the environment or the cluster).
     pub fn app<'a>(&'a self, app: &'a AppRef, label: Option<&'a str>) -> (&'a str, &'a str) {
         let label = label.filter(|l| !l.is_empty());
         let mapped = self.apps.get(&(app.kind, app.name.clone())).or_else(|| {
@@ -216,7 +217,13 @@ impl Catalog {
                 service,
                 pin.as_deref().or(label).unwrap_or(APP_DEFAULT_ENVIRONMENT),
             ),
-            None => (&app.name, label.unwrap_or(APP_DEFAULT_ENVIRONMENT)),
+            None => {
+                let name = match app.kind {
+                    AppKind::Flux => app.name.rsplit_once('/').map_or(&app.name[..], |(_, n)| n),
+                    _ => &app.name,
+                };
+                (name, label.unwrap_or(APP_DEFAULT_ENVIRONMENT))
+            }
         }
     }
 

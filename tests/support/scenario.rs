@@ -17,8 +17,26 @@ use sha2::{Digest, Sha256};
 pub const GITHUB_SECRET: &str = "example-github-secret";
 /// Secret of the PagerDuty webhooks in the scenario's config.
 pub const PAGERDUTY_SECRET: &str = "example-pagerduty-secret";
+/// Token of the GitLab webhooks in the mixed scenario's config.
+pub const GITLAB_TOKEN: &str = "example-gitlab-token";
+/// Bearer token of the Argo CD notifications in the mixed scenario's config.
+pub const ARGOCD_TOKEN: &str = "example-argocd-token";
+/// Bearer token of the CDEvents deliveries in the mixed scenario's config.
+pub const CDEVENTS_TOKEN: &str = "example-cdevents-token";
+/// HMAC secret of the Flux provider in the mixed scenario's config.
+pub const FLUX_SECRET: &str = "example-flux-secret";
 /// Days in the scenario.
 pub const DAYS: i64 = 30;
+
+/// Which tools send the scenario's activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// Changes and deployments from GitHub, incidents from PagerDuty.
+    GithubAndPagerduty,
+    /// The same activity from every source: checkout's changes from GitLab, deployments in turn
+    /// from GitHub, GitLab, Argo CD, Flux and CDEvents, every other incident from CDEvents.
+    Mixed,
+}
 
 /// The first day of the scenario (midnight UTC).
 pub fn start() -> DateTime<Utc> {
@@ -28,7 +46,7 @@ pub fn start() -> DateTime<Utc> {
 /// One delivery as a source sends it.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    /// `/webhooks/github` or `/webhooks/pagerduty`.
+    /// `/webhooks/<source>`.
     pub endpoint: &'static str,
     /// Headers, signature included.
     pub headers: Vec<(String, String)>,
@@ -107,6 +125,43 @@ pub fn config_toml(listen: &str, api_tokens: &str) -> String {
     text
 }
 
+/// The mixed scenario's config: every source's secret, and the catalog from the Backstage files
+/// [`write_backstage`] writes under `catalog_dir` (no `[[services]]`).
+pub fn config_toml_mixed(listen: &str, catalog_dir: &std::path::Path) -> String {
+    format!(
+        "[server]\nlisten = \"{listen}\"\n\n[sources.github]\nsecrets = [\"{GITHUB_SECRET}\"]\n\
+         [sources.pagerduty]\nsecrets = [\"{PAGERDUTY_SECRET}\"]\n[sources.gitlab]\ntokens = [\"{GITLAB_TOKEN}\"]\n\
+         [sources.argocd]\ntokens = [\"{ARGOCD_TOKEN}\"]\n[sources.cdevents]\ntokens = [\"{CDEVENTS_TOKEN}\"]\n\
+         [sources.flux]\nsecrets = [\"{FLUX_SECRET}\"]\n\n[catalog]\nbackstage = [\"{}/*/catalog-info.yaml\"]\n",
+        catalog_dir.display()
+    )
+}
+
+/// One Backstage `catalog-info.yaml` per service of the scenario, under `dir/<service>/`.
+pub fn write_backstage(dir: &std::path::Path) {
+    for s in services() {
+        // checkout's code lives on GitLab in the mixed scenario.
+        let slug = if s.name == "checkout" {
+            "gitlab.com/project-slug"
+        } else {
+            "github.com/project-slug"
+        };
+        let text = format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  \
+             annotations:\n    {slug}: {repo}\n    pagerduty.com/service-id: {pd}\n    \
+             argocd/app-name: {name}-production, {name}-staging\nspec:\n  type: service\n  \
+             lifecycle: production\n  owner: group:default/{team}\n",
+            name = s.name,
+            repo = s.repo,
+            pd = s.pagerduty_id,
+            team = s.team,
+        );
+        let path = dir.join(s.name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("catalog-info.yaml"), text).unwrap();
+    }
+}
+
 /// A deterministic pseudo-random sequence (xorshift64*).
 pub struct Rng(u64);
 
@@ -172,6 +227,19 @@ struct Builder {
     deliveries: Vec<Delivery>,
     hook_id: u64,
     next_id: u64,
+    sources: Sources,
+    /// Deployments made so far (the mixed scenario takes the tools in turn).
+    deployments: u64,
+}
+
+/// The tools a deployment can come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeployTool {
+    Github,
+    Gitlab,
+    Argocd,
+    Flux,
+    Cdevents,
 }
 
 impl Builder {
@@ -200,6 +268,46 @@ impl Builder {
             body,
             service: service.into(),
         });
+    }
+
+    fn send(
+        &mut self,
+        service: &str,
+        endpoint: &'static str,
+        mut headers: Vec<(String, String)>,
+        body: Value,
+    ) {
+        let body = body.to_string();
+        match endpoint {
+            "/webhooks/flux" => headers.push((
+                "x-signature".into(),
+                format!("sha256={}", sign(FLUX_SECRET, &body)),
+            )),
+            "/webhooks/gitlab" => headers.push(("x-gitlab-token".into(), GITLAB_TOKEN.into())),
+            "/webhooks/argocd" => {
+                headers.push(("authorization".into(), format!("Bearer {ARGOCD_TOKEN}")))
+            }
+            _ => headers.push(("authorization".into(), format!("Bearer {CDEVENTS_TOKEN}"))),
+        }
+        self.deliveries.push(Delivery {
+            endpoint,
+            headers,
+            body,
+            service: service.into(),
+        });
+    }
+
+    fn gitlab(&mut self, service: &str, event: &str, body: Value) {
+        let n = self.id();
+        let key = format!("{:08x}-1111-4000-8000-{n:012x}", self.hook_id);
+        let headers = vec![
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), "GitLab/18.5.0".into()),
+            ("x-gitlab-event".into(), event.into()),
+            ("idempotency-key".into(), key.clone()),
+            ("x-gitlab-event-uuid".into(), key),
+        ];
+        self.send(service, "/webhooks/gitlab", headers, body);
     }
 
     fn pagerduty(&mut self, service: &str, body: Value) {
@@ -271,6 +379,32 @@ impl Builder {
         finished: DateTime<Utc>,
         success: bool,
     ) {
+        let tool = match self.sources {
+            Sources::GithubAndPagerduty => DeployTool::Github,
+            Sources::Mixed => {
+                self.deployments += 1;
+                match (self.deployments % 5, success) {
+                    (0, _) => DeployTool::Github,
+                    (1, _) => DeployTool::Gitlab,
+                    (2, _) => DeployTool::Argocd,
+                    (3, _) => DeployTool::Flux,
+                    // CDEvents has no failed deployment: GitLab reports those.
+                    (_, true) => DeployTool::Cdevents,
+                    (_, false) => DeployTool::Gitlab,
+                }
+            }
+        };
+        match tool {
+            DeployTool::Github => {}
+            DeployTool::Gitlab => {
+                return self.deploy_gitlab(spec, repo_id, sha, env, created, finished, success);
+            }
+            DeployTool::Argocd => {
+                return self.deploy_argocd(spec, sha, env, created, finished, success);
+            }
+            DeployTool::Flux => return self.deploy_flux(spec, sha, env, finished, success),
+            DeployTool::Cdevents => return self.deploy_cdevents(spec, sha, env, finished),
+        }
         let id = 100_000_000 + self.id();
         let deployment = deployment_object(spec, id, sha, env, created);
         self.github(spec.name, "deployment", json!({
@@ -300,6 +434,9 @@ impl Builder {
         opened: DateTime<Utc>,
         resolved: DateTime<Utc>,
     ) {
+        if self.sources == Sources::Mixed && number % 2 == 1 {
+            return self.incident_cdevents(spec, number, title, opened, resolved);
+        }
         let incident_id = format!("Q{:013X}", 0xABC000 + number);
         let mk = |event_type: &str, status: &str, at: DateTime<Utc>, event_id: u64| {
             json!({"event": {
@@ -340,14 +477,244 @@ impl Builder {
     }
 }
 
+impl Builder {
+    #[allow(clippy::too_many_arguments)]
+    fn deploy_gitlab(
+        &mut self,
+        spec: &ServiceSpec,
+        repo_id: u64,
+        sha: &str,
+        env: &str,
+        created: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        success: bool,
+    ) {
+        let deployment_id = self.id();
+        let job = 900_000 + self.id();
+        // GitLab's own time format, at a +02:00 offset.
+        let gitlab_time = |t: DateTime<Utc>| {
+            t.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+                .format("%Y-%m-%d %H:%M:%S %z")
+                .to_string()
+        };
+        for (status, at) in [
+            ("running", created),
+            (if success { "success" } else { "failed" }, finished),
+        ] {
+            self.gitlab(spec.name, "Deployment Hook", json!({
+                "object_kind": "deployment", "status": status, "status_changed_at": gitlab_time(at),
+                "deployment_id": deployment_id, "deployable_id": job,
+                "deployable_url": format!("https://gitlab.com/{}/-/jobs/{job}", spec.repo),
+                "environment": env, "environment_tier": env, "environment_slug": env,
+                "environment_external_url": null,
+                "project": {"id": repo_id, "name": spec.name, "path_with_namespace": spec.repo,
+                            "default_branch": "main", "web_url": format!("https://gitlab.com/{}", spec.repo)},
+                "short_sha": &sha[..8], "user": user(), "user_url": "https://gitlab.com/octo-deployer",
+                "commit_url": format!("https://gitlab.com/{}/-/commit/{sha}", spec.repo),
+                "commit_title": "deploy", "ref": "main"
+            }));
+        }
+    }
+
+    fn deploy_argocd(
+        &mut self,
+        spec: &ServiceSpec,
+        sha: &str,
+        env: &str,
+        created: DateTime<Utc>,
+        finished: DateTime<Utc>,
+        success: bool,
+    ) {
+        let name = format!("{}-{env}", spec.name);
+        let uid = format!("uid-{name}");
+        let app = |phase: &str, health: &str, finished_at: Option<DateTime<Utc>>| {
+            let mut operation = json!({"phase": phase, "startedAt": rfc(created),
+                "operation": {"sync": {"revision": sha}}, "message": "sync"});
+            if let Some(t) = finished_at {
+                operation["finishedAt"] = rfc(t).into();
+                operation["syncResult"] = json!({"revision": sha,
+                    "source": {"repoURL": format!("https://github.com/{}", spec.repo), "path": "deploy"}});
+            }
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": name, "namespace": "argocd", "uid": uid,
+                             "labels": {"environment": env}},
+                "spec": {"destination": {"server": "https://kubernetes.default.svc", "namespace": spec.name},
+                         "source": {"repoURL": format!("https://github.com/{}", spec.repo), "path": "deploy", "targetRevision": "HEAD"}},
+                "status": {"operationState": operation,
+                           "health": {"status": health, "lastTransitionTime": rfc(finished_at.unwrap_or(created))},
+                           "sync": {"status": "Synced", "revision": sha}}
+            })
+        };
+        let context =
+            json!({"argocdUrl": "https://argocd.acme.test", "notificationType": "webhook"});
+        let running = json!({"trigger": "on-sync-running", "app": app("Running", "Progressing", None), "context": context});
+        self.send(
+            spec.name,
+            "/webhooks/argocd",
+            vec![("content-type".into(), "application/json".into())],
+            running,
+        );
+        let done = if success {
+            json!({"trigger": "on-deployed", "app": app("Succeeded", "Healthy", Some(finished)), "context": context})
+        } else {
+            json!({"trigger": "on-sync-failed", "app": app("Failed", "Progressing", Some(finished)), "context": context})
+        };
+        self.send(
+            spec.name,
+            "/webhooks/argocd",
+            vec![("content-type".into(), "application/json".into())],
+            done,
+        );
+    }
+
+    fn deploy_flux(
+        &mut self,
+        spec: &ServiceSpec,
+        sha: &str,
+        env: &str,
+        finished: DateTime<Utc>,
+        success: bool,
+    ) {
+        let (severity, reason) = if success {
+            ("info", "ReconciliationSucceeded")
+        } else {
+            ("error", "HealthCheckFailed")
+        };
+        let body = json!({
+            "involvedObject": {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                               "name": spec.name, "namespace": env,
+                               "uid": format!("f1f1f1f1-0000-4000-8000-{:012x}", spec.repo.len() * 10 + env.len())},
+            "metadata": {"kustomize.toolkit.fluxcd.io/revision": format!("main@sha1:{sha}"), "environment": env},
+            "severity": severity, "reason": reason,
+            "message": if success { "Reconciliation finished in 3.2s, next run in 10m0s" } else { "health check failed" },
+            "reportingController": "kustomize-controller", "reportingInstance": "kustomize-controller-7c8d9",
+            "timestamp": rfc(finished)
+        });
+        self.send(
+            spec.name,
+            "/webhooks/flux",
+            vec![
+                ("content-type".into(), "application/json".into()),
+                ("gotk-component".into(), "kustomize-controller".into()),
+            ],
+            body,
+        );
+    }
+
+    fn deploy_cdevents(
+        &mut self,
+        spec: &ServiceSpec,
+        sha: &str,
+        env: &str,
+        finished: DateTime<Utc>,
+    ) {
+        let id = format!("cd000000-0000-4000-8000-{:012x}", self.id());
+        let event = json!({
+            "context": {"specversion": "0.5.1", "id": id, "source": format!("/ci/{}", spec.name),
+                        "type": "dev.cdevents.service.deployed.0.3.0", "timestamp": rfc(finished)},
+            "subject": {"id": spec.name, "source": format!("/ci/{}", spec.name),
+                        "content": {"environment": {"id": env},
+                                    "artifactId": format!("pkg:github/{}@{sha}", spec.repo)}}
+        });
+        // Every other one as a binary-mode CloudEvent, the rest as bare CDEvents.
+        let headers = if self.deployments % 2 == 0 {
+            vec![
+                ("content-type".into(), "application/json".into()),
+                ("ce-specversion".into(), "1.0".into()),
+                ("ce-id".into(), id.clone()),
+                ("ce-source".into(), format!("/ci/{}", spec.name)),
+                (
+                    "ce-type".into(),
+                    "dev.cdevents.service.deployed.0.3.0".into(),
+                ),
+            ]
+        } else {
+            vec![("content-type".into(), "application/json".into())]
+        };
+        self.send(spec.name, "/webhooks/cdevents", headers, event);
+    }
+
+    fn incident_cdevents(
+        &mut self,
+        spec: &ServiceSpec,
+        number: u64,
+        title: &str,
+        opened: DateTime<Utc>,
+        resolved: DateTime<Utc>,
+    ) {
+        for (predicate, at, version) in [
+            ("detected", opened, "0.5.1"),
+            ("resolved", resolved, "0.4.1"),
+        ] {
+            let id = format!("ce000000-0000-4000-8000-{:012x}", self.id());
+            let (version_key, type_version) = if version == "0.5.1" {
+                ("specversion", "0.3.0")
+            } else {
+                ("version", "0.2.0")
+            };
+            let mut context = json!({"id": id, "source": "/monitoring/prod",
+                "type": format!("dev.cdevents.incident.{predicate}.{type_version}"), "timestamp": rfc(at)});
+            context[version_key] = version.into();
+            let event = json!({
+                "context": context,
+                "subject": {"id": format!("incident-{number}"), "source": "/monitoring/prod",
+                            "content": {"description": title, "environment": {"id": "production"},
+                                        "service": {"id": spec.name}}}
+            });
+            // Structured-mode CloudEvents.
+            let envelope = json!({"specversion": "1.0", "id": id, "source": "/monitoring/prod",
+                "type": format!("dev.cdevents.incident.{predicate}.{type_version}"),
+                "datacontenttype": "application/json", "data": event});
+            self.send(
+                spec.name,
+                "/webhooks/cdevents",
+                vec![("content-type".into(), "application/cloudevents+json".into())],
+                envelope,
+            );
+        }
+    }
+
+    /// A push of checkout's commits as GitLab sends it.
+    fn push_gitlab(&mut self, spec: &ServiceSpec, repo_id: u64, before: &str, commits: &[Value]) {
+        let after = commits.last().unwrap()["id"].as_str().unwrap().to_string();
+        let commits: Vec<Value> = commits
+            .iter()
+            .map(|c| {
+                let message = c["message"].as_str().unwrap();
+                json!({"id": c["id"], "message": message, "title": message.lines().next().unwrap(),
+                       "timestamp": c["timestamp"], "url": format!("https://gitlab.com/{}/-/commit/{}", spec.repo, c["id"].as_str().unwrap()),
+                       "author": {"name": "Dev", "email": "dev@acme.test"},
+                       "added": [], "modified": c["modified"], "removed": []})
+            })
+            .collect();
+        self.gitlab(spec.name, "Push Hook", json!({
+            "object_kind": "push", "event_name": "push", "before": before, "after": after,
+            "ref": "refs/heads/main", "ref_protected": true, "checkout_sha": after,
+            "user_id": 4242424, "user_name": "Dev", "user_username": "dev", "project_id": repo_id,
+            "project": {"id": repo_id, "name": spec.name, "path_with_namespace": spec.repo,
+                        "default_branch": "main", "web_url": format!("https://gitlab.com/{}", spec.repo)},
+            "commits": commits, "total_commits_count": commits.len(),
+            "repository": {"name": spec.name, "homepage": format!("https://gitlab.com/{}", spec.repo)}
+        }));
+    }
+}
+
 /// Builds the month: per service and day a push, usually a deployment (with a staging one before
 /// it), and on some days a failed attempt, an incident, a rollback or only hotfix commits.
 pub fn month(seed: u64) -> Scenario {
+    month_from(seed, Sources::GithubAndPagerduty)
+}
+
+/// The same month sent by the given tools.
+pub fn month_from(seed: u64, sources: Sources) -> Scenario {
     let mut rng = Rng::new(seed);
     let mut b = Builder {
         deliveries: Vec::new(),
         hook_id: 4_000_000 + seed,
         next_id: 0,
+        sources,
+        deployments: 0,
     };
     let mut model: BTreeMap<String, ModelService> = BTreeMap::new();
     let mut incident_number = 0;
@@ -402,7 +769,11 @@ pub fn month(seed: u64) -> Scenario {
                 pending.push((commit_sha, at, hotfix_day));
             }
             let after = pending.last().unwrap().0.clone();
-            b.github(spec.name, "push", json!({
+            if sources == Sources::Mixed && spec.name == "checkout" {
+                b.push_gitlab(&spec, repo_id, &head, &commits);
+                head = after.clone();
+            } else {
+                b.github(spec.name, "push", json!({
                 "ref": "refs/heads/main", "before": head, "after": after, "created": false, "deleted": false,
                 "forced": false, "base_ref": null,
                 "compare": format!("https://github.com/{}/compare/{}...{}", spec.repo, &head[..12], &after[..12]),
@@ -410,7 +781,8 @@ pub fn month(seed: u64) -> Scenario {
                 "repository": repository(&spec, repo_id), "pusher": {"name": "dev", "email": "dev@acme.test"},
                 "sender": user()
             }));
-            head = after.clone();
+                head = after.clone();
+            }
 
             if kind == 0 {
                 continue; // no deployment today: the commits wait for the next one
@@ -603,6 +975,7 @@ pub fn expected(
         "rework_rate": {"deployments": deployments.len(), "rework": rework, "rate": if count > 0.0 { Some(rework as f64 / count) } else { None }},
         "data_quality": {"deployments_linked": if count > 0.0 { Some(1.0) } else { None },
                          "incidents_attributed": if opened.is_empty() { None } else { Some(opened.iter().filter(|a| **a).count() as f64 / opened.len() as f64) },
-                         "unlinked_revisions": 0, "duplicates_ignored": duplicates, "clock_skew_changes": 0, "dropped_changes": 0}
+                         "unlinked_revisions": 0, "duplicates_ignored": duplicates, "clock_skew_changes": 0, "dropped_changes": 0,
+                         "commits_not_listed": 0}
     })
 }

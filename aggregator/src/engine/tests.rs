@@ -495,6 +495,12 @@ fn applications_map_through_the_catalog_with_their_pinned_environment() {
     assert_eq!(billing.deployments.len(), 1);
     assert_eq!(billing.deployments[0].environment, "production");
     assert!(billing.deployments[0].production);
+    // An unmapped Flux object is the service of its name, whatever its namespace.
+    engine.apply(&record(
+        "f2",
+        app_deploy(AppKind::Flux, "prod-eu/search", "", "f2", "c9", t(1, 13)),
+    ));
+    assert_eq!(engine.derive("search").deployments.len(), 1);
 }
 
 #[test]

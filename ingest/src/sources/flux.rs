@@ -4,8 +4,11 @@
 //! An `info` event whose reason ends in `Succeeded` (`ReconciliationSucceeded`,
 //! `InstallSucceeded`, `UpgradeSucceeded`, `RollbackSucceeded`) is a successful deployment of
 //! the revision in its metadata; an `error` event a failed one. Tests and uninstalls, progress
-//! reports and every other kind are authentic but ignored. One object and revision is one
-//! attempt: a retry that succeeds after a failure ends it as a success.
+//! reports and every other kind are authentic but ignored.
+//!
+//! Flux reports a success only when a reconciliation applied something, so each success event
+//! is one deployment (a later return to an older revision is a new one, a rollback). Failures
+//! repeat on every retry: all failures of one object at one revision are one failed attempt.
 
 use std::collections::BTreeMap;
 
@@ -117,7 +120,10 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, NormalizeError> {
     };
     Ok(Normalized::Events(vec![Event::Deployment(
         DeploymentUpdate {
-            id: format!("{}:{revision}", object.uid),
+            id: match state {
+                DeploymentState::Failure => format!("{}:{revision}:failed", object.uid),
+                _ => format!("{}:{revision}@{}", object.uid, event.timestamp),
+            },
             repo: None,
             service_hint: None,
             environment: event
@@ -175,7 +181,7 @@ mod tests {
         assert_eq!(
             d,
             DeploymentUpdate {
-                id: "7d0cdc51-ddcf-4743-b223-83ca5c699632:main/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1".into(),
+                id: "7d0cdc51-ddcf-4743-b223-83ca5c699632:main/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1:failed".into(),
                 repo: None,
                 service_hint: None,
                 environment: String::new(),
