@@ -272,6 +272,61 @@ mod tests {
         }
     }
 
+    /// The body templates of the `argocd-notifications-cm` snippet in docs/sources/argocd.md.
+    fn documented_templates() -> Vec<String> {
+        let doc = std::fs::read_to_string(format!(
+            "{}/../docs/sources/argocd.md",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let lines: Vec<&str> = doc.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0].trim() == "body: |")
+            .map(|w| w[1].trim().to_string())
+            .collect()
+    }
+
+    /// Renders a template as the notifications controller does for these two variables:
+    /// `toJson` of the Application and of the context.
+    fn render(template: &str, captured: &serde_json::Value) -> Vec<u8> {
+        template
+            .replace("{{toJson .app}}", &captured["app"].to_string())
+            .replace("{{toJson .context}}", &captured["context"].to_string())
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_documented_templates_render_bodies_that_parse_for_every_captured_application() {
+        let templates = documented_templates();
+        assert_eq!(templates.len(), 4, "{templates:?}");
+        let dir = format!("{}/tests/fixtures/argocd", env!("CARGO_MANIFEST_DIR"));
+        let mut deployments = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let captured: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for template in &templates {
+                let body = render(template, &captured);
+                assert!(
+                    !String::from_utf8_lossy(&body).contains("{{toJson"),
+                    "unrendered: {template}"
+                );
+                let out = normalize(&body, t("2026-11-01T00:00:00Z"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                delivery_key(&body).unwrap();
+                if let Normalized::Events(events) = out {
+                    deployments += events
+                        .iter()
+                        .filter(|e| matches!(e, Event::Deployment(_)))
+                        .count();
+                }
+            }
+        }
+        // Six captured Applications have a sync operation (and are not being deleted).
+        assert_eq!(deployments, 6 * 4);
+    }
+
     #[test]
     fn a_succeeded_healthy_sync_is_a_successful_deployment_and_a_healthy_report() {
         let events = events("008_sync_podinfo_1_2.json", "on-deployed");
