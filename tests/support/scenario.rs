@@ -618,7 +618,7 @@ impl Builder {
                                     "artifactId": format!("pkg:github/{}@{sha}", spec.repo)}}
         });
         // Every other one as a binary-mode CloudEvent, the rest as bare CDEvents.
-        let headers = if self.deployments % 2 == 0 {
+        let headers = if self.deployments.is_multiple_of(2) {
             vec![
                 ("content-type".into(), "application/json".into()),
                 ("ce-specversion".into(), "1.0".into()),
