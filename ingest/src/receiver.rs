@@ -87,55 +87,51 @@ impl IntoResponse for IngestOutcome {
 /// The webhook routes.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
-        .route("/webhooks/github", post(github))
-        .route("/webhooks/pagerduty", post(pagerduty))
-        .route("/webhooks/gitlab", post(gitlab))
-        .route("/webhooks/argocd", post(argocd))
-        .route("/webhooks/cdevents", post(cdevents))
-        .route("/webhooks/flux", post(flux))
+        .route("/webhooks/github", post(route(Ingest::github)))
+        .route("/webhooks/pagerduty", post(route(Ingest::pagerduty)))
+        .route("/webhooks/gitlab", post(route(Ingest::gitlab)))
+        .route("/webhooks/argocd", post(route(Ingest::argocd)))
+        .route("/webhooks/cdevents", post(route(Ingest::cdevents)))
+        .route("/webhooks/flux", post(route(Ingest::flux)))
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
 }
 
-async fn github(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.github(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
+/// An axum handler for one source's receiving method: its outcome or its error as the answer.
+fn route<F>(
+    receive: F,
+) -> impl Fn(State<Arc<Ingest>>, Request) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    F: for<'a> AsyncReceive<'a> + Copy + Send + Sync + 'static,
+{
+    move |State(ingest): State<Arc<Ingest>>, request: Request| {
+        Box::pin(async move {
+            match receive.call(&ingest, request).await {
+                Ok(outcome) => outcome.into_response(),
+                Err(error) => error.into_response(),
+            }
+        })
     }
 }
 
-async fn pagerduty(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.pagerduty(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
-    }
+/// A receiving method of [`Ingest`]: `async fn(&Ingest, Request) -> Result<IngestOutcome, _>`.
+trait AsyncReceive<'a> {
+    type Future: Future<Output = Result<IngestOutcome, HttpError>> + Send + 'a;
+    fn call(&self, ingest: &'a Ingest, request: Request) -> Self::Future;
 }
 
-async fn gitlab(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.gitlab(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn argocd(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.argocd(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn cdevents(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.cdevents(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn flux(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
-    match ingest.flux(request).await {
-        Ok(outcome) => outcome.into_response(),
-        Err(error) => error.into_response(),
+impl<'a, F, Fut> AsyncReceive<'a> for F
+where
+    F: Fn(&'a Ingest, Request) -> Fut,
+    Fut: Future<Output = Result<IngestOutcome, HttpError>> + Send + 'a,
+{
+    type Future = Fut;
+    fn call(&self, ingest: &'a Ingest, request: Request) -> Fut {
+        self(ingest, request)
     }
 }
 

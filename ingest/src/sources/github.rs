@@ -2,11 +2,11 @@
 //! and `ping`. Everything else is authentic but ignored.
 
 use doraflow_schemas::Event;
-use doraflow_schemas::event::{Commit, DeploymentState, DeploymentUpdate, PullRequestMerged, Push};
+use doraflow_schemas::event::{DeploymentState, DeploymentUpdate, PullRequestMerged, Push};
 use doraflow_schemas::time::Timestamp;
 use serde::Deserialize;
 
-use super::{NormalizeError, Normalized, parse_time};
+use super::{NormalizeError, Normalized, PushCommit, parse_time};
 
 #[derive(Deserialize)]
 struct Repository {
@@ -32,20 +32,6 @@ struct PushPayload {
     #[serde(default)]
     head_commit: Option<PushCommit>,
     repository: Repository,
-}
-
-#[derive(Deserialize)]
-struct PushCommit {
-    id: String,
-    timestamp: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +130,7 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         })?;
     let mut commits = Vec::with_capacity(payload.commits.len());
     for commit in payload.commits {
-        commits.push(commit_of(commit)?);
+        commits.push(commit.into_commit()?);
     }
     let pushed_at = match &payload.head_commit {
         Some(head) => parse_time("head_commit.timestamp", &head.timestamp)?,
@@ -161,28 +147,6 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         commits,
         commits_not_listed: 0,
     })]))
-}
-
-fn commit_of(commit: PushCommit) -> Result<Commit, NormalizeError> {
-    if commit.id.is_empty() {
-        return Err(NormalizeError::Unusable("a commit has an empty id".into()));
-    }
-    let timestamp = parse_time("commits[].timestamp", &commit.timestamp)?;
-    let title = commit
-        .message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut files = commit.added;
-    files.extend(commit.modified);
-    files.extend(commit.removed);
-    Ok(Commit {
-        sha: commit.id.into(),
-        timestamp,
-        title: title.into(),
-        files,
-    })
 }
 
 fn pull_request(payload: PullRequestPayload) -> Result<Normalized, NormalizeError> {

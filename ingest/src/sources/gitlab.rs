@@ -6,13 +6,11 @@
 //! Pipeline Hook reporting the same job merge into one attempt.
 
 use doraflow_schemas::Event;
-use doraflow_schemas::event::{
-    Commit, DeploymentState, DeploymentUpdate, PullRequestMerged, Push, Tier,
-};
+use doraflow_schemas::event::{DeploymentState, DeploymentUpdate, PullRequestMerged, Push, Tier};
 use doraflow_schemas::time::Timestamp;
 use serde::Deserialize;
 
-use super::{NormalizeError, Normalized, is_full_sha, parse_loose_time};
+use super::{NormalizeError, Normalized, PushCommit, is_full_sha, parse_loose_time};
 
 /// A branch head of all zeros: the branch was created or deleted.
 const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
@@ -41,20 +39,6 @@ struct PushPayload {
     #[serde(default)]
     total_commits_count: Option<u64>,
     project: Project,
-}
-
-#[derive(Deserialize)]
-struct PushCommit {
-    id: String,
-    timestamp: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,7 +155,7 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         .map_or(0, |total| total.saturating_sub(listed));
     let mut commits = Vec::with_capacity(payload.commits.len());
     for commit in payload.commits {
-        commits.push(commit_of(commit)?);
+        commits.push(commit.into_commit()?);
     }
     // GitLab names no push time: the head commit's time, else the time it arrived.
     let pushed_at = commits
@@ -190,28 +174,6 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         commits,
         commits_not_listed,
     })]))
-}
-
-fn commit_of(commit: PushCommit) -> Result<Commit, NormalizeError> {
-    if commit.id.is_empty() {
-        return Err(NormalizeError::Unusable("a commit has an empty id".into()));
-    }
-    let timestamp = parse_loose_time("commits[].timestamp", &commit.timestamp)?;
-    let title = commit
-        .message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut files = commit.added;
-    files.extend(commit.modified);
-    files.extend(commit.removed);
-    Ok(Commit {
-        sha: commit.id.into(),
-        timestamp,
-        title: title.into(),
-        files,
-    })
 }
 
 fn merge_request(payload: MergeRequestPayload) -> Result<Normalized, NormalizeError> {

@@ -10,6 +10,41 @@ pub mod pagerduty;
 
 use doraflow_schemas::Event;
 
+/// A commit as GitHub and GitLab list it in a push.
+#[derive(serde::Deserialize)]
+pub(crate) struct PushCommit {
+    id: String,
+    timestamp: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+impl PushCommit {
+    /// The commit with its first message line as title and every file it touched.
+    pub(crate) fn into_commit(self) -> Result<doraflow_schemas::event::Commit, NormalizeError> {
+        if self.id.is_empty() {
+            return Err(NormalizeError::Unusable("a commit has an empty id".into()));
+        }
+        let timestamp = parse_loose_time("commits[].timestamp", &self.timestamp)?;
+        let title = self.message.lines().next().unwrap_or_default().to_string();
+        let mut files = self.added;
+        files.extend(self.modified);
+        files.extend(self.removed);
+        Ok(doraflow_schemas::event::Commit {
+            sha: self.id.into(),
+            timestamp,
+            title: title.into(),
+            files,
+        })
+    }
+}
+
 /// What a source made of a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalized {
