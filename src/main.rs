@@ -15,6 +15,7 @@ mod check_config;
 mod config_file;
 mod logging;
 mod replay;
+mod roles;
 mod serve;
 
 /// DORA metrics from webhooks: exact definitions, fresh within a second, one binary.
@@ -63,6 +64,15 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// The webhook receiver alone, writing to Kafka (storage.kafka): answers 202 once the
+    /// broker has the delivery (acks=all).
+    Ingest {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create the Kafka topics (idempotent).
+    Migrate,
     /// Validate a configuration and say exactly what is wrong.
     CheckConfig,
     /// The service catalog ([[services]] and Backstage files).
@@ -88,6 +98,8 @@ fn main() -> ExitCode {
             url,
             concurrency,
         } => replay::run(cli.config.as_deref(), &files, url, concurrency),
+        Command::Ingest { listen } => roles::ingest(cli.config.as_deref(), listen),
+        Command::Migrate => roles::migrate(cli.config.as_deref()),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Catalog {
             action: CatalogAction::Check,

@@ -1,8 +1,10 @@
 //! The event log: where ingest durably writes each authentic delivery before answering 202, and
 //! where the aggregator reads them back in order. [`EventLog`] is the interface; [`embedded`] is
-//! the default implementation, a checksummed append-only file with group commit.
+//! the default implementation, a checksummed append-only file with group commit; [`kafka`] puts
+//! the same records on a Kafka partition.
 
 pub mod embedded;
+pub mod kafka;
 pub mod record;
 
 use std::future::Future;

@@ -85,8 +85,8 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Directory of the embedded event log and store. Default `./data`.
     pub data_dir: String,
-    /// Kafka settings for the distributed deployment (not used by `serve`).
-    pub kafka: Option<toml::Table>,
+    /// Kafka for the distributed deployment (not used by `serve`).
+    pub kafka: Option<KafkaConfig>,
     /// ClickHouse settings for the distributed deployment (not used by `serve`).
     pub clickhouse: Option<toml::Table>,
     /// Seconds between aggregator checkpoints (taken only when new records were applied); a
@@ -103,6 +103,28 @@ impl Default for StorageConfig {
             checkpoint_interval_secs: 30,
         }
     }
+}
+
+/// `storage.kafka`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Prefix of the topic names. Default `doraflow`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Replication factor of the topics `doraflow migrate` creates. Default 1.
+    #[serde(default = "default_replication")]
+    pub replication: i32,
+}
+
+fn default_topic_prefix() -> String {
+    "doraflow".into()
+}
+
+fn default_replication() -> i32 {
+    1
 }
 
 /// `[sources]`
