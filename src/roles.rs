@@ -1,7 +1,7 @@
-//! The roles of the distributed deployment that run on Kafka so far: `doraflow ingest` (the
-//! webhook receiver, answering 202 only once the broker has the delivery with acks=all) and
-//! `doraflow migrate` (creates the topics). The aggregator and API roles need the ClickHouse
-//! store and come with it.
+//! The roles of the distributed deployment built so far: `doraflow ingest` (the webhook
+//! receiver, answering 202 only once the broker has the delivery with acks=all) and
+//! `doraflow migrate` (creates the Kafka topic and the ClickHouse tables). The aggregator and API
+//! roles on ClickHouse are not built yet.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use doraflow_aggregator::clickhouse::ClickHouseSettings;
 use doraflow_eventlog::EventLog;
 use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, create_topics};
 use doraflow_schemas::Config;
@@ -37,20 +38,47 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `doraflow migrate`: creates the Kafka topics (idempotent).
+/// `doraflow migrate`: creates the Kafka topic and the ClickHouse tables (idempotent), for
+/// whichever of the two is configured.
 pub fn migrate(config_path: Option<&std::path::Path>) -> anyhow::Result<()> {
     let config = crate::config_file::load(config_path)?;
-    let (settings, replication) = kafka_settings(&config)?;
-    let created = runtime()?
-        .block_on(create_topics(&settings, replication))
-        .with_context(|| format!("cannot create the topics on {}", settings.brokers))?;
-    println!(
-        "kafka: topic {} {}",
-        settings.deliveries_topic(),
-        if created { "created" } else { "already exists" }
-    );
-    if config.storage.clickhouse.is_some() {
-        println!("clickhouse: not migrated (the ClickHouse store is not part of this release)");
+    if config.storage.kafka.is_none() && config.storage.clickhouse.is_none() {
+        anyhow::bail!(
+            "neither storage.kafka nor storage.clickhouse is configured: nothing to migrate \
+             (doraflow serve needs no migration)"
+        );
+    }
+    let runtime = runtime()?;
+    if config.storage.kafka.is_some() {
+        let (settings, replication) = kafka_settings(&config)?;
+        let created = runtime
+            .block_on(create_topics(&settings, replication))
+            .with_context(|| format!("cannot create the topics on {}", settings.brokers))?;
+        println!(
+            "kafka: topic {} {}",
+            settings.deliveries_topic(),
+            if created { "created" } else { "already exists" }
+        );
+    }
+    if let Some(ch) = &config.storage.clickhouse {
+        let settings = ClickHouseSettings {
+            url: ch.url.clone(),
+            database: ch.database.clone(),
+            user: ch.user.clone(),
+            password: ch.password.clone(),
+        };
+        let applied = runtime
+            .block_on(doraflow_aggregator::clickhouse::migrate(&settings))
+            .with_context(|| format!("cannot migrate ClickHouse at {}", settings.url))?;
+        if applied.is_empty() {
+            println!("clickhouse: database {} is up to date", settings.database);
+        } else {
+            println!(
+                "clickhouse: database {}: applied {}",
+                settings.database,
+                applied.join(", ")
+            );
+        }
     }
     Ok(())
 }

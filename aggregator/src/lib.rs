@@ -3,6 +3,7 @@
 //! [`store`] holds the facts; [`consumer`] drives the engine from the event log and checkpoints.
 
 pub mod catalog;
+pub mod clickhouse;
 pub mod consumer;
 pub mod engine;
 pub mod store;

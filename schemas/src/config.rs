@@ -87,8 +87,8 @@ pub struct StorageConfig {
     pub data_dir: String,
     /// Kafka for the distributed deployment (not used by `serve`).
     pub kafka: Option<KafkaConfig>,
-    /// ClickHouse settings for the distributed deployment (not used by `serve`).
-    pub clickhouse: Option<toml::Table>,
+    /// ClickHouse for the distributed deployment (not used by `serve`).
+    pub clickhouse: Option<ClickHouseConfig>,
     /// Seconds between aggregator checkpoints (taken only when new records were applied); a
     /// restart replays at most this much of the log. Default 30.
     pub checkpoint_interval_secs: u64,
@@ -117,6 +117,27 @@ pub struct KafkaConfig {
     /// Replication factor of the topics `doraflow migrate` creates. Default 1.
     #[serde(default = "default_replication")]
     pub replication: i32,
+}
+
+/// `storage.clickhouse`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface, `http://host:8123`.
+    pub url: String,
+    /// Database of doraflow's tables (created by `doraflow migrate`). Default `doraflow`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// User, when not `default`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_database() -> String {
+    "doraflow".into()
 }
 
 fn default_topic_prefix() -> String {

@@ -1,0 +1,1 @@
+SELECT version FROM {database}.doraflow_migrations ORDER BY version
