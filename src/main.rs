@@ -71,7 +71,19 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Create the Kafka topics (idempotent).
+    /// The aggregator alone: the engine over the Kafka log, writing the facts to ClickHouse.
+    Aggregate {
+        /// Directory of the aggregator's checkpoints (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// The metrics API alone, over the facts in ClickHouse.
+    Api {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create the Kafka topic and the ClickHouse tables (idempotent).
     Migrate,
     /// Validate a configuration and say exactly what is wrong.
     CheckConfig,
@@ -99,6 +111,8 @@ fn main() -> ExitCode {
             concurrency,
         } => replay::run(cli.config.as_deref(), &files, url, concurrency),
         Command::Ingest { listen } => roles::ingest(cli.config.as_deref(), listen),
+        Command::Aggregate { data_dir } => roles::aggregate(cli.config.as_deref(), data_dir),
+        Command::Api { listen } => roles::api(cli.config.as_deref(), listen),
         Command::Migrate => roles::migrate(cli.config.as_deref()),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Catalog {

@@ -1,7 +1,8 @@
-//! The roles of the distributed deployment built so far: `doraflow ingest` (the webhook
-//! receiver, answering 202 only once the broker has the delivery with acks=all) and
-//! `doraflow migrate` (creates the Kafka topic and the ClickHouse tables). The aggregator and API
-//! roles on ClickHouse are not built yet.
+//! The roles of the distributed deployment: `doraflow ingest` (the webhook receiver, answering
+//! 202 only once the broker has the delivery with acks=all), `doraflow aggregate` (the engine over
+//! the Kafka log, writing every publish to ClickHouse before it checkpoints), `doraflow api` (the
+//! metrics API over a replica of the facts read from ClickHouse) and `doraflow migrate` (creates
+//! the Kafka topic and the ClickHouse tables).
 
 use std::sync::Arc;
 
@@ -29,6 +30,19 @@ fn kafka_settings(config: &Config) -> anyhow::Result<(KafkaSettings, i32)> {
         },
         kafka.replication,
     ))
+}
+
+fn clickhouse_settings(config: &Config) -> anyhow::Result<ClickHouseSettings> {
+    let ch = config.storage.clickhouse.as_ref().context(
+        "storage.clickhouse is not configured: set storage.clickhouse = { url = \"http://host:8123\" } \
+         (or DORAFLOW_STORAGE__CLICKHOUSE__URL)",
+    )?;
+    Ok(ClickHouseSettings {
+        url: ch.url.clone(),
+        database: ch.database.clone(),
+        user: ch.user.clone(),
+        password: ch.password.clone(),
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -60,13 +74,8 @@ pub fn migrate(config_path: Option<&std::path::Path>) -> anyhow::Result<()> {
             if created { "created" } else { "already exists" }
         );
     }
-    if let Some(ch) = &config.storage.clickhouse {
-        let settings = ClickHouseSettings {
-            url: ch.url.clone(),
-            database: ch.database.clone(),
-            user: ch.user.clone(),
-            password: ch.password.clone(),
-        };
+    if config.storage.clickhouse.is_some() {
+        let settings = clickhouse_settings(&config)?;
         let applied = runtime
             .block_on(doraflow_aggregator::clickhouse::migrate(&settings))
             .with_context(|| format!("cannot migrate ClickHouse at {}", settings.url))?;
@@ -136,6 +145,123 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(address = %listen, brokers = %settings.brokers, topic = %settings.deliveries_topic(), "doraflow ingest serving");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(crate::serve::shutdown_signal())
+            .await
+            .context("the HTTP server failed")
+    })
+}
+
+/// `doraflow aggregate`: the engine over the Kafka log; every publish is written to ClickHouse
+/// (retried until it is) before the checkpoint that covers it. Checkpoints live in
+/// `<data_dir>/aggregator`.
+pub fn aggregate(
+    config_path: Option<&std::path::Path>,
+    data_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = crate::config_file::load(config_path)?;
+    if let Some(dir) = data_dir {
+        config.storage.data_dir = dir.display().to_string();
+    }
+    let (kafka, _) = kafka_settings(&config)?;
+    let clickhouse = clickhouse_settings(&config)?;
+    let catalog = doraflow_aggregator::Catalog::new(&crate::catalog_files::services(&config)?)?;
+    let definitions = config.definitions.compile()?;
+    let writer = doraflow_aggregator::clickhouse::facts::FactWriter::connect(&clickhouse)
+        .with_context(|| format!("cannot reach ClickHouse at {}", clickhouse.url))?;
+    let runtime = runtime()?;
+    let _guard = runtime.enter();
+    let log: Arc<dyn EventLog> = Arc::new(
+        KafkaLog::connect(&kafka)
+            .with_context(|| format!("cannot connect to Kafka at {}", kafka.brokers))?,
+    );
+    let (consumer, _store) = doraflow_aggregator::consumer::Consumer::restore(
+        &std::path::PathBuf::from(&config.storage.data_dir).join("aggregator"),
+        log,
+        catalog,
+        definitions,
+        std::time::Duration::from_secs(config.storage.checkpoint_interval_secs.max(1)),
+    );
+    let consumer = consumer.with_writer(writer);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let handle = runtime.handle().clone();
+    let aggregator = std::thread::Builder::new()
+        .name("doraflow-aggregator".into())
+        .spawn(move || consumer.run(handle, stop_rx))
+        .context("cannot start the aggregator thread")?;
+    tracing::info!(brokers = %kafka.brokers, clickhouse = %clickhouse.url, "doraflow aggregate running");
+    runtime.block_on(crate::serve::shutdown_signal());
+    tracing::info!("shutting down: writing the aggregator checkpoint");
+    let _ = stop_tx.send(true);
+    let _ = aggregator.join();
+    Ok(())
+}
+
+/// How often the API reads what the aggregator wrote.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `doraflow api`: the metrics API over a replica of the facts, refreshed from ClickHouse.
+pub fn api(config_path: Option<&std::path::Path>, listen: Option<String>) -> anyhow::Result<()> {
+    let mut config = crate::config_file::load(config_path)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    config.validate()?;
+    let clickhouse = clickhouse_settings(&config)?;
+    let catalog = doraflow_aggregator::Catalog::new(&crate::catalog_files::services(&config)?)?;
+    let runtime = runtime()?;
+    let store = Arc::new(std::sync::RwLock::new(
+        doraflow_aggregator::store::FactStore::default(),
+    ));
+    let reachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (store, reachable, settings) = (store.clone(), reachable.clone(), clickhouse.clone());
+        runtime.spawn(async move {
+            let mut reader = None;
+            loop {
+                if reader.is_none() {
+                    reader = doraflow_aggregator::clickhouse::facts::FactReader::connect(&settings)
+                        .await
+                        .map_err(|e| tracing::warn!(error = %e, "ClickHouse unreachable"))
+                        .ok();
+                }
+                if let Some(r) = reader.as_mut() {
+                    match r.refresh(&store).await {
+                        Ok(_) => {
+                            let first = !reachable.swap(true, std::sync::atomic::Ordering::Relaxed);
+                            if first && !store.read().expect("store lock").caught_up() {
+                                store.write().expect("store lock").set_caught_up();
+                                store.read().expect("store lock").warm_up();
+                            }
+                        }
+                        Err(e) => {
+                            if reachable.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                                tracing::warn!(error = %e, "reading ClickHouse failed");
+                            }
+                        }
+                    }
+                } else {
+                    reachable.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(REFRESH_EVERY).await;
+            }
+        });
+    }
+    let offset_store = store.clone();
+    let api = doraflow_api::ApiState {
+        store,
+        catalog: Arc::new(catalog),
+        tokens: Arc::new(config.api.tokens.clone()),
+        log_available: Arc::new(move || reachable.load(std::sync::atomic::Ordering::Relaxed)),
+        log_end: Arc::new(move || offset_store.read().expect("store lock").applied_offset()),
+    };
+    let app = doraflow_api::router(api);
+    let listen = config.server.listen.clone();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(address = %listen, clickhouse = %clickhouse.url, "doraflow api serving");
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::serve::shutdown_signal())
             .await

@@ -12,6 +12,7 @@ use doraflow_schemas::config::Definitions;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use crate::clickhouse::facts::{FactWriter, PublishedService, PublishedState};
 use crate::engine::{Engine, EngineState};
 use crate::store::{FactStore, StoreCounters};
 
@@ -48,7 +49,12 @@ pub struct Consumer {
     checkpoint_path: PathBuf,
     checkpoint_every: Duration,
     offset: u64,
+    /// Where published facts also go (the distributed deployment's ClickHouse).
+    writer: Option<FactWriter>,
 }
+
+/// The longest wait between two attempts to write to an unavailable store.
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 impl Consumer {
     /// Restores from `<dir>/checkpoint.json` if present and returns the consumer with a store
@@ -96,9 +102,52 @@ impl Consumer {
             checkpoint_path,
             checkpoint_every,
             offset,
+            writer: None,
         };
         consumer.publish_dirty();
         (consumer, store)
+    }
+
+    /// Also writes every publish to ClickHouse; everything restored is written first.
+    pub fn with_writer(mut self, writer: FactWriter) -> Self {
+        self.writer = Some(writer);
+        let services: Vec<String> = {
+            let store = self.store.read().expect("store lock");
+            store.service_names().cloned().collect()
+        };
+        let all: Vec<_> = services
+            .into_iter()
+            .map(|s| {
+                let facts = self.engine.facts(&s);
+                let frozen = self.engine.frozen_facts(&s);
+                (s, facts, frozen)
+            })
+            .collect();
+        self.write_through(&all);
+        self
+    }
+
+    /// Writes published services to the store's writer, retrying until it succeeds: the
+    /// aggregator waits out an outage rather than lose or skip anything.
+    fn write_through(&mut self, derived: &[PublishedService]) {
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        let state = PublishedState {
+            offset: self.offset,
+            counters: self.store.read().expect("store lock").counters().clone(),
+        };
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match writer.write(derived, &state, self.offset) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write facts to the store: retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(WRITE_RETRY_MAX);
+                }
+            }
+        }
     }
 
     /// Applies every durable record not yet applied, without re-deriving; returns how many.
@@ -148,14 +197,17 @@ impl Consumer {
             })
             .collect();
         let state = self.engine.state();
-        let mut store = self.store.write().expect("store lock");
-        for (service, facts, frozen) in derived {
-            store.publish(service, facts, frozen);
+        {
+            let mut store = self.store.write().expect("store lock");
+            for (service, facts, frozen) in &derived {
+                store.publish(service.clone(), facts.clone(), frozen.clone());
+            }
+            store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
+            store.set_too_late(state.horizon.too_late.clone(), state.horizon.too_late_total);
+            store.set_commits_not_listed(state.commits_not_listed.clone());
+            store.set_applied_offset(self.offset);
         }
-        store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
-        store.set_too_late(state.horizon.too_late.clone(), state.horizon.too_late_total);
-        store.set_commits_not_listed(state.commits_not_listed.clone());
-        store.set_applied_offset(self.offset);
+        self.write_through(&derived);
     }
 
     /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).

@@ -122,6 +122,11 @@ impl FactStore {
         self.services.insert(service, facts);
     }
 
+    /// Replaces every counter (an API replica takes the aggregator's).
+    pub fn set_counters(&mut self, counters: StoreCounters) {
+        self.counters = counters;
+    }
+
     /// Sets the duplicate counters (the engine counts them).
     pub fn set_duplicates(&mut self, per_service: BTreeMap<String, u64>, total: u64) {
         self.counters.duplicates = per_service;

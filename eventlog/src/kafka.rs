@@ -33,6 +33,8 @@ const WATERMARK_EVERY: Duration = Duration::from_millis(100);
 /// How long a read waits for records that the watermark says are there (a fresh assignment
 /// first connects and fetches).
 const READ_WAIT: Duration = Duration::from_secs(10);
+/// How long a read looks past the watermark for records the broker has not counted in it yet.
+const TAIL_PROBE: Duration = Duration::from_millis(20);
 
 /// Where the log is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,10 +256,13 @@ impl EventLog for KafkaLog {
     }
 
     fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError> {
-        let end = *self.end.borrow();
-        if offset >= end || max == 0 {
+        if max == 0 {
             return Ok(Vec::new());
         }
+        // The high watermark says how many records surely exist; a broker may report it late
+        // (tansu was seen acknowledging offsets past the watermark it then reported), so the
+        // tail past it is probed briefly too, and what is read moves the end forward.
+        let known = self.end.borrow().saturating_sub(offset) as usize;
         let mut reader = self.reader.lock().expect("reader lock");
         if reader.next != Some(offset) {
             let mut assignment = TopicPartitionList::new();
@@ -270,16 +275,24 @@ impl EventLog for KafkaLog {
                 .map_err(|e| LogError::Read(e.to_string()))?;
             reader.next = Some(offset);
         }
-        let wanted = ((end - offset) as usize).min(max);
-        let mut records = Vec::with_capacity(wanted);
+        let mut records = Vec::new();
         let deadline = std::time::Instant::now() + READ_WAIT;
-        while records.len() < wanted {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
+        while records.len() < max {
+            let waiting_for_known = records.len() < known;
+            let wait = if waiting_for_known {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                left.min(Duration::from_millis(100))
+            } else {
+                TAIL_PROBE
+            };
+            let Some(message) = reader.consumer.poll(wait) else {
+                if waiting_for_known {
+                    continue;
+                }
                 break;
-            }
-            let Some(message) = reader.consumer.poll(left.min(Duration::from_millis(100))) else {
-                continue;
             };
             let message = message.map_err(|e| LogError::Read(e.to_string()))?;
             let at = message.offset().max(0) as u64;
@@ -297,6 +310,16 @@ impl EventLog for KafkaLog {
             records.push(ReadRecord {
                 next_offset: at + 1,
                 record: Arc::new(record),
+            });
+        }
+        if let Some(last) = records.last() {
+            let next = last.next_offset;
+            self.end.send_if_modified(|e| {
+                let grown = next > *e;
+                if grown {
+                    *e = next;
+                }
+                grown
             });
         }
         Ok(records)

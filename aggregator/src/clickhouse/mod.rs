@@ -1,8 +1,10 @@
-//! The ClickHouse side of the distributed deployment, so far its schema: the DDL in
+//! The ClickHouse side of the distributed deployment: the schema (the DDL in
 //! `schemas/clickhouse/` applied in order by `doraflow migrate`, each migration recorded in
-//! `doraflow_migrations` so that it runs once. The SQL is kept to what both ClickHouse 18.16 (the
+//! `doraflow_migrations` so that it runs once) and the facts written and read ([`facts`]). The SQL is kept to what both ClickHouse 18.16 (the
 //! test server here) and current versions run; `scripts/check-clickhouse-sql.py` runs every file
 //! on a current engine (chdb).
+
+pub mod facts;
 
 use clickhouse::Client;
 
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// The server cannot be reached or refused a statement.
     #[error("ClickHouse: {0}")]
     Server(#[from] clickhouse::error::Error),
+    /// A row that does not decode.
+    #[error("ClickHouse holds an unreadable row: {0}")]
+    Corrupt(String),
     /// A database name that could break out of its place in the SQL.
     #[error("`{0}` is not a plain database name (letters, digits and `_`)")]
     BadDatabase(String),

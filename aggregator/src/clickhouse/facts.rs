@@ -1,0 +1,199 @@
+//! Facts through ClickHouse: the aggregator writes each published service's parts (part 0 the
+//! live facts, parts 1.. the frozen chunks, each as JSON) with the log offset as version, and
+//! its counters beside them; an API process keeps a replica of the store by reading what was
+//! written since the version it last saw. Writes are retried by the caller until they succeed,
+//! so the aggregator waits out a ClickHouse outage without losing or skipping anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{ClickHouseSettings, StoreError, connect, statements};
+use crate::engine::ServiceFacts;
+use crate::store::{FactStore, StoreCounters};
+
+const FACTS_SINCE: &str = include_str!("../../../schemas/clickhouse/queries/facts_since.sql");
+const STATE: &str = include_str!("../../../schemas/clickhouse/queries/state.sql");
+
+#[derive(Row, Serialize)]
+struct FactRow<'a> {
+    service: &'a str,
+    part: u32,
+    version: u64,
+    facts: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ReadFactRow {
+    service: String,
+    part: u32,
+    newest: u64,
+    facts: String,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct StateRow {
+    key: String,
+    version: u64,
+    value: String,
+}
+
+/// One published service: its name, live facts and frozen chunks.
+pub type PublishedService = (String, Arc<ServiceFacts>, Vec<Arc<ServiceFacts>>);
+
+/// The aggregator's state as the API needs it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PublishedState {
+    /// Offset of the log the facts cover.
+    pub offset: u64,
+    /// Counters.
+    pub counters: StoreCounters,
+}
+
+/// Writes published facts to ClickHouse.
+pub struct FactWriter {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    /// Frozen chunks already written per service (they never change once written).
+    frozen_written: HashMap<String, usize>,
+}
+
+impl FactWriter {
+    /// Connects (the tables must exist: `doraflow migrate`).
+    pub fn connect(settings: &ClickHouseSettings) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+        // Inserts name the table alone (the crate quotes the name it is given as one identifier).
+        let client = runtime
+            .block_on(connect(settings))?
+            .with_database(&settings.database);
+        Ok(Self {
+            runtime,
+            client,
+            frozen_written: HashMap::new(),
+        })
+    }
+
+    /// Writes the services' live facts and their frozen chunks not written yet, then the state,
+    /// all with `version`. On error nothing is marked written, so a retry writes it all again.
+    pub fn write(
+        &mut self,
+        services: &[PublishedService],
+        state: &PublishedState,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut rows = Vec::new();
+        for (service, live, frozen) in services {
+            let from = self.frozen_written.get(service).copied().unwrap_or(0);
+            rows.push(FactRow {
+                service,
+                part: 0,
+                version,
+                facts: serde_json::to_string(&**live).expect("facts serialize"),
+            });
+            for (i, chunk) in frozen.iter().enumerate().skip(from) {
+                rows.push(FactRow {
+                    service,
+                    part: i as u32 + 1,
+                    version,
+                    facts: serde_json::to_string(&**chunk).expect("facts serialize"),
+                });
+            }
+        }
+        let state_row = StateRow {
+            key: "published".into(),
+            version,
+            value: serde_json::to_string(state).expect("state serializes"),
+        };
+        let client = &self.client;
+        self.runtime.block_on(async {
+            if !rows.is_empty() {
+                let mut insert = client.insert::<FactRow>("service_facts").await?;
+                for row in &rows {
+                    insert.write(row).await?;
+                }
+                insert.end().await?;
+            }
+            let mut insert = client.insert::<StateRow>("aggregator_state").await?;
+            insert.write(&state_row).await?;
+            insert.end().await?;
+            Ok::<_, StoreError>(())
+        })?;
+        for (service, _, frozen) in services {
+            self.frozen_written.insert(service.clone(), frozen.len());
+        }
+        Ok(())
+    }
+}
+
+/// A replica of the aggregator's store, read from ClickHouse.
+pub struct FactReader {
+    client: Client,
+    database: String,
+    seen: u64,
+    parts: HashMap<String, BTreeMap<u32, Arc<ServiceFacts>>>,
+}
+
+impl FactReader {
+    /// Connects.
+    pub async fn connect(settings: &ClickHouseSettings) -> Result<Self, StoreError> {
+        Ok(Self {
+            client: connect(settings).await?,
+            database: settings.database.clone(),
+            seen: 0,
+            parts: HashMap::new(),
+        })
+    }
+
+    /// Reads what was written since the last call into `store`; returns how many services
+    /// changed.
+    pub async fn refresh(&mut self, store: &RwLock<FactStore>) -> Result<usize, StoreError> {
+        let query = FACTS_SINCE.replace("{after}", &self.seen.to_string());
+        let rows: Vec<ReadFactRow> = self
+            .client
+            .query(&statements(&query, &self.database)[0])
+            .fetch_all()
+            .await?;
+        let states: Vec<StateRow> = self
+            .client
+            .query(&statements(STATE, &self.database)[0])
+            .fetch_all()
+            .await?;
+        let mut touched = Vec::new();
+        for row in rows {
+            let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(|e| {
+                StoreError::Corrupt(format!("{} part {}: {e}", row.service, row.part))
+            })?;
+            self.seen = self.seen.max(row.newest);
+            self.parts
+                .entry(row.service.clone())
+                .or_default()
+                .insert(row.part, Arc::new(facts));
+            touched.push(row.service);
+        }
+        touched.sort();
+        touched.dedup();
+        let state = states
+            .into_iter()
+            .find(|s| s.key == "published")
+            .map(|s| serde_json::from_str::<PublishedState>(&s.value))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("aggregator state: {e}")))?;
+        let mut store = store.write().expect("store lock");
+        for service in &touched {
+            let parts = &self.parts[service];
+            let live = parts.get(&0).cloned().unwrap_or_default();
+            let frozen = parts.range(1..).map(|(_, p)| p.clone()).collect();
+            store.publish(service.clone(), live, frozen);
+        }
+        if let Some(state) = state {
+            store.set_counters(state.counters);
+            store.set_applied_offset(state.offset);
+        }
+        Ok(touched.len())
+    }
+}
