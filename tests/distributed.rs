@@ -249,17 +249,7 @@ fn ingest_writes_acknowledged_deliveries_to_kafka() {
         .unwrap();
     let base = format!("http://{listen}");
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "ingest never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(&client, &base);
 
     let month = scenario::month(3);
     let sent: Vec<&scenario::Delivery> = month.deliveries.iter().take(40).collect();

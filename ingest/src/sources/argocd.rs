@@ -215,11 +215,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Norm
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doraflow_schemas::time::parse_rfc3339;
-
-    fn t(s: &str) -> Timestamp {
-        parse_rfc3339(s).unwrap()
-    }
+    use crate::sources::test_support::t;
 
     /// What our notification template renders for a captured notification: the same `app`
     /// and `context` objects (`toJson`), under a trigger name.

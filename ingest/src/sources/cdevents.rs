@@ -239,14 +239,11 @@ pub fn normalize(delivery: Delivery) -> Result<Normalized, NormalizeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::test_support::fixture_at;
     use doraflow_schemas::time::parse_rfc3339;
 
     fn fixture(path: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/cdevents/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        fixture_at(&format!("cdevents/{path}"))
     }
 
     fn bare(path: &str) -> Result<Normalized, NormalizeError> {

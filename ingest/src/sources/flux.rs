@@ -146,14 +146,11 @@ pub fn normalize(body: &[u8]) -> Result<Normalized, NormalizeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::test_support::fixture_at;
     use doraflow_schemas::time::parse_rfc3339;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/flux/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        fixture_at(&format!("flux/{name}"))
     }
 
     fn deployment(name: &str) -> DeploymentUpdate {

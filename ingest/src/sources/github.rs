@@ -233,22 +233,15 @@ fn deployment(payload: DeploymentPayload, with_status: bool) -> Result<Normalize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::test_support::{fixture_at, t};
     use doraflow_schemas::time::parse_rfc3339;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/github/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        fixture_at(&format!("github/{name}"))
     }
 
     fn now() -> Timestamp {
         parse_rfc3339("2026-11-01T00:00:00Z").unwrap()
-    }
-
-    fn t(s: &str) -> Timestamp {
-        parse_rfc3339(s).unwrap()
     }
 
     #[test]

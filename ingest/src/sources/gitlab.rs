@@ -304,18 +304,10 @@ fn pipeline(payload: PipelinePayload) -> Result<Normalized, NormalizeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doraflow_schemas::time::parse_rfc3339;
+    use crate::sources::test_support::{fixture_at, t};
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/gitlab/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
-    fn t(s: &str) -> Timestamp {
-        parse_rfc3339(s).unwrap()
+        fixture_at(&format!("gitlab/{name}"))
     }
 
     fn events(name: &str) -> Vec<Event> {

@@ -115,6 +115,21 @@ pub(crate) fn is_full_sha(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// What the sources' tests share: their fixtures and times.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A fixture of `ingest/tests/fixtures/`, by its path there.
+    pub(crate) fn fixture_at(path: &str) -> Vec<u8> {
+        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    /// An RFC 3339 time.
+    pub(crate) fn t(text: &str) -> doraflow_schemas::time::Timestamp {
+        doraflow_schemas::time::parse_rfc3339(text).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
