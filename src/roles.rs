@@ -167,8 +167,7 @@ pub fn aggregate(
     let clickhouse = clickhouse_settings(&config)?;
     let catalog = doraflow_aggregator::Catalog::new(&crate::catalog_files::services(&config)?)?;
     let definitions = config.definitions.compile()?;
-    let writer = doraflow_aggregator::clickhouse::facts::FactWriter::connect(&clickhouse)
-        .with_context(|| format!("cannot reach ClickHouse at {}", clickhouse.url))?;
+    let writer = doraflow_aggregator::clickhouse::facts::FactWriter::new(&clickhouse);
     let runtime = runtime()?;
     let _guard = runtime.enter();
     let log: Arc<dyn EventLog> = Arc::new(

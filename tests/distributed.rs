@@ -3,7 +3,10 @@
 //! - `migrate` and `ingest`: topics created once, signed deliveries acknowledged only after the
 //!   broker has them and read back from the topic whole, wrong signatures refused;
 //! - the month of the end-to-end test sent to `ingest`, aggregated by `aggregate` into ClickHouse
-//!   and read from `api`, gives the answers the embedded `serve` gives.
+//!   and read from `api`, gives the answers the embedded `serve` gives;
+//! - the same with the aggregator killed with -9 mid-stream and ClickHouse down for a while (a
+//!   server of the test's own): nothing acknowledged is lost, nothing is counted twice, and the
+//!   API says not ready while ClickHouse is away.
 
 mod support;
 
@@ -44,162 +47,310 @@ fn get(client: &reqwest::blocking::Client, url: &str) -> serde_json::Value {
     client.get(url).send().unwrap().json().unwrap()
 }
 
-#[test]
-fn the_month_through_kafka_and_clickhouse_gives_the_embedded_answers() {
-    let (Ok(brokers), Ok(clickhouse)) = (
-        std::env::var("DORAFLOW_TEST_KAFKA"),
-        std::env::var("DORAFLOW_TEST_CLICKHOUSE"),
-    ) else {
-        eprintln!(
-            "DORAFLOW_TEST_KAFKA or DORAFLOW_TEST_CLICKHOUSE is not set: skipped (scripts/test sets them)"
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let ingest_listen = format!("127.0.0.1:{}", free_port());
-    let api_listen = format!("127.0.0.1:{}", free_port());
-    let id = std::process::id();
-    let config = dir.path().join("doraflow.toml");
-    let base_config = scenario::config_toml(&ingest_listen, "");
-    std::fs::write(
-        &config,
-        base_config.replacen(
-            "[sources.github]",
-            &format!(
-                "[storage]\nkafka = {{ brokers = \"{brokers}\", topic_prefix = \"month-{id}\" }}\n\
-                 clickhouse = {{ url = \"{clickhouse}\", database = \"month_{id}\" }}\n\n[sources.github]"
+/// The three roles on one config: `ingest` and `api` on their own ports, `aggregate` with its
+/// checkpoints in the test's directory.
+struct Deployment {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    ingest_base: String,
+    api_base: String,
+    api_listen: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Deployment {
+    /// Writes the month's config for the broker and ClickHouse and runs `migrate`.
+    fn new(brokers: &str, clickhouse: &str, name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ingest_listen = format!("127.0.0.1:{}", free_port());
+        let api_listen = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("doraflow.toml");
+        let base_config = scenario::config_toml(&ingest_listen, "");
+        std::fs::write(
+            &config,
+            base_config.replacen(
+                "[sources.github]",
+                &format!(
+                    "[storage]\nkafka = {{ brokers = \"{brokers}\", topic_prefix = \"{name}\" }}\n\
+                     clickhouse = {{ url = \"{clickhouse}\", database = \"{}\" }}\n\n[sources.github]",
+                    name.replace('-', "_")
+                ),
+                1,
             ),
-            1,
-        ),
-    )
-    .unwrap();
-    let bin = env!("CARGO_BIN_EXE_doraflow");
-    let config_arg = config.to_str().unwrap();
-    let out = Command::new(bin)
-        .args(["--config", config_arg, "migrate"])
-        .output()
+        )
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let spawn = |args: &[&str], log: &str| {
+        let deployment = Self {
+            dir,
+            config,
+            ingest_base: format!("http://{ingest_listen}"),
+            api_base: format!("http://{api_listen}"),
+            api_listen,
+            client: reqwest::blocking::Client::new(),
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_doraflow"))
+            .args(["--config", deployment.config.to_str().unwrap(), "migrate"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        deployment
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(log))
+            .unwrap();
         Child(
-            Command::new(bin)
-                .args(["--config", config_arg])
+            Command::new(env!("CARGO_BIN_EXE_doraflow"))
+                .args(["--config", self.config.to_str().unwrap()])
                 .args(args)
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+                .stderr(log)
                 .spawn()
                 .unwrap(),
         )
-    };
-    let _ingest = spawn(&["ingest"], "ingest.log");
-    let data = dir.path().join("aggregator-data");
-    let _aggregate = spawn(
-        &["aggregate", "--data-dir", data.to_str().unwrap()],
-        "aggregate.log",
-    );
-    let _api = spawn(&["api", "--listen", &api_listen], "api.log");
-    let client = reqwest::blocking::Client::new();
-    let ingest_base = format!("http://{ingest_listen}");
-    let api_base = format!("http://{api_listen}");
-    wait_ready(&client, &ingest_base);
-    wait_ready(&client, &api_base);
+    }
 
-    let month = scenario::month(7);
-    let statuses = send_all(&ingest_base, &month.deliveries, 8);
-    assert!(statuses.iter().all(|s| *s == 202), "not all 202");
+    fn ingest(&self) -> Child {
+        let child = self.spawn(&["ingest"], "ingest.log");
+        wait_ready(&self.client, &self.ingest_base);
+        child
+    }
 
-    let (from, to) = (
-        scenario::start(),
-        scenario::start() + chrono::Duration::days(DAYS),
-    );
-    let f = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let q = format!("from={}&to={}", f(from), f(to));
-    let services = ["checkout", "billing", "search"];
-    let expected_org = api_shape(scenario::expected(&month.model, &services, from, to));
-    // Wait until the organisation's answer is complete (the aggregator has caught up and written).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let org = get(&client, &format!("{api_base}/api/v1/dora?{q}"));
-        let mut problems = Vec::new();
-        mismatches("org", &org, &expected_org, &mut problems);
-        problems.retain(|p| !p.contains("late_corrections"));
-        if problems.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let log = KafkaLog::connect(&KafkaSettings {
-                brokers: brokers.clone(),
-                topic_prefix: format!("month-{id}"),
-            })
-            .unwrap();
-            let records = log.read_from(0, 10_000, Body::Skip).unwrap();
-            let distinct: std::collections::BTreeSet<&str> =
-                records.iter().map(|r| r.record.delivery.as_str()).collect();
-            eprintln!(
-                "the topic holds {} records ({} distinct deliveries), end {}",
-                records.len(),
-                distinct.len(),
-                *log.durable_end().borrow()
-            );
-            for d in &month.deliveries {
-                let h = |n: &str| {
-                    d.headers
-                        .iter()
-                        .find(|(k, _)| k == n)
-                        .map(|(_, v)| v.clone())
-                };
-                let key = match (h("x-github-delivery"), h("x-webhook-id")) {
-                    (Some(g), _) => format!("github:{}:{g}", h("x-github-hook-id").unwrap()),
-                    (None, Some(w)) => format!("pagerduty:{w}"),
-                    _ => continue,
-                };
-                if !distinct.contains(key.as_str()) {
-                    eprintln!("missing {key} {}", &d.body[..d.body.len().min(150)]);
-                }
-            }
-            let offsets: Vec<u64> = records.iter().map(|r| r.next_offset - 1).collect();
-            let gaps: Vec<_> = offsets.windows(2).filter(|w| w[1] != w[0] + 1).collect();
-            eprintln!("read offsets gaps: {gaps:?}, first {:?}", offsets.first());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the API never reached the expected answer ({} deliveries sent):\n{}\naggregate log:\n{}",
-            month.deliveries.len(),
-            problems.join("\n"),
-            std::fs::read_to_string(dir.path().join("aggregate.log")).unwrap_or_default()
+    fn aggregate(&self) -> Child {
+        let data = self.dir.path().join("aggregator-data");
+        self.spawn(
+            &["aggregate", "--data-dir", data.to_str().unwrap()],
+            "aggregate.log",
+        )
+    }
+
+    fn api(&self) -> Child {
+        self.spawn(&["api", "--listen", &self.api_listen], "api.log")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Waits until the API gives the month's answers in every scope (all but
+    /// `late_corrections`, which depends on arrival times).
+    fn expect_the_month(&self, month: &scenario::Scenario, within: Duration) {
+        let (from, to) = (
+            scenario::start(),
+            scenario::start() + chrono::Duration::days(DAYS),
         );
-        std::thread::sleep(Duration::from_millis(250));
+        let f =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let q = format!("from={}&to={}", f(from), f(to));
+        let scopes: Vec<(&str, Vec<&str>)> = vec![
+            ("", vec!["checkout", "billing", "search"]),
+            ("service=checkout&", vec!["checkout"]),
+            ("service=billing&", vec!["billing"]),
+            ("service=search&", vec!["search"]),
+            ("team=payments&", vec!["checkout", "billing"]),
+            ("team=discovery&", vec!["search"]),
+        ];
+        let deadline = Instant::now() + within;
+        loop {
+            let mut problems = Vec::new();
+            for (scope, services) in &scopes {
+                let answer = get(
+                    &self.client,
+                    &format!("{}/api/v1/dora?{scope}{q}", self.api_base),
+                );
+                let mut expected = api_shape(scenario::expected(&month.model, services, from, to));
+                expected["data_quality"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("late_corrections");
+                mismatches(&format!("[{scope}]"), &answer, &expected, &mut problems);
+            }
+            if problems.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the API never reached the month's answers:\n{}\naggregate log:\n{}",
+                problems.join("\n"),
+                self.log("aggregate.log")
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
-    let scopes: Vec<(&str, Vec<&str>)> = vec![
-        ("service=checkout", vec!["checkout"]),
-        ("service=billing", vec!["billing"]),
-        ("service=search", vec!["search"]),
-        ("team=payments", vec!["checkout", "billing"]),
-        ("team=discovery", vec!["search"]),
-    ];
-    let mut problems = Vec::new();
-    for (scope, services) in scopes {
-        let answer = get(&client, &format!("{api_base}/api/v1/dora?{scope}&{q}"));
-        let mut expected = api_shape(scenario::expected(&month.model, &services, from, to));
-        expected["data_quality"]
-            .as_object_mut()
-            .unwrap()
-            .remove("late_corrections");
-        mismatches(&format!("[{scope}]"), &answer, &expected, &mut problems);
+}
+
+fn servers() -> Option<(String, String)> {
+    match (
+        std::env::var("DORAFLOW_TEST_KAFKA"),
+        std::env::var("DORAFLOW_TEST_CLICKHOUSE"),
+    ) {
+        (Ok(k), Ok(c)) => Some((k, c)),
+        _ => {
+            eprintln!(
+                "DORAFLOW_TEST_KAFKA or DORAFLOW_TEST_CLICKHOUSE is not set: skipped (scripts/test sets them)"
+            );
+            None
+        }
     }
-    assert!(problems.is_empty(), "mismatches:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_month_through_kafka_and_clickhouse_gives_the_embedded_answers() {
+    let Some((brokers, clickhouse)) = servers() else {
+        return;
+    };
+    let d = Deployment::new(
+        &brokers,
+        &clickhouse,
+        &format!("month-{}", std::process::id()),
+    );
+    let _ingest = d.ingest();
+    let _aggregate = d.aggregate();
+    let _api = d.api();
+    wait_ready(&d.client, &d.api_base);
+    let month = scenario::month(7);
+    let statuses = send_all(&d.ingest_base, &month.deliveries, 8);
+    assert!(statuses.iter().all(|s| *s == 202), "not all 202");
+    d.expect_the_month(&month, Duration::from_secs(60));
     let deployments = get(
-        &client,
-        &format!("{api_base}/api/v1/deployments?service=checkout&{q}&limit=5"),
+        &d.client,
+        &format!(
+            "{}/api/v1/deployments?service=checkout&from=2026-10-27&to=2026-11-26&limit=5",
+            d.api_base
+        ),
     );
     assert_eq!(
         deployments["items"].as_array().unwrap().len(),
         5,
         "{deployments}"
+    );
+}
+
+/// A ClickHouse server of the test's own, to stop and start again on the same data.
+struct OwnClickHouse {
+    dir: tempfile::TempDir,
+    url: String,
+    child: Option<Child>,
+}
+
+impl OwnClickHouse {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, tcp) = (free_port(), free_port());
+        let root = dir.path().display().to_string();
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                "<?xml version=\"1.0\"?><yandex><logger><level>warning</level><log>{root}/server.log</log>\
+                 <errorlog>{root}/server.err.log</errorlog><console>0</console></logger>\
+                 <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port><listen_host>127.0.0.1</listen_host>\
+                 <path>{root}/data/</path><tmp_path>{root}/tmp/</tmp_path><user_files_path>{root}/user_files/</user_files_path>\
+                 <format_schema_path>{root}/format_schemas/</format_schema_path>\
+                 <users_config>/etc/clickhouse-server/users.xml</users_config><default_profile>default</default_profile>\
+                 <default_database>default</default_database><mark_cache_size>1073741824</mark_cache_size></yandex>"
+            ),
+        )
+        .unwrap();
+        let mut server = Self {
+            dir,
+            url: format!("http://127.0.0.1:{http}"),
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new("clickhouse-server")
+            .arg(format!(
+                "--config-file={}/config.xml",
+                self.dir.path().display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clickhouse-server on PATH");
+        self.child = Some(Child(child));
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !client
+            .get(format!("{}/ping", self.url))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "ClickHouse did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.child = None;
+    }
+}
+
+#[test]
+fn a_killed_aggregator_and_a_clickhouse_outage_lose_nothing_and_count_nothing_twice() {
+    let Some((brokers, _)) = servers() else {
+        return;
+    };
+    let mut clickhouse = OwnClickHouse::start();
+    let d = Deployment::new(
+        &brokers,
+        &clickhouse.url,
+        &format!("outage-{}", std::process::id()),
+    );
+    let _ingest = d.ingest();
+    let _api = d.api();
+    wait_ready(&d.client, &d.api_base);
+    let month = scenario::month(11);
+    let (first, rest) = month.deliveries.split_at(month.deliveries.len() / 2);
+
+    // The aggregator is killed with -9 while the first half arrives.
+    let mut aggregate = d.aggregate();
+    let sender = {
+        let (base, first) = (d.ingest_base.clone(), first.to_vec());
+        std::thread::spawn(move || send_all(&base, &first, 4))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    aggregate.0.kill().unwrap();
+    let _ = aggregate.0.wait();
+    assert!(sender.join().unwrap().iter().all(|s| *s == 202));
+
+    // ClickHouse goes away: the API says not ready; the aggregator starts and waits for it.
+    clickhouse.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d
+        .client
+        .get(format!("{}/readyz", d.api_base))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 503
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the API stayed ready without ClickHouse"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _aggregate = d.aggregate();
+    assert!(send_all(&d.ingest_base, rest, 4).iter().all(|s| *s == 202));
+    std::thread::sleep(Duration::from_secs(2));
+
+    // ClickHouse is back: everything is written, once.
+    clickhouse.resume();
+    wait_ready(&d.client, &d.api_base);
+    d.expect_the_month(&month, Duration::from_secs(60));
+    assert!(
+        d.log("aggregate.log").contains("retrying"),
+        "the aggregator never had to wait for ClickHouse:\n{}",
+        d.log("aggregate.log")
     );
 }
 

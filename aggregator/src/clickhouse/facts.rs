@@ -55,27 +55,28 @@ pub struct PublishedState {
 /// Writes published facts to ClickHouse.
 pub struct FactWriter {
     runtime: tokio::runtime::Runtime,
-    client: Client,
+    settings: ClickHouseSettings,
+    /// Connected on first use (and again after a failure), so that a server down at start-up
+    /// is waited for like one that goes down later.
+    client: Option<Client>,
     /// Frozen chunks already written per service (they never change once written).
     frozen_written: HashMap<String, usize>,
 }
 
 impl FactWriter {
-    /// Connects (the tables must exist: `doraflow migrate`).
-    pub fn connect(settings: &ClickHouseSettings) -> Result<Self, StoreError> {
+    /// A writer for the settings (the tables must exist: `doraflow migrate`); it connects on
+    /// its first write.
+    pub fn new(settings: &ClickHouseSettings) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a current-thread runtime");
-        // Inserts name the table alone (the crate quotes the name it is given as one identifier).
-        let client = runtime
-            .block_on(connect(settings))?
-            .with_database(&settings.database);
-        Ok(Self {
+        Self {
             runtime,
-            client,
+            settings: settings.clone(),
+            client: None,
             frozen_written: HashMap::new(),
-        })
+        }
     }
 
     /// Writes the services' live facts and their frozen chunks not written yet, then the state,
@@ -109,8 +110,17 @@ impl FactWriter {
             version,
             value: serde_json::to_string(state).expect("state serializes"),
         };
-        let client = &self.client;
-        self.runtime.block_on(async {
+        if self.client.is_none() {
+            // Inserts name the table alone (the crate quotes the name it is given as one
+            // identifier), so the client carries the database.
+            let client = self
+                .runtime
+                .block_on(connect(&self.settings))?
+                .with_database(&self.settings.database);
+            self.client = Some(client);
+        }
+        let client = self.client.as_ref().expect("connected");
+        let written = self.runtime.block_on(async {
             if !rows.is_empty() {
                 let mut insert = client.insert::<FactRow>("service_facts").await?;
                 for row in &rows {
@@ -122,7 +132,11 @@ impl FactWriter {
             insert.write(&state_row).await?;
             insert.end().await?;
             Ok::<_, StoreError>(())
-        })?;
+        });
+        if let Err(e) = written {
+            self.client = None;
+            return Err(e);
+        }
         for (service, _, frozen) in services {
             self.frozen_written.insert(service.clone(), frozen.len());
         }
