@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use doraflow_schemas::config::ServiceConfig;
-use doraflow_schemas::event::{AppKind, AppRef};
+use doraflow_schemas::event::AppKind;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// The environment of an application (Argo CD, Flux, CDEvents) with neither a catalog pin nor
@@ -42,7 +42,7 @@ pub struct Catalog {
     incident_aliases: HashMap<String, String>,
     /// Application (tool, name) → (service, pinned environment): Argo CD apps, Flux objects
     /// (`namespace/name` or `name`), CDEvents service ids.
-    apps: HashMap<(AppKind, String), (String, Option<String>)>,
+    apps: HashMap<AppKind, HashMap<String, (String, Option<String>)>>,
     order: Vec<String>,
 }
 
@@ -96,22 +96,23 @@ impl Catalog {
                 list.sort_by(|a, b| a.0.cmp(&b.0));
             }
             for app in &service.argocd_apps {
-                catalog.apps.insert(
-                    (AppKind::Argocd, app.app.clone()),
+                catalog.apps.entry(AppKind::Argocd).or_default().insert(
+                    app.app.clone(),
                     (service.name.clone(), app.environment.clone()),
                 );
             }
             for object in &service.flux_objects {
-                catalog.apps.insert(
-                    (AppKind::Flux, object.object.clone()),
+                catalog.apps.entry(AppKind::Flux).or_default().insert(
+                    object.object.clone(),
                     (service.name.clone(), object.environment.clone()),
                 );
             }
             for id in &service.cdevents_services {
-                catalog.apps.insert(
-                    (AppKind::Cdevents, id.clone()),
-                    (service.name.clone(), None),
-                );
+                catalog
+                    .apps
+                    .entry(AppKind::Cdevents)
+                    .or_default()
+                    .insert(id.clone(), (service.name.clone(), None));
                 catalog
                     .incident_aliases
                     .insert(id.clone(), service.name.clone());
@@ -204,37 +205,29 @@ impl Catalog {
     /// pin; else the application's own name, its `environment` label, else `production`. A
     /// Flux object `namespace/name` is looked up as such, then by its name alone; unmapped, its
     /// service is its name (the namespace usually names the environment or the cluster).
-    pub fn app<'a>(&'a self, app: &'a AppRef, label: Option<&'a str>) -> (&'a str, &'a str) {
+    pub fn app<'a>(
+        &'a self,
+        kind: AppKind,
+        name: &'a str,
+        label: Option<&'a str>,
+    ) -> (&'a str, &'a str) {
         let label = label.filter(|l| !l.is_empty());
-        let mapped = self.apps.get(&(app.kind, app.name.clone())).or_else(|| {
-            let (_, name) = app.name.rsplit_once('/')?;
-            (app.kind == AppKind::Flux)
-                .then(|| self.apps.get(&(AppKind::Flux, name.to_string())))
-                .flatten()
+        let aliases = self.apps.get(&kind);
+        let bare_name = match kind {
+            AppKind::Flux => name.rsplit_once('/').map_or(name, |(_, n)| n),
+            _ => name,
+        };
+        let mapped = aliases.and_then(|a| {
+            a.get(name)
+                .or_else(|| (bare_name != name).then(|| a.get(bare_name)).flatten())
         });
         match mapped {
             Some((service, pin)) => (
                 service,
                 pin.as_deref().or(label).unwrap_or(APP_DEFAULT_ENVIRONMENT),
             ),
-            None => {
-                let name = match app.kind {
-                    AppKind::Flux => app.name.rsplit_once('/').map_or(&app.name[..], |(_, n)| n),
-                    _ => &app.name,
-                };
-                (name, label.unwrap_or(APP_DEFAULT_ENVIRONMENT))
-            }
+            None => (bare_name, label.unwrap_or(APP_DEFAULT_ENVIRONMENT)),
         }
-    }
-
-    /// The service and environment of an Argo CD application (its health reports).
-    pub fn argocd_app<'a>(&'a self, app: &'a str, label: Option<&'a str>) -> (String, String) {
-        let app = AppRef {
-            kind: AppKind::Argocd,
-            name: app.to_string(),
-        };
-        let (service, environment) = self.app(&app, label);
-        (service.to_string(), environment.to_string())
     }
 
     /// The team of a service, if the catalog names one.

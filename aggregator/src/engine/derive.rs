@@ -12,7 +12,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use doraflow_schemas::event::{AppKind, AppRef, HealthStatus, Tier};
+use doraflow_schemas::event::{AppKind, HealthStatus, Tier};
 
 use super::horizon::Context;
 use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
@@ -409,23 +409,15 @@ pub fn derive_service(
     }
 
     // Health reports of the service's applications, in time order, with their environments.
-    let app_refs: Vec<(&String, AppRef)> = apps
+    let mut reports: Vec<Report> = apps
         .iter()
-        .map(|app| {
-            let app_ref = AppRef {
-                kind: AppKind::Argocd,
-                name: app.clone(),
-            };
-            (app, app_ref)
-        })
-        .collect();
-    let mut reports: Vec<Report> = app_refs
-        .iter()
-        .filter_map(|(app, app_ref)| Some((*app, app_ref, inputs.health.get(*app)?)))
-        .flat_map(|(app, app_ref, entries)| {
+        .filter_map(|app| Some((app, inputs.health.get(app)?)))
+        .flat_map(|(app, entries)| {
             entries.iter().map(move |e| Report {
                 app,
-                environment: catalog.app(app_ref, e.environment.as_deref()).1,
+                environment: catalog
+                    .app(AppKind::Argocd, app, e.environment.as_deref())
+                    .1,
                 entry: e,
             })
         })
@@ -584,7 +576,11 @@ pub fn revision_hash(revision: &str) -> u64 {
 /// catalog's pin, its label, else `production` (metrics.md §1).
 pub fn environment_of<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'a str {
     match &fields.app {
-        Some(app) => catalog.app(app, Some(&fields.environment)).1,
+        Some(app) => {
+            catalog
+                .app(app.kind, &app.name, Some(&fields.environment))
+                .1
+        }
         None => &fields.environment,
     }
 }

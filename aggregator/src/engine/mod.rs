@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
+use doraflow_schemas::event::AppKind;
 use doraflow_schemas::{Event, LogRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +123,8 @@ impl Engine {
             .iter()
             .filter_map(|(app, reports)| {
                 let label = reports.iter().next_back()?.environment.as_deref();
-                Some((self.catalog.argocd_app(app, label).0, app.clone()))
+                let service = self.catalog.app(AppKind::Argocd, app, label).0;
+                Some((service.to_string(), app.clone()))
             })
             .collect();
         for (service, app) in apps {
@@ -148,7 +150,7 @@ impl Engine {
     /// else the repository's (metrics.md §1).
     fn attempt_service(&self, fields: &AttemptFields) -> String {
         if let Some(app) = &fields.app {
-            return self.catalog.app(app, None).0.to_string();
+            return self.catalog.app(app.kind, &app.name, None).0.to_string();
         }
         self.catalog
             .deployment_service(
@@ -170,7 +172,12 @@ impl Engine {
                 .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
                 .into_iter()
                 .collect(),
-            Event::Health(h) => vec![self.catalog.argocd_app(&h.app, h.environment.as_deref()).0],
+            Event::Health(h) => {
+                let (service, _) =
+                    self.catalog
+                        .app(AppKind::Argocd, &h.app, h.environment.as_deref());
+                vec![service.to_string()]
+            }
         }
     }
 
