@@ -84,55 +84,37 @@ impl IntoResponse for IngestOutcome {
     }
 }
 
-/// The webhook routes.
+/// The webhook routes. Each answers with its outcome, or its error (`Result` of two
+/// `IntoResponse` types is one).
 pub fn router(ingest: Arc<Ingest>) -> Router {
+    type Shared = State<Arc<Ingest>>;
     Router::new()
-        .route("/webhooks/github", post(route(Ingest::github)))
-        .route("/webhooks/pagerduty", post(route(Ingest::pagerduty)))
-        .route("/webhooks/gitlab", post(route(Ingest::gitlab)))
-        .route("/webhooks/argocd", post(route(Ingest::argocd)))
-        .route("/webhooks/cdevents", post(route(Ingest::cdevents)))
-        .route("/webhooks/flux", post(route(Ingest::flux)))
+        .route(
+            "/webhooks/github",
+            post(|State(i): Shared, r: Request| async move { i.github(r).await }),
+        )
+        .route(
+            "/webhooks/pagerduty",
+            post(|State(i): Shared, r: Request| async move { i.pagerduty(r).await }),
+        )
+        .route(
+            "/webhooks/gitlab",
+            post(|State(i): Shared, r: Request| async move { i.gitlab(r).await }),
+        )
+        .route(
+            "/webhooks/argocd",
+            post(|State(i): Shared, r: Request| async move { i.argocd(r).await }),
+        )
+        .route(
+            "/webhooks/cdevents",
+            post(|State(i): Shared, r: Request| async move { i.cdevents(r).await }),
+        )
+        .route(
+            "/webhooks/flux",
+            post(|State(i): Shared, r: Request| async move { i.flux(r).await }),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
-}
-
-/// An axum handler for one source's receiving method: its outcome or its error as the answer.
-fn route<F>(
-    receive: F,
-) -> impl Fn(State<Arc<Ingest>>, Request) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static
-where
-    F: for<'a> AsyncReceive<'a> + Copy + Send + Sync + 'static,
-{
-    move |State(ingest): State<Arc<Ingest>>, request: Request| {
-        Box::pin(async move {
-            match receive.call(&ingest, request).await {
-                Ok(outcome) => outcome.into_response(),
-                Err(error) => error.into_response(),
-            }
-        })
-    }
-}
-
-/// A receiving method of [`Ingest`]: `async fn(&Ingest, Request) -> Result<IngestOutcome, _>`.
-trait AsyncReceive<'a> {
-    type Future: Future<Output = Result<IngestOutcome, HttpError>> + Send + 'a;
-    fn call(&self, ingest: &'a Ingest, request: Request) -> Self::Future;
-}
-
-impl<'a, F, Fut> AsyncReceive<'a> for F
-where
-    F: Fn(&'a Ingest, Request) -> Fut,
-    Fut: Future<Output = Result<IngestOutcome, HttpError>> + Send + 'a,
-{
-    type Future = Fut;
-    fn call(&self, ingest: &'a Ingest, request: Request) -> Fut {
-        self(ingest, request)
-    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
