@@ -183,11 +183,7 @@ pub fn aggregate(
     );
     let consumer = consumer.with_writer(writer);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let handle = runtime.handle().clone();
-    let aggregator = std::thread::Builder::new()
-        .name("doraflow-aggregator".into())
-        .spawn(move || consumer.run(handle, stop_rx))
-        .context("cannot start the aggregator thread")?;
+    let aggregator = crate::serve::spawn_aggregator(consumer, runtime.handle().clone(), stop_rx)?;
     tracing::info!(brokers = %kafka.brokers, clickhouse = %clickhouse.url, "doraflow aggregate running");
     runtime.block_on(crate::serve::shutdown_signal());
     tracing::info!("shutting down: writing the aggregator checkpoint");

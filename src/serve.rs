@@ -59,22 +59,7 @@ pub fn run(
         Duration::from_secs(config.storage.checkpoint_interval_secs.max(1)),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let handle = runtime.handle().clone();
-    let aggregator = std::thread::Builder::new()
-        .name("doraflow-aggregator".into())
-        .spawn(move || {
-            // A bug in the engine must not leave the API serving stale numbers as if fresh: stop
-            // the process so that its supervisor restarts it (every accepted delivery is in the
-            // log; the restart replays from the checkpoint).
-            let run = std::panic::AssertUnwindSafe(move || consumer.run(handle, stop_rx));
-            if std::panic::catch_unwind(run).is_err() {
-                tracing::error!(
-                    "the aggregator stopped on a panic: exiting so that a restart replays the log"
-                );
-                std::process::exit(70);
-            }
-        })
-        .context("cannot start the aggregator thread")?;
+    let aggregator = spawn_aggregator(consumer, runtime.handle().clone(), stop_rx)?;
 
     let ingest = Arc::new(doraflow_ingest::Ingest::new(
         log.clone(),
@@ -107,6 +92,29 @@ pub fn run(
     let _ = stop_tx.send(true);
     let _ = aggregator.join();
     Ok(())
+}
+
+/// Runs the consumer on a thread of its own until `stop` turns true. A bug in the engine must
+/// not leave the API serving stale numbers as if fresh: a panic stops the process, so that its
+/// supervisor restarts it (every accepted delivery is in the log; the restart replays from the
+/// checkpoint).
+pub(crate) fn spawn_aggregator(
+    consumer: Consumer,
+    runtime: tokio::runtime::Handle,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("doraflow-aggregator".into())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(move || consumer.run(runtime, stop));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!(
+                    "the aggregator stopped on a panic: exiting so that a restart replays the log"
+                );
+                std::process::exit(70);
+            }
+        })
+        .context("cannot start the aggregator thread")
 }
 
 /// Resolves on SIGINT or SIGTERM.

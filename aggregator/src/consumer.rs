@@ -115,16 +115,21 @@ impl Consumer {
             let store = self.store.read().expect("store lock");
             store.service_names().cloned().collect()
         };
-        let all: Vec<_> = services
-            .into_iter()
-            .map(|s| {
-                let facts = self.engine.facts(&s);
-                let frozen = self.engine.frozen_facts(&s);
-                (s, facts, frozen)
-            })
-            .collect();
+        let all = self.published(services);
         self.write_through(&all);
         self
+    }
+
+    /// The services' facts as published: live and frozen.
+    fn published(&mut self, services: impl IntoIterator<Item = String>) -> Vec<PublishedService> {
+        services
+            .into_iter()
+            .map(|service| {
+                let facts = self.engine.facts(&service);
+                let frozen = self.engine.frozen_facts(&service);
+                (service, facts, frozen)
+            })
+            .collect()
     }
 
     /// Writes published services to the store's writer, retrying until it succeeds: the
@@ -186,16 +191,8 @@ impl Consumer {
     /// Re-derives the services touched since the last call and publishes them, with the
     /// counters and the offset they reflect, in one store update.
     fn publish_dirty(&mut self) {
-        let derived: Vec<_> = self
-            .engine
-            .take_dirty()
-            .into_iter()
-            .map(|service| {
-                let facts = self.engine.facts(&service);
-                let frozen = self.engine.frozen_facts(&service);
-                (service, facts, frozen)
-            })
-            .collect();
+        let dirty = self.engine.take_dirty();
+        let derived = self.published(dirty);
         let state = self.engine.state();
         {
             let mut store = self.store.write().expect("store lock");

@@ -187,11 +187,11 @@ pub fn normalize(delivery: Delivery) -> Result<Normalized, NormalizeError> {
             } else {
                 IncidentChange::Triggered
             };
-            let service = content.service.as_ref().map(|s| s.id.clone());
             Event::Incident(IncidentUpdate {
                 id: event.subject.id.clone(),
-                service_id: service.clone(),
-                service_name: service,
+                // The catalog maps the id; unmapped, the id names the service (metrics.md §1).
+                service_id: content.service.as_ref().map(|s| s.id.clone()),
+                service_name: None,
                 title: content.description.clone().unwrap_or_default(),
                 change,
                 occurred_at: at,
@@ -317,7 +317,7 @@ mod tests {
             vec![Event::Incident(IncidentUpdate {
                 id: "incident-123".into(),
                 service_id: Some("myApp".into()),
-                service_name: Some("myApp".into()),
+                service_name: None,
                 title: "Response time above threshold of 100ms".into(),
                 change: IncidentChange::Triggered,
                 occurred_at: parse_rfc3339("2022-11-11T13:52:20.079Z").unwrap(),
