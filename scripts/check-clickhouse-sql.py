@@ -28,10 +28,14 @@ for path in files:
     for statement in statements(path):
         s.query(statement)
     print("ok", path.relative_to(root.parent.parent))
-s.query(f"INSERT INTO {db}.service_facts VALUES ('a', 0, 5, 'old'), ('a', 0, 7, 'new'), ('a', 1, 3, 'frozen')")
+s.query(f"INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) VALUES "
+        "('a', 0, 5, 'old', 0), ('a', 0, 7, 'new', 0), ('a', 1, 3, 'frozen', 0), ('b', 0, 2, 'b', 1)")
 s.query(f"INSERT INTO {db}.aggregator_state VALUES ('offset', 1, '10'), ('offset', 2, '20')")
 checks = {
-    "facts_since.sql": ({"after": 4}, "a\t0\t7\tnew"),
+    "facts_since.sql": (
+        {"newer": "(log_partition = 0 AND newest > 4) OR (log_partition = 1 AND newest > 1)"},
+        "a\t0\t0\t7\tnew\nb\t0\t1\t2\tb",
+    ),
     "state.sql": ({}, "offset\t2\t20"),
     "applied_migrations.sql": ({}, ""),
 }

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use doraflow_aggregator::clickhouse::ClickHouseSettings;
 use doraflow_eventlog::EventLog;
-use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, create_topics};
+use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, Topic, create_topics};
 use doraflow_schemas::Config;
 use serde_json::json;
 
@@ -27,6 +27,7 @@ fn kafka_settings(config: &Config) -> anyhow::Result<(KafkaSettings, i32)> {
         KafkaSettings {
             brokers: kafka.brokers.clone(),
             topic_prefix: kafka.topic_prefix.clone(),
+            partitions: kafka.partitions,
         },
         kafka.replication,
     ))
@@ -68,11 +69,16 @@ pub fn migrate(config_path: Option<&std::path::Path>) -> anyhow::Result<()> {
         let created = runtime
             .block_on(create_topics(&settings, replication))
             .with_context(|| format!("cannot create the topics on {}", settings.brokers))?;
-        println!(
-            "kafka: topic {} {}",
-            settings.deliveries_topic(),
-            if created { "created" } else { "already exists" }
-        );
+        for (topic, created) in created {
+            println!(
+                "kafka: topic {topic} {}",
+                if created {
+                    format!("created ({} partitions)", settings.partitions)
+                } else {
+                    "already exists".to_string()
+                }
+            );
+        }
     }
     if config.storage.clickhouse.is_some() {
         let settings = clickhouse_settings(&config)?;
@@ -103,9 +109,15 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         tracing::warn!("{warning}");
     }
     let (settings, _) = kafka_settings(&config)?;
+    // Events go to the partition of each service they concern: the catalog decides.
+    let catalog = Arc::new(doraflow_aggregator::Catalog::new(
+        &crate::catalog_files::services(&config)?,
+    )?);
+    let router = doraflow_aggregator::partitioning::router(catalog, settings.partitions);
     let runtime = runtime()?;
+    let _guard = runtime.enter();
     let log: Arc<dyn EventLog> = Arc::new(
-        KafkaLog::connect(&settings)
+        KafkaLog::connect(&settings, router, Topic::Raw, 0)
             .with_context(|| format!("cannot connect to Kafka at {}", settings.brokers))?,
     );
     let ingest = Arc::new(doraflow_ingest::Ingest::new(
@@ -144,7 +156,7 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(address = %listen, brokers = %settings.brokers, topic = %settings.deliveries_topic(), "doraflow ingest serving");
+        tracing::info!(address = %listen, brokers = %settings.brokers, prefix = %settings.topic_prefix, partitions = settings.partitions, "doraflow ingest serving");
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::serve::shutdown_signal())
             .await
@@ -152,9 +164,10 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
     })
 }
 
-/// `doraflow aggregate`: the engine over the Kafka log; every publish is written to ClickHouse
-/// (retried until it is) before the checkpoint that covers it. Checkpoints live in
-/// `<data_dir>/aggregator`.
+/// `doraflow aggregate`: a member of the aggregators' consumer group; for each partition of the
+/// events topic it is assigned, the engine over that partition, every publish written to
+/// ClickHouse (retried until it is) before the group's offset moves past it. Checkpoints live in
+/// `<data_dir>/aggregator/partition-<n>`.
 pub fn aggregate(
     config_path: Option<&std::path::Path>,
     data_dir: Option<std::path::PathBuf>,
@@ -163,32 +176,43 @@ pub fn aggregate(
     if let Some(dir) = data_dir {
         config.storage.data_dir = dir.display().to_string();
     }
+    config.validate()?;
     let (kafka, _) = kafka_settings(&config)?;
     let clickhouse = clickhouse_settings(&config)?;
     let catalog = doraflow_aggregator::Catalog::new(&crate::catalog_files::services(&config)?)?;
     let definitions = config.definitions.compile()?;
-    let writer = doraflow_aggregator::clickhouse::facts::FactWriter::new(&clickhouse);
+    let group = config
+        .storage
+        .kafka
+        .as_ref()
+        .and_then(|k| k.consumer_group.clone())
+        .unwrap_or_else(|| doraflow_schemas::topics::default_group(&kafka.topic_prefix));
+    let settings = doraflow_aggregator::group::GroupSettings {
+        kafka: kafka.clone(),
+        group: group.clone(),
+        clickhouse: clickhouse.clone(),
+        checkpoint_dir: std::path::PathBuf::from(&config.storage.data_dir).join("aggregator"),
+        checkpoint_every: std::time::Duration::from_secs(
+            config.storage.checkpoint_interval_secs.max(1),
+        ),
+    };
     let runtime = runtime()?;
-    let _guard = runtime.enter();
-    let log: Arc<dyn EventLog> = Arc::new(
-        KafkaLog::connect(&kafka)
-            .with_context(|| format!("cannot connect to Kafka at {}", kafka.brokers))?,
-    );
-    let (consumer, _store) = doraflow_aggregator::consumer::Consumer::restore(
-        &std::path::PathBuf::from(&config.storage.data_dir).join("aggregator"),
-        log,
-        catalog,
-        definitions,
-        std::time::Duration::from_secs(config.storage.checkpoint_interval_secs.max(1)),
-    );
-    let consumer = consumer.with_writer(writer);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let aggregator = crate::serve::spawn_aggregator(consumer, runtime.handle().clone(), stop_rx)?;
-    tracing::info!(brokers = %kafka.brokers, clickhouse = %clickhouse.url, "doraflow aggregate running");
+    let handle = runtime.handle().clone();
+    let member = std::thread::Builder::new()
+        .name("aggregate-group".into())
+        .spawn(move || {
+            doraflow_aggregator::group::run(settings, catalog, definitions, handle, stop_rx)
+        })
+        .context("cannot start the group thread")?;
+    tracing::info!(brokers = %kafka.brokers, %group, clickhouse = %clickhouse.url, "doraflow aggregate running");
     runtime.block_on(crate::serve::shutdown_signal());
-    tracing::info!("shutting down: writing the aggregator checkpoint");
+    tracing::info!("shutting down: writing the partitions' checkpoints");
     let _ = stop_tx.send(true);
-    let _ = aggregator.join();
+    match member.join() {
+        Ok(result) => result.context("the consumer group failed")?,
+        Err(_) => anyhow::bail!("the consumer group thread panicked"),
+    }
     Ok(())
 }
 

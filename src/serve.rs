@@ -103,17 +103,7 @@ pub(crate) fn spawn_aggregator(
     runtime: tokio::runtime::Handle,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("doraflow-aggregator".into())
-        .spawn(move || {
-            let run = std::panic::AssertUnwindSafe(move || consumer.run(runtime, stop));
-            if std::panic::catch_unwind(run).is_err() {
-                tracing::error!(
-                    "the aggregator stopped on a panic: exiting so that a restart replays the log"
-                );
-                std::process::exit(70);
-            }
-        })
+    doraflow_aggregator::consumer::spawn("doraflow-aggregator".into(), || consumer, runtime, stop)
         .context("cannot start the aggregator thread")
 }
 

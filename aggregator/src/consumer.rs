@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::clickhouse::facts::{FactWriter, PublishedService, PublishedState};
 use crate::engine::{Engine, EngineState};
+use crate::partitioning::Ownership;
 use crate::store::{FactStore, StoreCounters};
 
 /// Records read per batch.
@@ -51,6 +52,10 @@ pub struct Consumer {
     offset: u64,
     /// Where published facts also go (the distributed deployment's ClickHouse).
     writer: Option<FactWriter>,
+    /// The services this consumer publishes, when it reads one partition of several.
+    ownership: Option<Ownership>,
+    /// Told the offset up to which the writer has confirmed the facts.
+    on_written: Option<Box<dyn FnMut(u64) + Send>>,
 }
 
 /// The longest wait between two attempts to write to an unavailable store.
@@ -103,9 +108,25 @@ impl Consumer {
             checkpoint_every,
             offset,
             writer: None,
+            ownership: None,
+            on_written: None,
         };
         consumer.publish_dirty();
         (consumer, store)
+    }
+
+    /// Publishes only the services `ownership` owns, and counts the organisation's totals only
+    /// for records at home here (one aggregator of several, each reading a partition). Call
+    /// before [`Self::with_writer`].
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = Some(ownership);
+        self
+    }
+
+    /// Calls `confirmed` with the offset up to which the writer has the facts, after each write.
+    pub fn on_written(mut self, confirmed: impl FnMut(u64) + Send + 'static) -> Self {
+        self.on_written = Some(Box::new(confirmed));
+        self
     }
 
     /// Also writes every publish to ClickHouse; everything restored is written first.
@@ -115,14 +136,20 @@ impl Consumer {
             let store = self.store.read().expect("store lock");
             store.service_names().cloned().collect()
         };
+        self.publish_counters();
         let all = self.published(services);
         self.write_through(&all);
         self
     }
 
+    fn owns(&self, service: &str) -> bool {
+        self.ownership.as_ref().is_none_or(|o| o.owns(service))
+    }
+
     /// The services' facts as published: live and frozen.
     fn published(&mut self, services: impl IntoIterator<Item = String>) -> Vec<PublishedService> {
-        services
+        let owned: Vec<String> = services.into_iter().filter(|s| self.owns(s)).collect();
+        owned
             .into_iter()
             .map(|service| {
                 let facts = self.engine.facts(&service);
@@ -145,7 +172,12 @@ impl Consumer {
         let mut wait = Duration::from_millis(100);
         loop {
             match writer.write(derived, &state, self.offset) {
-                Ok(()) => return,
+                Ok(()) => {
+                    if let Some(confirmed) = self.on_written.as_mut() {
+                        confirmed(self.offset);
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot write facts to the store: retrying");
                     std::thread::sleep(wait);
@@ -171,7 +203,11 @@ impl Consumer {
             };
             self.offset = last.next_offset;
             for read in &records {
-                self.engine.apply(&read.record);
+                let totals = self
+                    .ownership
+                    .as_ref()
+                    .is_none_or(|o| o.is_home(&read.record));
+                self.engine.apply_counting_totals(&read.record, totals);
             }
             applied += records.len();
             // A long replay keeps the working state bounded too (in whole-horizon steps: each
@@ -193,18 +229,30 @@ impl Consumer {
     fn publish_dirty(&mut self) {
         let dirty = self.engine.take_dirty();
         let derived = self.published(dirty);
-        let state = self.engine.state();
         {
             let mut store = self.store.write().expect("store lock");
             for (service, facts, frozen) in &derived {
                 store.publish(service.clone(), facts.clone(), frozen.clone());
             }
-            store.set_duplicates(state.duplicates.clone(), state.duplicates_total);
-            store.set_too_late(state.horizon.too_late.clone(), state.horizon.too_late_total);
-            store.set_commits_not_listed(state.commits_not_listed.clone());
-            store.set_applied_offset(self.offset);
         }
+        self.publish_counters();
         self.write_through(&derived);
+    }
+
+    /// Puts the engine's counters (those of owned services) and the offset into the store.
+    fn publish_counters(&mut self) {
+        let state = self.engine.state();
+        let owned = |map: &std::collections::BTreeMap<String, u64>| {
+            map.iter()
+                .filter(|(s, _)| self.owns(s))
+                .map(|(s, n)| (s.clone(), *n))
+                .collect()
+        };
+        let mut store = self.store.write().expect("store lock");
+        store.set_duplicates(owned(&state.duplicates), state.duplicates_total);
+        store.set_too_late(owned(&state.horizon.too_late), state.horizon.too_late_total);
+        store.set_commits_not_listed(owned(&state.commits_not_listed));
+        store.set_applied_offset(self.offset);
     }
 
     /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).
@@ -304,4 +352,24 @@ impl Consumer {
             tracing::warn!(error = %e, "final checkpoint failed");
         }
     }
+}
+
+/// Runs a consumer built by `build` on a thread of its own until `stop` turns true. A panic
+/// exits the process (status 70), so that a restart replays the log from the last checkpoint
+/// rather than serve facts that stopped moving.
+pub fn spawn(
+    name: String,
+    build: impl FnOnce() -> Consumer + Send + 'static,
+    runtime: tokio::runtime::Handle,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        let run = std::panic::AssertUnwindSafe(move || build().run(runtime, stop));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!(
+                "the aggregator stopped on a panic: exiting so that a restart replays the log"
+            );
+            std::process::exit(70);
+        }
+    })
 }

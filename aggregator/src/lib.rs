@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod clickhouse;
 pub mod consumer;
 pub mod engine;
+pub mod group;
+pub mod partitioning;
 pub mod store;
 pub mod summary;
 

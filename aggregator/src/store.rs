@@ -34,6 +34,23 @@ pub struct StoreCounters {
     pub commits_not_listed: BTreeMap<String, u64>,
 }
 
+impl StoreCounters {
+    /// Adds another aggregator's counters (of other services) to these.
+    pub fn merge(&mut self, other: &StoreCounters) {
+        let add = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
+            for (service, n) in from {
+                *into.entry(service.clone()).or_default() += n;
+            }
+        };
+        add(&mut self.late_corrections, &other.late_corrections);
+        add(&mut self.duplicates, &other.duplicates);
+        add(&mut self.too_late, &other.too_late);
+        add(&mut self.commits_not_listed, &other.commits_not_listed);
+        self.duplicates_total += other.duplicates_total;
+        self.too_late_total += other.too_late_total;
+    }
+}
+
 /// The facts of every service.
 #[derive(Debug, Default)]
 pub struct FactStore {

@@ -1,6 +1,7 @@
 //! The golden corpus (`tests/corpus/*.json`): small event streams, each named after the rule of
 //! metrics.md it pins down, with hand-checked expected facts and figures. Every case is also run
-//! reversed, rotated and with every delivery twice; the facts must not change.
+//! reversed, rotated and with every delivery twice; the facts must not change. The same facts
+//! drive the store conformance suite: the embedded store and ClickHouse must answer alike.
 //!
 //! A case: `catalog` (as `[[services]]`), `events` (a compact form of the normalized events, one
 //! delivery each), `query` (`service`, `from`, `to`), and `expected`: `deployments` (by id, fact
@@ -8,7 +9,11 @@
 //! `/api/v1/dora` answer).
 
 use std::path::Path;
+use std::sync::Arc;
 
+use doraflow_aggregator::clickhouse::facts::{FactReader, FactWriter, PublishedState};
+use doraflow_aggregator::clickhouse::{ClickHouseSettings, connect, migrate};
+use doraflow_aggregator::store::{FactStore, StoreCounters};
 use doraflow_aggregator::summary::{Counters, Edition, Query, summarize};
 use doraflow_aggregator::{Catalog, Engine, EngineState, ServiceFacts};
 use doraflow_schemas::config::{Definitions, ServiceConfig};
@@ -299,4 +304,206 @@ fn every_corpus_case_gives_its_hand_checked_answers() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// One step of the store conformance suite: what an aggregator of one partition publishes.
+struct Publish {
+    partition: u32,
+    version: u64,
+    services: Vec<(String, Arc<ServiceFacts>, Vec<Arc<ServiceFacts>>)>,
+    counters: StoreCounters,
+}
+
+/// The embedded store after the steps (applied in version order, as one aggregator does).
+fn embedded_store(steps: &[Publish]) -> FactStore {
+    let mut store = FactStore::default();
+    let mut counters = std::collections::BTreeMap::new();
+    for step in steps {
+        for (service, live, frozen) in &step.services {
+            store.publish(service.clone(), live.clone(), frozen.clone());
+        }
+        counters.insert(step.partition, step.counters.clone());
+    }
+    let mut whole = StoreCounters::default();
+    for c in counters.values() {
+        whole.merge(c);
+    }
+    store.set_counters(whole);
+    store
+}
+
+/// The store as an API process sees it through ClickHouse after the steps, each written by the
+/// writer of its partition; `then` is written afterwards (a replay).
+fn clickhouse_store(url: &str, database: &str, steps: &[Publish], then: &[Publish]) -> FactStore {
+    let settings = ClickHouseSettings {
+        url: url.into(),
+        database: database.into(),
+        user: None,
+        password: None,
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(migrate(&settings)).unwrap();
+    let mut writers: std::collections::BTreeMap<u32, FactWriter> = Default::default();
+    for step in steps.iter().chain(then) {
+        let writer = writers
+            .entry(step.partition)
+            .or_insert_with(|| FactWriter::new(&settings).for_partition(step.partition));
+        let state = PublishedState {
+            offset: step.version,
+            counters: step.counters.clone(),
+        };
+        writer.write(&step.services, &state, step.version).unwrap();
+    }
+    let store = std::sync::RwLock::new(FactStore::default());
+    runtime.block_on(async {
+        let mut reader = FactReader::connect(&settings).await.unwrap();
+        reader.refresh(&store).await.unwrap();
+        // A second refresh reads nothing new and changes nothing.
+        assert_eq!(reader.refresh(&store).await.unwrap(), 0);
+        let client = connect(&settings).await.unwrap();
+        client
+            .query(&format!("DROP DATABASE {database}"))
+            .execute()
+            .await
+            .unwrap();
+    });
+    store.into_inner().unwrap()
+}
+
+/// What the API reads of a store.
+fn observed(store: &FactStore) -> Value {
+    let mut services: Vec<&String> = store.service_names().collect();
+    services.sort();
+    let parts: serde_json::Map<String, Value> = services
+        .iter()
+        .map(|s| {
+            (
+                s.to_string(),
+                serde_json::to_value(
+                    store
+                        .parts(s)
+                        .iter()
+                        .map(|p| (**p).clone())
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    let per_service: serde_json::Map<String, Value> = services
+        .iter()
+        .map(|s| {
+            let c = store.counters_for(Some(std::slice::from_ref(*s)));
+            (s.to_string(), serde_json::to_value(c).unwrap())
+        })
+        .collect();
+    json!({
+        "parts": parts,
+        "counters": serde_json::to_value(store.counters_for(None)).unwrap(),
+        "per_service": per_service,
+    })
+}
+
+/// The store conformance suite: the facts of every corpus case, published by two partitions'
+/// aggregators (one service's facts as a frozen chunk plus an empty live part, the others live),
+/// then published again newer, read by the API from the embedded store and from ClickHouse (when
+/// `DORAFLOW_TEST_CLICKHOUSE` names a server; scripts/test starts one): the same answers. A
+/// replay that writes older versions afterwards changes nothing.
+#[test]
+fn the_embedded_store_and_clickhouse_conform() {
+    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
+        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    let mut steps = Vec::new();
+    for (n, path) in paths.iter().enumerate() {
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let services: Vec<ServiceConfig> = serde_json::from_value(case["catalog"].clone()).unwrap();
+        let facts = run(&case, &records(&case));
+        let partition = (n % 2) as u32;
+        let published = services
+            .iter()
+            .zip(facts)
+            .enumerate()
+            .map(|(i, (s, f))| {
+                let name = format!("{}-{}", n, s.name);
+                if i == 0 {
+                    (name, Arc::new(ServiceFacts::default()), vec![Arc::new(f)])
+                } else {
+                    (name, Arc::new(f), vec![])
+                }
+            })
+            .collect();
+        let mut counters = StoreCounters::default();
+        counters.duplicates.insert(format!("{n}-x"), n as u64 + 1);
+        counters.duplicates_total = n as u64 + 1;
+        counters.too_late_total = 1;
+        steps.push(Publish {
+            partition,
+            version: 10 + n as u64,
+            services: published,
+            counters,
+        });
+    }
+    // The first step's services are published again, newer, with other facts.
+    let first = &steps[0];
+    let again = Publish {
+        partition: first.partition,
+        version: 1_000,
+        services: first
+            .services
+            .iter()
+            .map(|(s, _, frozen)| (s.clone(), Arc::new(ServiceFacts::default()), frozen.clone()))
+            .collect(),
+        counters: first.counters.clone(),
+    };
+    // A replay of an older version, written last.
+    let stale = Publish {
+        partition: first.partition,
+        version: 5,
+        services: steps[1]
+            .services
+            .iter()
+            .map(|(s, _, frozen)| (s.clone(), Arc::new(ServiceFacts::default()), frozen.clone()))
+            .collect(),
+        counters: StoreCounters::default(),
+    };
+    steps.push(again);
+    let embedded = observed(&embedded_store(&steps));
+    let database = format!("store_conformance_{}", std::process::id());
+    let through_clickhouse = observed(&clickhouse_store(&url, &database, &steps, &[stale]));
+    assert!(embedded["parts"].as_object().unwrap().len() >= 15);
+    // Each partition's state replaces its last one; the partitions add up.
+    assert_eq!(embedded["counters"]["too_late_ignored"], json!(2));
+    if through_clickhouse != embedded {
+        let (a, b) = (
+            serde_json::to_string_pretty(&through_clickhouse).unwrap(),
+            serde_json::to_string_pretty(&embedded).unwrap(),
+        );
+        let first_difference = a
+            .lines()
+            .zip(b.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        panic!(
+            "ClickHouse differs from the embedded store near line {first_difference}:\n{}\n---\n{}",
+            a.lines()
+                .skip(first_difference.saturating_sub(5))
+                .take(12)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            b.lines()
+                .skip(first_difference.saturating_sub(5))
+                .take(12)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
 }

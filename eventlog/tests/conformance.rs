@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, create_topics};
+use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, Topic, create_topics, single_partition};
 use doraflow_eventlog::{Body, EmbeddedLog, EventLog, LogError};
 use doraflow_schemas::{LogRecord, Outcome};
 
@@ -127,11 +127,12 @@ async fn kafka_on_the_mock_cluster_conforms() {
     let settings = KafkaSettings {
         brokers: cluster.bootstrap_servers(),
         topic_prefix: "mock".into(),
+        partitions: 1,
     };
-    cluster
-        .create_topic(&settings.deliveries_topic(), 1, 1)
-        .unwrap();
-    let log = KafkaLog::connect(&settings).unwrap();
+    for topic in Topic::ALL {
+        cluster.create_topic(&topic.name(&settings), 1, 1).unwrap();
+    }
+    let log = KafkaLog::connect(&settings, single_partition(), Topic::Raw, 0).unwrap();
     conforms(Arc::new(log)).await;
 }
 
@@ -146,10 +147,20 @@ async fn kafka_on_a_real_broker_conforms() {
     let settings = KafkaSettings {
         brokers,
         topic_prefix: format!("conformance-{}", std::process::id()),
+        partitions: 1,
     };
-    assert!(create_topics(&settings, 1).await.unwrap(), "a new topic");
-    assert!(!create_topics(&settings, 1).await.unwrap(), "created once");
-    let log = KafkaLog::connect(&settings).unwrap();
+    let created = create_topics(&settings, 1).await.unwrap();
+    assert_eq!(created.len(), 3);
+    assert!(
+        created.iter().all(|(_, new)| *new),
+        "new topics: {created:?}"
+    );
+    let again = create_topics(&settings, 1).await.unwrap();
+    assert!(
+        again.iter().all(|(_, new)| !*new),
+        "created once: {again:?}"
+    );
+    let log = KafkaLog::connect(&settings, single_partition(), Topic::Raw, 0).unwrap();
     conforms(Arc::new(log)).await;
 }
 
@@ -158,8 +169,9 @@ async fn an_unreachable_broker_refuses_appends_within_the_senders_timeout() {
     let settings = KafkaSettings {
         brokers: "127.0.0.1:1".into(),
         topic_prefix: "nowhere".into(),
+        partitions: 1,
     };
-    let log = KafkaLog::connect(&settings).unwrap();
+    let log = KafkaLog::connect(&settings, single_partition(), Topic::Raw, 0).unwrap();
     let started = std::time::Instant::now();
     let result = log.append(&record(1)).await;
     assert!(
@@ -197,6 +209,7 @@ async fn a_broker_that_dies_refuses_appends_within_the_senders_timeout() {
     let settings = KafkaSettings {
         brokers: format!("127.0.0.1:{port}"),
         topic_prefix: "dying".into(),
+        partitions: 1,
     };
     let mut created = None;
     for _ in 0..50 {
@@ -208,8 +221,8 @@ async fn a_broker_that_dies_refuses_appends_within_the_senders_timeout() {
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    assert_eq!(created, Some(true));
-    let log = KafkaLog::connect(&settings).unwrap();
+    assert!(created.is_some_and(|c| c.iter().all(|(_, new)| *new)));
+    let log = KafkaLog::connect(&settings, single_partition(), Topic::Raw, 0).unwrap();
     log.append(&record(1)).await.unwrap();
     broker.kill().unwrap();
     broker.wait().unwrap();
@@ -226,4 +239,69 @@ async fn a_broker_that_dies_refuses_appends_within_the_senders_timeout() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!log.is_available());
+}
+
+/// Reads a whole topic partition.
+fn read_partition(settings: &KafkaSettings, topic: Topic, partition: u32) -> Vec<LogRecord> {
+    let log = KafkaLog::connect(settings, single_partition(), topic, partition).unwrap();
+    read_all(&log, 0, 100, Body::Keep)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_go_to_the_raw_topic_and_events_to_their_services_partitions() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let settings = KafkaSettings {
+        brokers: cluster.bootstrap_servers(),
+        topic_prefix: "routed".into(),
+        partitions: 3,
+    };
+    for topic in Topic::ALL {
+        cluster.create_topic(&topic.name(&settings), 3, 1).unwrap();
+    }
+    // The router stands for the catalog: this record's events concern partitions 2 and 1.
+    let router: doraflow_eventlog::kafka::Router = Arc::new(|r: &LogRecord| {
+        if r.delivery == "test:1" {
+            vec![2, 1, 2]
+        } else {
+            vec![0]
+        }
+    });
+    let log = KafkaLog::connect(&settings, router, Topic::Raw, 0).unwrap();
+    let mut with_events = record(1);
+    with_events.outcome = Outcome::Events { events: vec![] };
+    let mut dead = record(2);
+    dead.outcome = Outcome::DeadLetter {
+        reason: "unparseable time".into(),
+    };
+    let ignored = record(3);
+    for r in [&with_events, &dead, &ignored] {
+        log.append(r).await.unwrap();
+    }
+
+    // Raw: all three, verbatim, wherever their delivery key puts them.
+    let mut raw: Vec<LogRecord> = (0..3)
+        .flat_map(|p| read_partition(&settings, Topic::Raw, p))
+        .collect();
+    raw.sort_by(|a, b| a.delivery.cmp(&b.delivery));
+    assert_eq!(
+        raw,
+        vec![with_events.clone(), dead.clone(), ignored.clone()]
+    );
+    // Events: on partitions 1 and 2 once each, without the body; nothing on 0.
+    let stripped = LogRecord {
+        headers: vec![],
+        body: Default::default(),
+        ..with_events.clone()
+    };
+    assert!(read_partition(&settings, Topic::Events, 0).is_empty());
+    assert_eq!(
+        read_partition(&settings, Topic::Events, 1),
+        vec![stripped.clone()]
+    );
+    assert_eq!(read_partition(&settings, Topic::Events, 2), vec![stripped]);
+    // Dead letters: the dead letter, verbatim with its reason.
+    let dead_letters: Vec<LogRecord> = (0..3)
+        .flat_map(|p| read_partition(&settings, Topic::DeadLetters, p))
+        .collect();
+    assert_eq!(dead_letters, vec![dead]);
 }

@@ -117,6 +117,13 @@ pub struct KafkaConfig {
     /// Replication factor of the topics `doraflow migrate` creates. Default 1.
     #[serde(default = "default_replication")]
     pub replication: i32,
+    /// Partitions of the topics `doraflow migrate` creates: the most aggregators that can share
+    /// the work. Fixed once the topics exist (see docs/operations.md). Default 6.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Consumer group of the aggregators. Default `<topic_prefix>.aggregate`.
+    #[serde(default)]
+    pub consumer_group: Option<String>,
 }
 
 /// `storage.clickhouse`
@@ -146,6 +153,10 @@ fn default_topic_prefix() -> String {
 
 fn default_replication() -> i32 {
     1
+}
+
+fn default_partitions() -> u32 {
+    6
 }
 
 /// `[sources]`
@@ -494,6 +505,14 @@ impl Config {
         }
         if self.storage.data_dir.trim().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
+        }
+        if let Some(kafka) = &self.storage.kafka {
+            if kafka.partitions == 0 {
+                return Err(invalid("storage.kafka.partitions", "must be at least 1"));
+            }
+            if kafka.replication < 1 {
+                return Err(invalid("storage.kafka.replication", "must be at least 1"));
+            }
         }
         validate_catalog(&self.catalog_entries())?;
         for (i, token) in self.api.tokens.iter().enumerate() {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod event;
 pub mod fact;
 pub mod time;
+pub mod topics;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, LogRecord, Outcome};

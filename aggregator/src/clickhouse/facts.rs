@@ -1,7 +1,8 @@
 //! Facts through ClickHouse: the aggregator writes each published service's parts (part 0 the
-//! live facts, parts 1.. the frozen chunks, each as JSON) with the log offset as version, and
-//! its counters beside them; an API process keeps a replica of the store by reading what was
-//! written since the version it last saw. Writes are retried by the caller until they succeed,
+//! live facts, parts 1.. the frozen chunks, each as JSON) with the log offset as version and
+//! the partition it reads, and its counters beside them (one state row per partition); an API
+//! process keeps a replica of the store by reading what was written since the version it last
+//! saw of each partition, and adds up the partitions' counters. Writes are retried by the caller until they succeed,
 //! so the aggregator waits out a ClickHouse outage without losing or skipping anything.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,14 +24,21 @@ struct FactRow<'a> {
     part: u32,
     version: u64,
     facts: String,
+    log_partition: u32,
 }
 
 #[derive(Row, Deserialize)]
 struct ReadFactRow {
     service: String,
     part: u32,
+    log_partition: u32,
     newest: u64,
     facts: String,
+}
+
+/// The state key of a partition's aggregator.
+fn state_key(partition: u32) -> String {
+    format!("published/{partition}")
 }
 
 #[derive(Row, Serialize, Deserialize)]
@@ -61,6 +69,8 @@ pub struct FactWriter {
     client: Option<Client>,
     /// Frozen chunks already written per service (they never change once written).
     frozen_written: HashMap<String, usize>,
+    /// The events-topic partition whose facts this writer writes.
+    partition: u32,
 }
 
 impl FactWriter {
@@ -76,7 +86,14 @@ impl FactWriter {
             settings: settings.clone(),
             client: None,
             frozen_written: HashMap::new(),
+            partition: 0,
         }
+    }
+
+    /// Writes as the aggregator of `partition` (versions are that partition's offsets).
+    pub fn for_partition(mut self, partition: u32) -> Self {
+        self.partition = partition;
+        self
     }
 
     /// Writes the services' live facts and their frozen chunks not written yet, then the state,
@@ -95,6 +112,7 @@ impl FactWriter {
                 part: 0,
                 version,
                 facts: serde_json::to_string(&**live).expect("facts serialize"),
+                log_partition: self.partition,
             });
             for (i, chunk) in frozen.iter().enumerate().skip(from) {
                 rows.push(FactRow {
@@ -102,11 +120,12 @@ impl FactWriter {
                     part: i as u32 + 1,
                     version,
                     facts: serde_json::to_string(&**chunk).expect("facts serialize"),
+                    log_partition: self.partition,
                 });
             }
         }
         let state_row = StateRow {
-            key: "published".into(),
+            key: state_key(self.partition),
             version,
             value: serde_json::to_string(state).expect("state serializes"),
         };
@@ -148,7 +167,8 @@ impl FactWriter {
 pub struct FactReader {
     client: Client,
     database: String,
-    seen: u64,
+    /// The newest version read per partition.
+    seen: BTreeMap<u32, u64>,
     parts: HashMap<String, BTreeMap<u32, Arc<ServiceFacts>>>,
 }
 
@@ -158,7 +178,7 @@ impl FactReader {
         Ok(Self {
             client: connect(settings).await?,
             database: settings.database.clone(),
-            seen: 0,
+            seen: BTreeMap::new(),
             parts: HashMap::new(),
         })
     }
@@ -166,7 +186,19 @@ impl FactReader {
     /// Reads what was written since the last call into `store`; returns how many services
     /// changed.
     pub async fn refresh(&mut self, store: &RwLock<FactStore>) -> Result<usize, StoreError> {
-        let query = FACTS_SINCE.replace("{after}", &self.seen.to_string());
+        // Versions are offsets of the partition that wrote a row: newer is per partition.
+        let mut newer: Vec<String> = self
+            .seen
+            .iter()
+            .map(|(p, v)| format!("(log_partition = {p} AND newest > {v})"))
+            .collect();
+        let known: Vec<String> = self.seen.keys().map(|p| p.to_string()).collect();
+        newer.push(if known.is_empty() {
+            "newest >= 0".into()
+        } else {
+            format!("log_partition NOT IN ({})", known.join(", "))
+        });
+        let query = FACTS_SINCE.replace("{newer}", &newer.join(" OR "));
         let rows: Vec<ReadFactRow> = self
             .client
             .query(&statements(&query, &self.database)[0])
@@ -182,7 +214,8 @@ impl FactReader {
             let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(|e| {
                 StoreError::Corrupt(format!("{} part {}: {e}", row.service, row.part))
             })?;
-            self.seen = self.seen.max(row.newest);
+            let seen = self.seen.entry(row.log_partition).or_default();
+            *seen = (*seen).max(row.newest);
             self.parts
                 .entry(row.service.clone())
                 .or_default()
@@ -191,12 +224,16 @@ impl FactReader {
         }
         touched.sort();
         touched.dedup();
-        let state = states
-            .into_iter()
-            .find(|s| s.key == "published")
-            .map(|s| serde_json::from_str::<PublishedState>(&s.value))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("aggregator state: {e}")))?;
+        // Each partition's aggregator counts its own services (and the organisation's totals of
+        // the deliveries at home there): the sum is the whole.
+        let mut state: Option<PublishedState> = None;
+        for row in states.iter().filter(|s| s.key.starts_with("published")) {
+            let part: PublishedState = serde_json::from_str(&row.value)
+                .map_err(|e| StoreError::Corrupt(format!("aggregator state {}: {e}", row.key)))?;
+            let whole = state.get_or_insert_with(PublishedState::default);
+            whole.offset += part.offset;
+            whole.counters.merge(&part.counters);
+        }
         let mut store = store.write().expect("store lock");
         for service in &touched {
             let parts = &self.parts[service];

@@ -9,11 +9,18 @@ pub mod facts;
 use clickhouse::Client;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_facts",
-    include_str!("../../../schemas/clickhouse/0001_facts.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_facts",
+        include_str!("../../../schemas/clickhouse/0001_facts.sql"),
+    ),
+    (
+        2,
+        "0002_partitions",
+        include_str!("../../../schemas/clickhouse/0002_partitions.sql"),
+    ),
+];
 
 const MIGRATIONS_TABLE: &str = include_str!("../../../schemas/clickhouse/migrations_table.sql");
 const APPLIED: &str = include_str!("../../../schemas/clickhouse/queries/applied_migrations.sql");
@@ -167,7 +174,10 @@ mod tests {
             user: None,
             password: None,
         };
-        assert_eq!(migrate(&settings).await.unwrap(), vec!["0001_facts"]);
+        assert_eq!(
+            migrate(&settings).await.unwrap(),
+            vec!["0001_facts", "0002_partitions"]
+        );
         assert!(migrate(&settings).await.unwrap().is_empty());
         let client = connect(&settings).await.unwrap();
         let tables: Vec<String> = client

@@ -172,8 +172,8 @@ impl Engine {
     }
 
     /// Counts a too-late delivery against the services it concerns.
-    pub(super) fn count_too_late(&mut self, services: BTreeSet<String>) {
-        self.state.horizon.too_late_total += 1;
+    pub(super) fn count_too_late(&mut self, services: BTreeSet<String>, totals: bool) {
+        self.state.horizon.too_late_total += u64::from(totals);
         for service in services {
             *self.state.horizon.too_late.entry(service).or_default() += 1;
         }

@@ -24,6 +24,39 @@ use inputs::{AttemptFields, Inputs};
 /// The key of the bucket holding deployments that map to no service.
 pub const UNMAPPED: &str = "";
 
+/// The service of a deployment attempt, or the unmapped bucket: an application's service,
+/// else the repository's (metrics.md §1).
+fn attempt_service(catalog: &Catalog, fields: &AttemptFields) -> String {
+    if let Some(app) = &fields.app {
+        return catalog.app(app.kind, &app.name, None).0.to_string();
+    }
+    catalog
+        .deployment_service(
+            fields.repo.as_deref().unwrap_or_default(),
+            fields.service_hint.as_deref(),
+            &fields.environment,
+        )
+        .unwrap_or_else(|| UNMAPPED.to_string())
+}
+
+/// The services one event concerns (none for a push to a repository of no service or an
+/// incident of no service; the unmapped bucket for a deployment of no service).
+pub fn services_of(catalog: &Catalog, event: &Event) -> Vec<String> {
+    match event {
+        Event::Push(p) => catalog.repo_services(&p.repo),
+        Event::PullRequestMerged(p) => catalog.repo_services(&p.repo),
+        Event::Deployment(d) => vec![attempt_service(catalog, &AttemptFields::of(d))],
+        Event::Incident(i) => catalog
+            .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
+            .into_iter()
+            .collect(),
+        Event::Health(h) => {
+            let (service, _) = catalog.app(AppKind::Argocd, &h.app, h.environment.as_deref());
+            vec![service.to_string()]
+        }
+    }
+}
+
 /// The engine's persistent part: inputs and counters (what a checkpoint holds).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineState {
@@ -146,49 +179,29 @@ impl Engine {
         self.dirty.extend(self.state.frozen.keys().cloned());
     }
 
-    /// The service of a deployment attempt, or the unmapped bucket: an application's service,
-    /// else the repository's (metrics.md §1).
     fn attempt_service(&self, fields: &AttemptFields) -> String {
-        if let Some(app) = &fields.app {
-            return self.catalog.app(app.kind, &app.name, None).0.to_string();
-        }
-        self.catalog
-            .deployment_service(
-                fields.repo.as_deref().unwrap_or_default(),
-                fields.service_hint.as_deref(),
-                &fields.environment,
-            )
-            .unwrap_or_else(|| UNMAPPED.to_string())
+        attempt_service(&self.catalog, fields)
     }
 
-    /// The services one event concerns.
     fn services_of(&self, event: &Event) -> Vec<String> {
-        match event {
-            Event::Push(p) => self.catalog.repo_services(&p.repo),
-            Event::PullRequestMerged(p) => self.catalog.repo_services(&p.repo),
-            Event::Deployment(d) => vec![self.attempt_service(&AttemptFields::of(d))],
-            Event::Incident(i) => self
-                .catalog
-                .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
-                .into_iter()
-                .collect(),
-            Event::Health(h) => {
-                let (service, _) =
-                    self.catalog
-                        .app(AppKind::Argocd, &h.app, h.environment.as_deref());
-                vec![service.to_string()]
-            }
-        }
+        services_of(&self.catalog, event)
     }
 
     /// Folds one log record into the state. Duplicates (same delivery key) are counted and
     /// otherwise ignored; ignored deliveries and dead letters carry nothing for the engine.
     pub fn apply(&mut self, record: &LogRecord) {
+        self.apply_counting_totals(record, true);
+    }
+
+    /// The same, counting the record in the organisation-wide totals of duplicates and too-late
+    /// deliveries only if `totals` (an engine that shares a record with others counts it in one
+    /// place only; the per-service counters are each service's owner's).
+    pub fn apply_counting_totals(&mut self, record: &LogRecord, totals: bool) {
         let Outcome::Events { events } = &record.outcome else {
             return;
         };
         if !self.state.inputs.first_sighting(&record.delivery) {
-            self.state.duplicates_total += 1;
+            self.state.duplicates_total += u64::from(totals);
             let mut services: BTreeSet<String> = BTreeSet::new();
             for event in events {
                 services.extend(self.services_of(event));
@@ -200,7 +213,7 @@ impl Engine {
         }
         if self.observe(record, events) {
             let services = events.iter().flat_map(|e| self.services_of(e)).collect();
-            self.count_too_late(services);
+            self.count_too_late(services, totals);
             return;
         }
         for event in events {

@@ -65,7 +65,7 @@ pub struct Query {
 }
 
 /// Counters that are not windowed facts, summed over the scope.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Counters {
     /// Duplicate deliveries ignored.
     pub duplicates_ignored: u64,

@@ -1,30 +1,27 @@
-//! The event log on Kafka: one topic partition holding the same frames as the embedded log
-//! (`record::encode`), written by an idempotent producer with `acks=all`, so an append resolves
-//! only once every in-sync replica has the record. Offsets are Kafka's; a reader is assigned the
-//! partition directly (no consumer group), which is what the aggregator's checkpointed offset
-//! needs. The log's end is the partition's high watermark, polled in the background so that a
-//! reader in another process sees new records.
+//! One Kafka-backed [`EventLog`]: appends go to the raw topic, and to the events topic (on the
+//! partitions the router names) or the dead-letter topic, each by an idempotent producer with
+//! `acks=all`, so an append resolves only once every in-sync replica has every copy. Reads follow
+//! one topic partition, assigned directly (no consumer group: the aggregator's checkpointed
+//! offset says where to start); its end is the partition's high watermark, polled in the
+//! background so that a reader in another process sees new records.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use doraflow_schemas::LogRecord;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use doraflow_schemas::topics::partition_of;
+use doraflow_schemas::{LogRecord, Outcome};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::{KafkaSettings, Router, Topic, unavailable};
 use crate::record::{self, Body, Decoded};
 use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 
-/// The partition the log lives in.
-const PARTITION: i32 = 0;
 /// How long an append may wait for the broker before it is refused (PagerDuty, the most
 /// impatient sender, waits 5 s for an answer).
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(4_000);
@@ -36,70 +33,39 @@ const READ_WAIT: Duration = Duration::from_secs(10);
 /// How long a read looks past the watermark for records the broker has not counted in it yet.
 const TAIL_PROBE: Duration = Duration::from_millis(20);
 
-/// Where the log is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSettings {
-    /// `host:port,...`
-    pub brokers: String,
-    /// Topic names start with this (`<prefix>.deliveries`).
-    pub topic_prefix: String,
-}
-
-impl KafkaSettings {
-    /// The topic of authentic deliveries with their normalized events or dead-letter reasons.
-    pub fn deliveries_topic(&self) -> String {
-        format!("{}.deliveries", self.topic_prefix)
-    }
-}
-
-/// Creates the log's topic if it does not exist (`doraflow migrate`). Returns true when it was
-/// created now.
-pub async fn create_topics(settings: &KafkaSettings, replication: i32) -> Result<bool, LogError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.brokers)
-        .create()
-        .map_err(unavailable)?;
-    let topic = settings.deliveries_topic();
-    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(replication));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics([&new], &options)
-        .await
-        .map_err(unavailable)?;
-    match results.into_iter().next() {
-        Some(Ok(_)) => Ok(true),
-        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
-        Some(Err((name, code))) => Err(LogError::Unavailable(format!(
-            "cannot create topic {name}: {code}"
-        ))),
-        None => Err(LogError::Unavailable("no answer to create_topics".into())),
-    }
-}
-
-fn unavailable(e: KafkaError) -> LogError {
-    LogError::Unavailable(e.to_string())
-}
-
 /// A reader's position, so that sequential reads do not seek.
 struct Reader {
     consumer: BaseConsumer,
     next: Option<u64>,
 }
 
-/// The event log on a Kafka partition.
+/// The event log on Kafka: appends to the topics, reads from one partition of one of them.
 pub struct KafkaLog {
     producer: FutureProducer,
     reader: Mutex<Reader>,
+    raw_topic: String,
+    events_topic: String,
+    dead_letters_topic: String,
+    partitions: u32,
+    router: Router,
+    /// The topic and partition reads follow.
     topic: String,
+    partition: i32,
     end: Arc<tokio::sync::watch::Sender<u64>>,
     available: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
 impl KafkaLog {
-    /// Connects to the brokers; the topic must exist (`doraflow migrate`). Starts the thread that
-    /// follows the high watermark.
-    pub fn connect(settings: &KafkaSettings) -> Result<Self, LogError> {
+    /// Connects to the brokers; the topics must exist (`doraflow migrate`). Appends place events
+    /// by `router`; reads follow `partition` of `reads`, whose high watermark a thread of its own
+    /// follows.
+    pub fn connect(
+        settings: &KafkaSettings,
+        router: Router,
+        reads: Topic,
+        partition: u32,
+    ) -> Result<Self, LogError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .set("enable.idempotence", "true")
@@ -115,10 +81,11 @@ impl KafkaLog {
             .set("enable.partition.eof", "false")
             .create()
             .map_err(unavailable)?;
-        let topic = settings.deliveries_topic();
+        let topic = reads.name(settings);
+        let partition = partition as i32;
         let (high, available) = match consumer.fetch_watermarks(
             &topic,
-            PARTITION,
+            partition,
             Timeout::After(Duration::from_secs(3)),
         ) {
             Ok((_, high)) => (high.max(0) as u64, true),
@@ -130,14 +97,20 @@ impl KafkaLog {
         let end = Arc::new(tokio::sync::watch::Sender::new(high));
         let available = Arc::new(AtomicBool::new(available));
         let stop = Arc::new(AtomicBool::new(false));
-        Self::follow_watermark(settings, &topic, &end, &available, &stop)?;
+        Self::follow_watermark(settings, (&topic, partition), &end, &available, &stop)?;
         Ok(Self {
             producer,
             reader: Mutex::new(Reader {
                 consumer,
                 next: None,
             }),
+            raw_topic: Topic::Raw.name(settings),
+            events_topic: Topic::Events.name(settings),
+            dead_letters_topic: Topic::DeadLetters.name(settings),
+            partitions: settings.partitions.max(1),
+            router,
             topic,
+            partition,
             end,
             available,
             stop,
@@ -148,7 +121,7 @@ impl KafkaLog {
     /// the broker's reachability as availability.
     fn follow_watermark(
         settings: &KafkaSettings,
-        topic: &str,
+        (topic, partition): (&str, i32),
         end: &Arc<tokio::sync::watch::Sender<u64>>,
         available: &Arc<AtomicBool>,
         stop: &Arc<AtomicBool>,
@@ -170,7 +143,7 @@ impl KafkaLog {
                 while !stop.load(Ordering::Relaxed) {
                     match watcher.fetch_watermarks(
                         &topic,
-                        PARTITION,
+                        partition,
                         Timeout::After(Duration::from_secs(2)),
                     ) {
                         Ok((_, high)) => {
@@ -196,9 +169,53 @@ impl KafkaLog {
         Ok(())
     }
 
-    /// The key that keeps one delivery source's records together.
-    fn key(record: &LogRecord) -> &str {
-        &record.source
+    /// The copies of a record to produce: (topic, partition, key, frame).
+    fn copies(&self, record: &LogRecord) -> Vec<(&str, i32, String, Vec<u8>)> {
+        let key = &record.delivery;
+        let spread = partition_of(key, self.partitions) as i32;
+        let mut copies = vec![(
+            self.raw_topic.as_str(),
+            spread,
+            key.clone(),
+            record::encode(record),
+        )];
+        match &record.outcome {
+            Outcome::Events { .. } => {
+                // The aggregators need the events, not the body they came from.
+                let events = LogRecord {
+                    headers: Vec::new(),
+                    body: bytes::Bytes::new(),
+                    ..record.clone()
+                };
+                let frame = record::encode(&events);
+                let mut partitions = (self.router)(record);
+                partitions.sort_unstable();
+                partitions.dedup();
+                for p in partitions {
+                    let p = (p % self.partitions) as i32;
+                    copies.push((self.events_topic.as_str(), p, key.clone(), frame.clone()));
+                }
+            }
+            Outcome::DeadLetter { .. } => copies.push((
+                self.dead_letters_topic.as_str(),
+                spread,
+                key.clone(),
+                copies[0].3.clone(),
+            )),
+            Outcome::Ignored { .. } => {}
+        }
+        copies
+    }
+
+    /// Notes that the read partition holds `offset`.
+    fn extend_end(&self, offset: u64) {
+        self.end.send_if_modified(|e| {
+            let grown = offset + 1 > *e;
+            if grown {
+                *e = offset + 1;
+            }
+            grown
+        });
     }
 }
 
@@ -210,48 +227,56 @@ impl Drop for KafkaLog {
 
 impl EventLog for KafkaLog {
     fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>> {
-        let frame = record::encode(record);
-        let key = Self::key(record).to_string();
+        let copies = self.copies(record);
         Box::pin(async move {
+            // Every copy is sent at once; the delivery is durable once all are acknowledged.
             // librdkafka's own timeout does not bound every path (a broker that dies with the
             // message in flight waits for the reconnect backoff), so the wait is bounded here too.
             // A record refused this way may still land later: the sender retries and the
             // aggregator drops the duplicate by its delivery key.
-            let send = self.producer.send(
-                FutureRecord::to(&self.topic)
-                    .partition(PARTITION)
-                    .key(&key)
-                    .payload(&frame),
-                Timeout::After(APPEND_TIMEOUT),
-            );
-            let sent = match tokio::time::timeout(APPEND_TIMEOUT, send).await {
-                Ok(sent) => sent,
-                Err(_) => {
-                    self.available.store(false, Ordering::Relaxed);
-                    return Err(LogError::Unavailable(format!(
-                        "the broker did not acknowledge within {} ms",
-                        APPEND_TIMEOUT.as_millis()
-                    )));
-                }
-            };
-            match sent {
-                Ok(delivery) => {
-                    self.available.store(true, Ordering::Relaxed);
-                    let offset = delivery.offset.max(0) as u64;
-                    self.end.send_if_modified(|e| {
-                        let grown = offset + 1 > *e;
-                        if grown {
-                            *e = offset + 1;
+            let sends = copies.iter().map(|(topic, partition, key, frame)| {
+                let send = self.producer.send(
+                    FutureRecord::to(topic)
+                        .partition(*partition)
+                        .key(key)
+                        .payload(frame),
+                    Timeout::After(APPEND_TIMEOUT),
+                );
+                async move { (*topic, *partition, send.await) }
+            });
+            let sent =
+                match tokio::time::timeout(APPEND_TIMEOUT, futures_util::future::join_all(sends))
+                    .await
+                {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        self.available.store(false, Ordering::Relaxed);
+                        return Err(LogError::Unavailable(format!(
+                            "the broker did not acknowledge within {} ms",
+                            APPEND_TIMEOUT.as_millis()
+                        )));
+                    }
+                };
+            let mut raw_offset = 0;
+            for (topic, partition, result) in sent {
+                match result {
+                    Ok(delivery) => {
+                        let offset = delivery.offset.max(0) as u64;
+                        if topic == self.raw_topic {
+                            raw_offset = offset;
                         }
-                        grown
-                    });
-                    Ok(offset)
-                }
-                Err((e, _)) => {
-                    self.available.store(false, Ordering::Relaxed);
-                    Err(unavailable(e))
+                        if topic == self.topic && partition == self.partition {
+                            self.extend_end(offset);
+                        }
+                    }
+                    Err((e, _)) => {
+                        self.available.store(false, Ordering::Relaxed);
+                        return Err(unavailable(e));
+                    }
                 }
             }
+            self.available.store(true, Ordering::Relaxed);
+            Ok(raw_offset)
         })
     }
 
@@ -267,7 +292,7 @@ impl EventLog for KafkaLog {
         if reader.next != Some(offset) {
             let mut assignment = TopicPartitionList::new();
             assignment
-                .add_partition_offset(&self.topic, PARTITION, Offset::Offset(offset as i64))
+                .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset as i64))
                 .map_err(|e| LogError::Read(e.to_string()))?;
             reader
                 .consumer
@@ -313,14 +338,7 @@ impl EventLog for KafkaLog {
             });
         }
         if let Some(last) = records.last() {
-            let next = last.next_offset;
-            self.end.send_if_modified(|e| {
-                let grown = next > *e;
-                if grown {
-                    *e = next;
-                }
-                grown
-            });
+            self.extend_end(last.next_offset - 1);
         }
         Ok(records)
     }
