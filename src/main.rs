@@ -71,11 +71,15 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// The aggregator alone: the engine over the Kafka log, writing the facts to ClickHouse.
+    /// The aggregator alone: a member of the aggregators' consumer group, the engine over each
+    /// partition it holds, writing the facts to ClickHouse.
     Aggregate {
         /// Directory of the aggregator's checkpoints (overrides storage.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Serve /healthz and /metrics on this address (none by default).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// The metrics API alone, over the facts in ClickHouse.
     Api {
@@ -83,7 +87,7 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Create the Kafka topic and the ClickHouse tables (idempotent).
+    /// Create the Kafka topics and the ClickHouse tables (idempotent).
     Migrate,
     /// Validate a configuration and say exactly what is wrong.
     CheckConfig,
@@ -111,7 +115,9 @@ fn main() -> ExitCode {
             concurrency,
         } => replay::run(cli.config.as_deref(), &files, url, concurrency),
         Command::Ingest { listen } => roles::ingest(cli.config.as_deref(), listen),
-        Command::Aggregate { data_dir } => roles::aggregate(cli.config.as_deref(), data_dir),
+        Command::Aggregate { data_dir, listen } => {
+            roles::aggregate(cli.config.as_deref(), data_dir, listen)
+        }
         Command::Api { listen } => roles::api(cli.config.as_deref(), listen),
         Command::Migrate => roles::migrate(cli.config.as_deref()),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),

@@ -46,6 +46,27 @@ fn clickhouse_settings(config: &Config) -> anyhow::Result<ClickHouseSettings> {
     })
 }
 
+/// The process's metrics, with librdkafka's statistics reported into them.
+fn telemetry() -> Arc<doraflow_telemetry::Telemetry> {
+    let telemetry = Arc::new(doraflow_telemetry::Telemetry::new());
+    let kafka = telemetry.kafka.clone();
+    doraflow_eventlog::kafka::statistics::report_to(Arc::new(move |client, statistics| {
+        kafka.observe(client, statistics)
+    }));
+    telemetry
+}
+
+/// `/metrics` (Prometheus text exposition).
+fn metrics_route(telemetry: Arc<doraflow_telemetry::Telemetry>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let telemetry = telemetry.clone();
+            async move { telemetry.response() }
+        }),
+    )
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,6 +135,7 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         &crate::catalog_files::services(&config)?,
     )?);
     let router = doraflow_aggregator::partitioning::router(catalog, settings.partitions);
+    let telemetry = telemetry();
     let runtime = runtime()?;
     let _guard = runtime.enter();
     let log: Arc<dyn EventLog> = Arc::new(
@@ -126,20 +148,22 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         config.server.max_body_bytes,
     ));
     let ready_log = log.clone();
-    let app = doraflow_ingest::router(ingest).merge(
-        Router::new()
-            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-            .route(
-                "/readyz",
-                get(move || {
-                    let available = ready_log.is_available();
-                    async move {
-                        let status = if available {
-                            StatusCode::OK
-                        } else {
-                            StatusCode::SERVICE_UNAVAILABLE
-                        };
-                        (
+    let app = doraflow_ingest::router(ingest)
+        .merge(metrics_route(telemetry))
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+                .route(
+                    "/readyz",
+                    get(move || {
+                        let available = ready_log.is_available();
+                        async move {
+                            let status = if available {
+                                StatusCode::OK
+                            } else {
+                                StatusCode::SERVICE_UNAVAILABLE
+                            };
+                            (
                             status,
                             Json(json!({
                                 "status": if available { "ready" } else { "not_ready" },
@@ -147,10 +171,10 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
                             })),
                         )
                             .into_response()
-                    }
-                }),
-            ),
-    );
+                        }
+                    }),
+                ),
+        );
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -171,6 +195,7 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
 pub fn aggregate(
     config_path: Option<&std::path::Path>,
     data_dir: Option<std::path::PathBuf>,
+    listen: Option<String>,
 ) -> anyhow::Result<()> {
     let mut config = crate::config_file::load(config_path)?;
     if let Some(dir) = data_dir {
@@ -196,7 +221,17 @@ pub fn aggregate(
             config.storage.checkpoint_interval_secs.max(1),
         ),
     };
+    let telemetry = telemetry();
     let runtime = runtime()?;
+    if let Some(listen) = listen {
+        // Health and metrics only: the aggregator answers no other request.
+        let app = metrics_route(telemetry)
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(&listen))
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        runtime.spawn(async move { axum::serve(listener, app).await });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let handle = runtime.handle().clone();
     let member = std::thread::Builder::new()
@@ -274,7 +309,7 @@ pub fn api(config_path: Option<&std::path::Path>, listen: Option<String>) -> any
         log_available: Arc::new(move || reachable.load(std::sync::atomic::Ordering::Relaxed)),
         log_end: Arc::new(move || offset_store.read().expect("store lock").applied_offset()),
     };
-    let app = doraflow_api::router(api);
+    let app = doraflow_api::router(api).merge(metrics_route(telemetry()));
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)

@@ -441,6 +441,32 @@ fn ingest_writes_acknowledged_deliveries_to_kafka() {
     let mut forged = sent[0].clone();
     forged.body.push(' ');
     assert_eq!(support::send_one(&client, &base, &forged), 401);
+    // librdkafka's statistics reach /metrics (they are reported every 5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let sent_by_producer = metrics
+            .lines()
+            .find(|l| l.starts_with("doraflow_kafka_messages_sent_total{client=\"producer\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        // Each accepted delivery is at least its raw copy and its events copy (or none).
+        if sent_by_producer.is_some_and(|n| n >= sent.len() as u64) {
+            assert!(metrics.contains("doraflow_kafka_broker_up{client=\"producer\",broker=\""));
+            support::promtool_check(&metrics);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no producer statistics in /metrics:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     ingest.kill().unwrap();
     let _ = ingest.wait();
 

@@ -38,7 +38,11 @@ fn partitions(list: &TopicPartitionList) -> Vec<u32> {
         .collect()
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        super::statistics::report("group", statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -75,24 +79,25 @@ impl Membership {
         on_revoke: OnChange,
     ) -> Result<Self, LogError> {
         let topic = Topic::Events.name(settings);
-        let consumer: BaseConsumer<GroupContext> = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest")
-            // A member that dies without leaving (kill -9, a lost host) gives its partitions
-            // back after this long.
-            .set("session.timeout.ms", SESSION_TIMEOUT_MS)
-            .set("heartbeat.interval.ms", "1000")
-            // Also the rebalance timeout: how long a rebalance waits for members to rejoin
-            // (some brokers drop a dead member only then). This member polls every 100 ms.
-            .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
-            .create_with_context(GroupContext {
-                on_assign,
-                on_revoke,
-            })
-            .map_err(unavailable)?;
+        let consumer: BaseConsumer<GroupContext> =
+            super::statistics::enable(&mut ClientConfig::new())
+                .set("bootstrap.servers", &settings.brokers)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "false")
+                .set("auto.offset.reset", "earliest")
+                // A member that dies without leaving (kill -9, a lost host) gives its partitions
+                // back after this long.
+                .set("session.timeout.ms", SESSION_TIMEOUT_MS)
+                .set("heartbeat.interval.ms", "1000")
+                // Also the rebalance timeout: how long a rebalance waits for members to rejoin
+                // (some brokers drop a dead member only then). This member polls every 100 ms.
+                .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)
+                .create_with_context(GroupContext {
+                    on_assign,
+                    on_revoke,
+                })
+                .map_err(unavailable)?;
         consumer.subscribe(&[&topic]).map_err(unavailable)?;
         Ok(Self {
             consumer,

@@ -18,6 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::statistics::{self, Reporting};
 use super::{KafkaSettings, Router, Topic, unavailable};
 use crate::record::{self, Body, Decoded};
 use crate::{BoxFuture, EventLog, LogError, ReadRecord};
@@ -35,13 +36,13 @@ const TAIL_PROBE: Duration = Duration::from_millis(20);
 
 /// A reader's position, so that sequential reads do not seek.
 struct Reader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Reporting>,
     next: Option<u64>,
 }
 
 /// The event log on Kafka: appends to the topics, reads from one partition of one of them.
 pub struct KafkaLog {
-    producer: FutureProducer,
+    producer: FutureProducer<Reporting>,
     reader: Mutex<Reader>,
     raw_topic: String,
     events_topic: String,
@@ -66,20 +67,20 @@ impl KafkaLog {
         reads: Topic,
         partition: u32,
     ) -> Result<Self, LogError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let producer: FutureProducer<Reporting> = statistics::enable(&mut ClientConfig::new())
             .set("bootstrap.servers", &settings.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
             .set("message.timeout.ms", APPEND_TIMEOUT.as_millis().to_string())
-            .create()
+            .create_with_context(Reporting("producer"))
             .map_err(unavailable)?;
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: BaseConsumer<Reporting> = statistics::enable(&mut ClientConfig::new())
             .set("bootstrap.servers", &settings.brokers)
             .set("group.id", "doraflow-log-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
-            .create()
+            .create_with_context(Reporting("reader"))
             .map_err(unavailable)?;
         let topic = reads.name(settings);
         let partition = partition as i32;

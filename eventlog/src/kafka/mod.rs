@@ -6,6 +6,7 @@
 
 pub mod group;
 mod log;
+pub mod statistics;
 
 use std::sync::Arc;
 use std::time::Duration;
