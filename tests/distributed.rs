@@ -124,11 +124,15 @@ impl Deployment {
 
     /// An aggregator of the group, with its own data directory (`instance`).
     fn aggregate(&self, instance: &str) -> Child {
+        self.aggregate_with(instance, &[])
+    }
+
+    /// The same with more arguments.
+    fn aggregate_with(&self, instance: &str, more: &[&str]) -> Child {
         let data = self.dir.path().join(format!("aggregator-{instance}"));
-        self.spawn(
-            &["aggregate", "--data-dir", data.to_str().unwrap()],
-            &format!("aggregate-{instance}.log"),
-        )
+        let mut args = vec!["aggregate", "--data-dir", data.to_str().unwrap()];
+        args.extend(more);
+        self.spawn(&args, &format!("aggregate-{instance}.log"))
     }
 
     fn api(&self) -> Child {
@@ -142,13 +146,6 @@ impl Deployment {
     /// Waits until the API gives the month's answers in every scope (all but
     /// `late_corrections`, which depends on arrival times).
     fn expect_the_month(&self, month: &scenario::Scenario, within: Duration) {
-        let (from, to) = (
-            scenario::start(),
-            scenario::start() + chrono::Duration::days(DAYS),
-        );
-        let f =
-            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let q = format!("from={}&to={}", f(from), f(to));
         let scopes: Vec<(&str, Vec<&str>)> = vec![
             ("", vec!["checkout", "billing", "search"]),
             ("service=checkout&", vec!["checkout"]),
@@ -157,19 +154,37 @@ impl Deployment {
             ("team=payments&", vec!["checkout", "billing"]),
             ("team=discovery&", vec!["search"]),
         ];
+        self.expect_answers(month, &scopes, within, &[]);
+    }
+
+    /// The same in some scopes, leaving out more data-quality fields.
+    fn expect_answers(
+        &self,
+        month: &scenario::Scenario,
+        scopes: &[(&str, Vec<&str>)],
+        within: Duration,
+        but: &[&str],
+    ) {
+        let (from, to) = (
+            scenario::start(),
+            scenario::start() + chrono::Duration::days(DAYS),
+        );
+        let f =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let q = format!("from={}&to={}", f(from), f(to));
         let deadline = Instant::now() + within;
         loop {
             let mut problems = Vec::new();
-            for (scope, services) in &scopes {
+            for (scope, services) in scopes {
                 let answer = get(
                     &self.client,
                     &format!("{}/api/v1/dora?{scope}{q}", self.api_base),
                 );
                 let mut expected = api_shape(scenario::expected(&month.model, services, from, to));
-                expected["data_quality"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("late_corrections");
+                let quality = expected["data_quality"].as_object_mut().unwrap();
+                for field in ["late_corrections"].iter().chain(but) {
+                    quality.remove(*field);
+                }
                 mismatches(&format!("[{scope}]"), &answer, &expected, &mut problems);
             }
             if problems.is_empty() {
@@ -513,4 +528,172 @@ fn ingest_writes_acknowledged_deliveries_to_kafka() {
         .count();
     assert_eq!(events.len(), raw_with_events, "each delivery once");
     assert!(events.iter().all(|r| r.body.is_empty()));
+}
+
+/// A tansu broker of the test's own whose storage outlives it: an S3 bucket on the moto server
+/// `DORAFLOW_TEST_S3` names (scripts/test starts one), so it can be restarted.
+struct OwnBroker {
+    url: String,
+    storage: String,
+    s3: String,
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl OwnBroker {
+    fn start(s3: &str, bucket: &str, log: std::path::PathBuf) -> Self {
+        let created = reqwest::blocking::Client::new()
+            .put(format!("{s3}/{bucket}"))
+            .send()
+            .unwrap();
+        assert!(
+            created.status().is_success(),
+            "bucket: {}",
+            created.status()
+        );
+        let mut broker = Self {
+            url: format!("127.0.0.1:{}", free_port()),
+            storage: format!("s3://{bucket}/"),
+            s3: s3.to_string(),
+            child: None,
+            log,
+        };
+        broker.resume();
+        broker
+    }
+
+    fn resume(&mut self) {
+        let listener = format!("tcp://{}", self.url);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("tansu")
+            .args(["broker", "--storage-engine", &self.storage])
+            .args([
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
+            .env("AWS_ENDPOINT", &self.s3)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu on PATH");
+        self.child = Some(Child(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&self.url).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.child = None;
+    }
+}
+
+/// Sends every delivery as webhook senders do (`threads` at once): again after a 5xx or no
+/// answer, until it is accepted (within `patience`). Returns how many tries were refused.
+fn send_retrying(
+    base: &str,
+    deliveries: &[scenario::Delivery],
+    threads: usize,
+    patience: Duration,
+) -> usize {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(d) = deliveries.get(i) else { break };
+                    let deadline = Instant::now() + patience;
+                    loop {
+                        match support::send_one(&client, base, d) {
+                            202 | 200 => break,
+                            status @ (0 | 500..=599) => {
+                                assert!(
+                                    Instant::now() < deadline,
+                                    "never accepted (last {status})"
+                                );
+                                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                            status => panic!("refused with {status}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    refused.into_inner()
+}
+
+#[test]
+fn a_broker_restart_while_deliveries_arrive_loses_nothing_acknowledged() {
+    let (Some((_, clickhouse)), Ok(s3)) = (servers(), std::env::var("DORAFLOW_TEST_S3")) else {
+        eprintln!("DORAFLOW_TEST_S3 is not set: skipped (scripts/test starts a moto S3 server)");
+        return;
+    };
+    let name = format!("restart-{}", std::process::id());
+    let logs = tempfile::tempdir().unwrap();
+    let mut broker = OwnBroker::start(&s3, &name, logs.path().join("tansu.log"));
+    let d = Deployment::new(&broker.url, &clickhouse, &name);
+    let _ingest = d.ingest();
+    let _aggregate = d.aggregate("a");
+    let _api = d.api();
+    wait_ready(&d.client, &d.api_base);
+    // One service's month (a broker on S3 through moto takes a few hundred ms a delivery).
+    let month = scenario::month(5);
+    let search: Vec<scenario::Delivery> = month
+        .deliveries
+        .iter()
+        .filter(|d| d.body.contains("acme/search") || d.body.contains("Search API"))
+        .cloned()
+        .collect();
+    assert!(search.len() > 50, "{} deliveries", search.len());
+    let started = Instant::now();
+    let sender = {
+        let (base, all) = (d.ingest_base.clone(), search);
+        std::thread::spawn(move || send_retrying(&base, &all, 4, Duration::from_secs(90)))
+    };
+    // The broker goes down mid-stream and comes back on the same storage.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !sender.is_finished(),
+        "the month was sent before the restart"
+    );
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.resume();
+    let refused = sender.join().unwrap();
+    eprintln!("sent in {:?}", started.elapsed());
+    assert!(
+        refused > 0,
+        "no delivery was refused while the broker was down"
+    );
+    // Deliveries answered 503 may have landed anyway and were sent again: the extra copies
+    // count as duplicates, and nothing is counted twice.
+    d.expect_answers(
+        &month,
+        &[
+            ("service=search&", vec!["search"]),
+            ("team=discovery&", vec!["search"]),
+        ],
+        Duration::from_secs(90),
+        &["duplicates_ignored"],
+    );
+    eprintln!("answers right after {:?}", started.elapsed());
 }

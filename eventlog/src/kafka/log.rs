@@ -13,8 +13,9 @@ use doraflow_schemas::topics::partition_of;
 use doraflow_schemas::{LogRecord, Outcome};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -42,7 +43,10 @@ struct Reader {
 
 /// The event log on Kafka: appends to the topics, reads from one partition of one of them.
 pub struct KafkaLog {
-    producer: FutureProducer<Reporting>,
+    /// Replaced when librdkafka declares it fatally failed (an idempotent producer whose
+    /// sequence the broker no longer accepts, e.g. fenced after a broker restart).
+    producer: std::sync::RwLock<Arc<FutureProducer<Reporting>>>,
+    brokers: String,
     reader: Mutex<Reader>,
     raw_topic: String,
     events_topic: String,
@@ -67,14 +71,7 @@ impl KafkaLog {
         reads: Topic,
         partition: u32,
     ) -> Result<Self, LogError> {
-        let producer: FutureProducer<Reporting> = statistics::enable(&mut ClientConfig::new())
-            .set("bootstrap.servers", &settings.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "2")
-            .set("message.timeout.ms", APPEND_TIMEOUT.as_millis().to_string())
-            .create_with_context(Reporting("producer"))
-            .map_err(unavailable)?;
+        let producer = Self::producer(&settings.brokers)?;
         let consumer: BaseConsumer<Reporting> = statistics::enable(&mut ClientConfig::new())
             .set("bootstrap.servers", &settings.brokers)
             .set("group.id", "doraflow-log-reader")
@@ -100,7 +97,8 @@ impl KafkaLog {
         let stop = Arc::new(AtomicBool::new(false));
         Self::follow_watermark(settings, (&topic, partition), &end, &available, &stop)?;
         Ok(Self {
-            producer,
+            producer: std::sync::RwLock::new(Arc::new(producer)),
+            brokers: settings.brokers.clone(),
             reader: Mutex::new(Reader {
                 consumer,
                 next: None,
@@ -116,6 +114,51 @@ impl KafkaLog {
             available,
             stop,
         })
+    }
+
+    /// An idempotent producer with `acks=all`.
+    fn producer(brokers: &str) -> Result<FutureProducer<Reporting>, LogError> {
+        statistics::enable(&mut ClientConfig::new())
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", APPEND_TIMEOUT.as_millis().to_string())
+            .create_with_context(Reporting("producer"))
+            .map_err(unavailable)
+    }
+
+    /// Replaces the producer when it can never send again: librdkafka declared it fatally
+    /// failed, or the broker refuses its producer identity (fenced, or a sequence it does not
+    /// know, as after a broker restart lost the producer's state while a send was in flight).
+    /// Records it had acknowledged stay acknowledged; those it had not were refused to their
+    /// senders, who retry.
+    fn renew_failed_producer(&self, failed: &Arc<FutureProducer<Reporting>>, error: &KafkaError) {
+        let refused_identity = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            )
+        );
+        let fatal = failed.client().fatal_error();
+        if !refused_identity && fatal.is_none() {
+            return;
+        }
+        let mut current = self.producer.write().expect("producer lock");
+        if !Arc::ptr_eq(&current, failed) {
+            return;
+        }
+        match Self::producer(&self.brokers) {
+            Ok(fresh) => {
+                tracing::warn!(%error, ?fatal, "the Kafka producer can no longer send: replaced by a new one");
+                *current = Arc::new(fresh);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot replace the failed Kafka producer"),
+        }
     }
 
     /// Polls the high watermark on a thread of its own, publishing it as the durable end and
@@ -229,6 +272,7 @@ impl Drop for KafkaLog {
 impl EventLog for KafkaLog {
     fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>> {
         let copies = self.copies(record);
+        let producer = self.producer.read().expect("producer lock").clone();
         Box::pin(async move {
             // Every copy is sent at once; the delivery is durable once all are acknowledged.
             // librdkafka's own timeout does not bound every path (a broker that dies with the
@@ -236,7 +280,7 @@ impl EventLog for KafkaLog {
             // A record refused this way may still land later: the sender retries and the
             // aggregator drops the duplicate by its delivery key.
             let sends = copies.iter().map(|(topic, partition, key, frame)| {
-                let send = self.producer.send(
+                let send = producer.send(
                     FutureRecord::to(topic)
                         .partition(*partition)
                         .key(key)
@@ -272,6 +316,7 @@ impl EventLog for KafkaLog {
                     }
                     Err((e, _)) => {
                         self.available.store(false, Ordering::Relaxed);
+                        self.renew_failed_producer(&producer, &e);
                         return Err(unavailable(e));
                     }
                 }
