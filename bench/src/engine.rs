@@ -14,8 +14,9 @@ use doraflow_schemas::{Event, LogRecord, Outcome};
 
 use crate::activity::Request;
 
-/// Normalizes the requests with the ingest code into encoded log records.
-fn encode(requests: &[Request]) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {
+/// Normalizes the requests with the ingest code into log records, in event order; returns them
+/// with the number of normalized events.
+pub fn normalize(requests: &[Request]) -> anyhow::Result<(Vec<LogRecord>, u64)> {
     let mut records = Vec::with_capacity(requests.len());
     let mut events = 0u64;
     for (n, request) in requests.iter().enumerate() {
@@ -52,6 +53,12 @@ fn encode(requests: &[Request]) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {
     }
     // In the order things happened, as a log written by live webhooks holds them.
     records.sort_by_key(|r| r.received_at);
+    Ok((records, events))
+}
+
+/// The same, encoded as the event log stores records.
+fn encode(requests: &[Request]) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {
+    let (records, events) = normalize(requests)?;
     let encoded = records
         .iter()
         .map(serde_json::to_vec)

@@ -5,6 +5,7 @@
 
 mod activity;
 mod engine;
+mod produce;
 
 /// The same allocator as the `doraflow` binary, so engine figures match the server's.
 #[global_allocator]
@@ -45,6 +46,9 @@ enum Command {
     Freshness {
         #[arg(long)]
         url: String,
+        /// Where the API answers, when not at `url` (the distributed `doraflow api`).
+        #[arg(long)]
+        api_url: Option<String>,
         #[arg(long)]
         secret: String,
         #[arg(long, default_value_t = 300)]
@@ -83,6 +87,23 @@ enum Command {
         #[arg(long, default_value = "90d")]
         horizon: String,
     },
+    /// Fill the Kafka topics with a year of activity for `services` services (for timing
+    /// `doraflow aggregate` alone).
+    Produce {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 6)]
+        partitions: u32,
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Appends in flight at once.
+        #[arg(long, default_value_t = 2000)]
+        in_flight: usize,
+    },
     /// GET a URL `count` times, one at a time, and print the latency median, p99 and max.
     Latency {
         /// The full URL, query included.
@@ -100,7 +121,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Requests { secret, count, out } => requests(&secret, count, &out),
         Command::Bare { listen } => bare(&listen),
-        Command::Freshness { url, secret, count } => freshness(&url, &secret, count),
+        Command::Freshness {
+            url,
+            api_url,
+            secret,
+            count,
+        } => freshness(&url, api_url.as_deref().unwrap_or(&url), &secret, count),
         Command::Year {
             url,
             github_secret,
@@ -128,6 +154,22 @@ fn main() -> anyhow::Result<()> {
             activity::year_requests("gh", "pd", services, days, deploys_per_day),
             rounds,
             &horizon,
+        ),
+        Command::Produce {
+            brokers,
+            prefix,
+            partitions,
+            services,
+            days,
+            in_flight,
+        } => produce::run(
+            &doraflow_eventlog::kafka::KafkaSettings {
+                brokers,
+                topic_prefix: prefix,
+                partitions,
+            },
+            activity::year_requests("gh", "pd", services, days, 1),
+            in_flight,
         ),
         Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }
@@ -203,7 +245,7 @@ fn bare(listen: &str) -> anyhow::Result<()> {
     })
 }
 
-fn freshness(url: &str, secret: &str, count: usize) -> anyhow::Result<()> {
+fn freshness(url: &str, api_url: &str, secret: &str, count: usize) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
     let service = format!("fresh/{}", std::process::id());
     let mut histogram = Histogram::<u64>::new(3)?;
@@ -243,7 +285,7 @@ fn freshness(url: &str, secret: &str, count: usize) -> anyhow::Result<()> {
         }
         loop {
             let answer: serde_json::Value = client
-                .get(format!("{url}/api/v1/dora?{window}"))
+                .get(format!("{api_url}/api/v1/dora?{window}"))
                 .send()?
                 .json()?;
             if answer["deployment_frequency"]["deployments"].as_u64() == Some(i as u64 + 1) {
