@@ -309,6 +309,9 @@ fn every_corpus_case_gives_its_hand_checked_answers() {
 /// One step of the store conformance suite: what an aggregator of one partition publishes.
 struct Publish {
     partition: u32,
+    /// Which writer of the partition (another one is an aggregator that took the partition over
+    /// and replays it).
+    writer: u32,
     version: u64,
     services: Vec<(String, Arc<ServiceFacts>, Vec<Arc<ServiceFacts>>)>,
     counters: StoreCounters,
@@ -343,10 +346,10 @@ fn clickhouse_store(url: &str, database: &str, steps: &[Publish], then: &[Publis
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(migrate(&settings)).unwrap();
-    let mut writers: std::collections::BTreeMap<u32, FactWriter> = Default::default();
+    let mut writers: std::collections::BTreeMap<(u32, u32), FactWriter> = Default::default();
     for step in steps.iter().chain(then) {
         let writer = writers
-            .entry(step.partition)
+            .entry((step.partition, step.writer))
             .or_insert_with(|| FactWriter::new(&settings).for_partition(step.partition));
         let state = PublishedState {
             offset: step.version,
@@ -447,6 +450,7 @@ fn the_embedded_store_and_clickhouse_conform() {
         counters.too_late_total = 1;
         steps.push(Publish {
             partition,
+            writer: 0,
             version: 10 + n as u64,
             services: published,
             counters,
@@ -456,6 +460,7 @@ fn the_embedded_store_and_clickhouse_conform() {
     let first = &steps[0];
     let again = Publish {
         partition: first.partition,
+        writer: 0,
         version: 1_000,
         services: first
             .services
@@ -467,6 +472,7 @@ fn the_embedded_store_and_clickhouse_conform() {
     // A replay of an older version, written last.
     let stale = Publish {
         partition: first.partition,
+        writer: 0,
         version: 5,
         services: steps[1]
             .services
@@ -476,9 +482,41 @@ fn the_embedded_store_and_clickhouse_conform() {
         counters: StoreCounters::default(),
     };
     steps.push(again);
-    let embedded = observed(&embedded_store(&steps));
+    // An aggregator that takes the second step's partition over replays it and cuts the frozen
+    // facts of its first service into other chunks: first at versions below what is written
+    // (nothing may change yet), then past them.
+    let (second_partition, second_counters) = (steps[1].partition, steps[1].counters.clone());
+    let (service, live, frozen) = steps[1].services[0].clone();
+    let whole = &frozen[0];
+    let half = whole.deployments.len() / 2;
+    let split = vec![
+        Arc::new(ServiceFacts {
+            deployments: whole.deployments[..half].to_vec(),
+            ..ServiceFacts::default()
+        }),
+        Arc::new(ServiceFacts {
+            deployments: whole.deployments[half..].to_vec(),
+            changes: whole.changes.clone(),
+            incidents: whole.incidents.clone(),
+            pending: whole.pending.clone(),
+        }),
+    ];
+    let rechunked = |version| Publish {
+        partition: second_partition,
+        writer: 1,
+        version,
+        services: vec![(service.clone(), live.clone(), split.clone())],
+        counters: second_counters.clone(),
+    };
+    let replay = [rechunked(3), rechunked(2_000)];
+    let mut expected_steps = steps;
+    expected_steps.push(rechunked(2_000));
+    let embedded = observed(&embedded_store(&expected_steps));
+    let steps = &expected_steps[..expected_steps.len() - 1];
     let database = format!("store_conformance_{}", std::process::id());
-    let through_clickhouse = observed(&clickhouse_store(&url, &database, &steps, &[stale]));
+    let mut then = vec![stale];
+    then.extend(replay);
+    let through_clickhouse = observed(&clickhouse_store(&url, &database, steps, &then));
     assert!(embedded["parts"].as_object().unwrap().len() >= 15);
     // Each partition's state replaces its last one; the partitions add up.
     assert_eq!(embedded["counters"]["too_late_ignored"], json!(2));

@@ -104,6 +104,17 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         in_flight: usize,
     },
+    /// Read one events-topic partition whole, without aggregating (the aggregator's baseline).
+    Read {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 6)]
+        partitions: u32,
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+    },
     /// GET a URL `count` times, one at a time, and print the latency median, p99 and max.
     Latency {
         /// The full URL, query included.
@@ -170,6 +181,19 @@ fn main() -> anyhow::Result<()> {
             },
             activity::year_requests("gh", "pd", services, days, 1),
             in_flight,
+        ),
+        Command::Read {
+            brokers,
+            prefix,
+            partitions,
+            partition,
+        } => produce::read(
+            &doraflow_eventlog::kafka::KafkaSettings {
+                brokers,
+                topic_prefix: prefix,
+                partitions,
+            },
+            partition,
         ),
         Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }

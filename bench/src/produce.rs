@@ -44,3 +44,33 @@ pub fn run(
     );
     Ok(())
 }
+
+/// Reads a whole events-topic partition (records decoded, bodies skipped) and prints the rate:
+/// the baseline of the aggregator benchmark.
+pub fn read(settings: &KafkaSettings, partition: u32) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let _enter = runtime.enter();
+    let log = KafkaLog::connect(
+        settings,
+        doraflow_eventlog::kafka::single_partition(),
+        Topic::Events,
+        partition,
+    )?;
+    let end = *log.durable_end().borrow();
+    let started = Instant::now();
+    let (mut offset, mut records) = (0, 0usize);
+    while offset < end {
+        let batch = log.read_from(offset, 5_000, doraflow_eventlog::Body::Skip)?;
+        let Some(last) = batch.last() else { break };
+        offset = last.next_offset;
+        records += batch.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "read {records} records of partition {partition} in {seconds:.1} s ({:.0} records/s)",
+        records as f64 / seconds
+    );
+    Ok(())
+}

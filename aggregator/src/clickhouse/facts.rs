@@ -1,8 +1,13 @@
-//! Facts through ClickHouse: the aggregator writes each published service's parts (part 0 the
-//! live facts, parts 1.. the frozen chunks, each as JSON) with the log offset as version and
-//! the partition it reads, and its counters beside them (one state row per partition); an API
-//! process keeps a replica of the store by reading what was written since the version it last
-//! saw of each partition, and adds up the partitions' counters. Writes are retried by the caller until they succeed,
+//! Facts through ClickHouse: the aggregator writes each published service's parts with the log
+//! offset as version and the partition it reads, and its counters beside them (one state row per
+//! partition); an API process keeps a replica of the store by reading what was written since the
+//! version it last saw of each partition, and adds up the partitions' counters.
+//!
+//! Part 0 of a service is its live facts together with the list of its frozen chunks; each
+//! frozen chunk is a part of its own, named by its content (a hash), written once. A replay may
+//! cut the history into other chunks than the run before it did (replays move the horizon in
+//! bigger steps), so chunks are never addressed by position: the newest part 0 names exactly the
+//! chunks that go with it, and a chunk of an older chunking is simply no longer named. Writes are retried by the caller until they succeed,
 //! so the aggregator waits out a ClickHouse outage without losing or skipping anything.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +41,26 @@ struct ReadFactRow {
     facts: String,
 }
 
+/// Part 0: the live facts and the frozen chunks that go with them.
+#[derive(Serialize)]
+struct LivePart<'a> {
+    live: &'a ServiceFacts,
+    frozen: &'a [u32],
+}
+
+#[derive(Deserialize)]
+struct ReadLivePart {
+    live: ServiceFacts,
+    frozen: Vec<u32>,
+}
+
+/// The part number of a frozen chunk: from the hash of its JSON, never 0 (the live part).
+fn chunk_part(json: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(json.as_bytes());
+    u32::from_le_bytes(digest[..4].try_into().expect("4 bytes")).max(1)
+}
+
 /// The state key of a partition's aggregator.
 fn state_key(partition: u32) -> String {
     format!("published/{partition}")
@@ -67,8 +92,9 @@ pub struct FactWriter {
     /// Connected on first use (and again after a failure), so that a server down at start-up
     /// is waited for like one that goes down later.
     client: Option<Client>,
-    /// Frozen chunks already written per service (they never change once written).
-    frozen_written: HashMap<String, usize>,
+    /// The part numbers of the frozen chunks written per service, in order (chunks never
+    /// change once frozen).
+    frozen_written: HashMap<String, Vec<u32>>,
     /// The events-topic partition whose facts this writer writes.
     partition: u32,
 }
@@ -105,24 +131,37 @@ impl FactWriter {
         version: u64,
     ) -> Result<(), StoreError> {
         let mut rows = Vec::new();
+        let mut written_now = Vec::new();
         for (service, live, frozen) in services {
-            let from = self.frozen_written.get(service).copied().unwrap_or(0);
+            let mut parts = self
+                .frozen_written
+                .get(service)
+                .cloned()
+                .unwrap_or_default();
+            for chunk in frozen.iter().skip(parts.len()) {
+                let facts = serde_json::to_string(&**chunk).expect("facts serialize");
+                let part = chunk_part(&facts);
+                parts.push(part);
+                rows.push(FactRow {
+                    service,
+                    part,
+                    version,
+                    facts,
+                    log_partition: self.partition,
+                });
+            }
             rows.push(FactRow {
                 service,
                 part: 0,
                 version,
-                facts: serde_json::to_string(&**live).expect("facts serialize"),
+                facts: serde_json::to_string(&LivePart {
+                    live,
+                    frozen: &parts,
+                })
+                .expect("facts serialize"),
                 log_partition: self.partition,
             });
-            for (i, chunk) in frozen.iter().enumerate().skip(from) {
-                rows.push(FactRow {
-                    service,
-                    part: i as u32 + 1,
-                    version,
-                    facts: serde_json::to_string(&**chunk).expect("facts serialize"),
-                    log_partition: self.partition,
-                });
-            }
+            written_now.push((service.clone(), parts));
         }
         let state_row = StateRow {
             key: state_key(self.partition),
@@ -156,8 +195,8 @@ impl FactWriter {
             self.client = None;
             return Err(e);
         }
-        for (service, _, frozen) in services {
-            self.frozen_written.insert(service.clone(), frozen.len());
+        for (service, parts) in written_now {
+            self.frozen_written.insert(service, parts);
         }
         Ok(())
     }
@@ -169,7 +208,16 @@ pub struct FactReader {
     database: String,
     /// The newest version read per partition.
     seen: BTreeMap<u32, u64>,
-    parts: HashMap<String, BTreeMap<u32, Arc<ServiceFacts>>>,
+    services: HashMap<String, ServiceParts>,
+}
+
+/// What a reader holds of one service.
+#[derive(Default)]
+struct ServiceParts {
+    /// The newest live part and the chunks it names.
+    live: Option<(Arc<ServiceFacts>, Vec<u32>)>,
+    /// Every frozen chunk read, by part number.
+    chunks: HashMap<u32, Arc<ServiceFacts>>,
 }
 
 impl FactReader {
@@ -179,7 +227,7 @@ impl FactReader {
             client: connect(settings).await?,
             database: settings.database.clone(),
             seen: BTreeMap::new(),
-            parts: HashMap::new(),
+            services: HashMap::new(),
         })
     }
 
@@ -211,15 +259,19 @@ impl FactReader {
             .await?;
         let mut touched = Vec::new();
         for row in rows {
-            let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(|e| {
+            let corrupt = |e: serde_json::Error| {
                 StoreError::Corrupt(format!("{} part {}: {e}", row.service, row.part))
-            })?;
+            };
+            let service = self.services.entry(row.service.clone()).or_default();
+            if row.part == 0 {
+                let part: ReadLivePart = serde_json::from_str(&row.facts).map_err(corrupt)?;
+                service.live = Some((Arc::new(part.live), part.frozen));
+            } else {
+                let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(corrupt)?;
+                service.chunks.insert(row.part, Arc::new(facts));
+            }
             let seen = self.seen.entry(row.log_partition).or_default();
             *seen = (*seen).max(row.newest);
-            self.parts
-                .entry(row.service.clone())
-                .or_default()
-                .insert(row.part, Arc::new(facts));
             touched.push(row.service);
         }
         touched.sort();
@@ -235,11 +287,24 @@ impl FactReader {
             whole.counters.merge(&part.counters);
         }
         let mut store = store.write().expect("store lock");
-        for service in &touched {
-            let parts = &self.parts[service];
-            let live = parts.get(&0).cloned().unwrap_or_default();
-            let frozen = parts.range(1..).map(|(_, p)| p.clone()).collect();
-            store.publish(service.clone(), live, frozen);
+        for name in &touched {
+            let service = &self.services[name];
+            let Some((live, names)) = &service.live else {
+                continue;
+            };
+            let frozen: Option<Vec<Arc<ServiceFacts>>> = names
+                .iter()
+                .map(|part| service.chunks.get(part).cloned())
+                .collect();
+            let Some(frozen) = frozen else {
+                // A chunk named but not read (rows read before under another partition's
+                // versions): read everything again next time.
+                tracing::warn!(service = %name, "a frozen chunk is missing: reading every part again");
+                self.seen.clear();
+                self.services.clear();
+                return Ok(0);
+            };
+            store.publish(name.clone(), live.clone(), frozen);
         }
         if let Some(state) = state {
             store.set_counters(state.counters);
