@@ -380,7 +380,7 @@ fn a_killed_aggregator_and_a_clickhouse_outage_lose_nothing_and_count_nothing_tw
     // (session timeout); it then waits for ClickHouse.
     let _aggregate = d.aggregate("a");
     assert!(send_all(&d.ingest_base, rest, 4).iter().all(|s| *s == 202));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !d.log("aggregate-a.log").contains("retrying") {
         assert!(
             Instant::now() < deadline,

@@ -21,6 +21,10 @@ use crate::store::{FactStore, StoreCounters};
 const BATCH: usize = 5_000;
 /// Longest time between a record being applied and its facts being published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// Longest time between facts published and their write to the store's writer (ClickHouse):
+/// each write carries every service's whole live facts, so writes are coalesced; an API process
+/// reads them every 200 ms, which keeps freshness under a second.
+pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 /// Checkpoint file format version.
 const CHECKPOINT_VERSION: u32 = 3;
 
@@ -56,6 +60,10 @@ pub struct Consumer {
     ownership: Option<Ownership>,
     /// Told the offset up to which the writer has confirmed the facts.
     on_written: Option<Box<dyn FnMut(u64) + Send>>,
+    /// Services published but not written yet, and when the writer last wrote.
+    unwritten: std::collections::BTreeSet<String>,
+    written_offset: Option<u64>,
+    last_write: Instant,
 }
 
 /// The longest wait between two attempts to write to an unavailable store.
@@ -110,6 +118,9 @@ impl Consumer {
             writer: None,
             ownership: None,
             on_written: None,
+            unwritten: Default::default(),
+            written_offset: None,
+            last_write: Instant::now(),
         };
         consumer.publish_dirty();
         (consumer, store)
@@ -139,6 +150,8 @@ impl Consumer {
         self.publish_counters();
         let all = self.published(services);
         self.write_through(&all);
+        self.written_offset = Some(self.offset);
+        self.last_write = Instant::now();
         self
     }
 
@@ -216,12 +229,32 @@ impl Consumer {
         }
     }
 
-    /// Applies and publishes everything durable now; returns how many records were applied.
+    /// Applies, publishes and writes everything durable now; returns how many records were
+    /// applied.
     pub fn catch_up(&mut self) -> usize {
         let applied = self.apply_available();
         self.engine.advance_horizon();
         self.publish_dirty();
+        self.flush_writes(true);
         applied
+    }
+
+    /// Writes the services published since the last write (with the counters and offset), when
+    /// [`WRITE_EVERY`] has passed or `now`.
+    fn flush_writes(&mut self, now: bool) {
+        if self.writer.is_none() {
+            self.unwritten.clear();
+            return;
+        }
+        let due = now || self.last_write.elapsed() >= WRITE_EVERY;
+        if !due || (self.unwritten.is_empty() && self.written_offset == Some(self.offset)) {
+            return;
+        }
+        let services = std::mem::take(&mut self.unwritten);
+        let derived = self.published(services);
+        self.write_through(&derived);
+        self.written_offset = Some(self.offset);
+        self.last_write = Instant::now();
     }
 
     /// Re-derives the services touched since the last call and publishes them, with the
@@ -236,7 +269,9 @@ impl Consumer {
             }
         }
         self.publish_counters();
-        self.write_through(&derived);
+        self.unwritten
+            .extend(derived.into_iter().map(|(service, _, _)| service));
+        self.flush_writes(false);
     }
 
     /// Puts the engine's counters (those of owned services) and the offset into the store.
@@ -327,18 +362,24 @@ impl Consumer {
                 last_publish = Instant::now();
                 unpublished = false;
             }
+            self.flush_writes(false);
             if last_checkpoint.elapsed() >= self.checkpoint_every && self.offset != checkpointed {
+                // A checkpoint never covers facts the store has not confirmed.
+                self.flush_writes(true);
                 match self.checkpoint() {
                     Ok(()) => checkpointed = self.offset,
                     Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
                 last_checkpoint = Instant::now();
             }
-            let wait = if unpublished {
+            let mut wait = if unpublished {
                 PUBLISH_EVERY.saturating_sub(last_publish.elapsed())
             } else {
                 Duration::from_millis(500)
             };
+            if !self.unwritten.is_empty() {
+                wait = wait.min(WRITE_EVERY.saturating_sub(self.last_write.elapsed()));
+            }
             runtime.block_on(async {
                 tokio::select! {
                     _ = end.changed(), if !unpublished => {}

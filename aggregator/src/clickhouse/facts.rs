@@ -36,7 +36,11 @@ struct FactRow<'a> {
 struct ReadFactRow {
     service: String,
     part: u32,
+    // Read because the query returns them (rows are decoded by position); the bounds come
+    // from the state rows.
+    #[allow(dead_code)]
     log_partition: u32,
+    #[allow(dead_code)]
     newest: u64,
     facts: String,
 }
@@ -234,29 +238,42 @@ impl FactReader {
     /// Reads what was written since the last call into `store`; returns how many services
     /// changed.
     pub async fn refresh(&mut self, store: &RwLock<FactStore>) -> Result<usize, StoreError> {
-        // Versions are offsets of the partition that wrote a row: newer is per partition.
-        let mut newer: Vec<String> = self
-            .seen
-            .iter()
-            .map(|(p, v)| format!("(log_partition = {p} AND newest > {v})"))
-            .collect();
-        let known: Vec<String> = self.seen.keys().map(|p| p.to_string()).collect();
-        newer.push(if known.is_empty() {
-            "newest >= 0".into()
-        } else {
-            format!("log_partition NOT IN ({})", known.join(", "))
-        });
-        let query = FACTS_SINCE.replace("{newer}", &newer.join(" OR "));
-        let rows: Vec<ReadFactRow> = self
-            .client
-            .query(&statements(&query, &self.database)[0])
-            .fetch_all()
-            .await?;
+        // The state rows first: a partition's writer writes its state after its facts, so
+        // every fact row up to the state's version is wholly visible (one insert may become
+        // visible in pieces), and rows past it are read next time.
         let states: Vec<StateRow> = self
             .client
             .query(&statements(STATE, &self.database)[0])
             .fetch_all()
             .await?;
+        let written: BTreeMap<u32, u64> = states
+            .iter()
+            .filter_map(|s| {
+                let partition = s.key.strip_prefix("published/")?.parse().ok()?;
+                Some((partition, s.version))
+            })
+            .collect();
+        // Versions are offsets of the partition that wrote a row: newer is per partition.
+        let newer: Vec<String> = written
+            .iter()
+            .filter(|(p, v)| self.seen.get(*p).is_none_or(|seen| seen < *v))
+            .map(|(p, v)| {
+                let seen = self.seen.get(p).map_or(-1, |s| *s as i64);
+                format!("(log_partition = {p} AND newest > {seen} AND newest <= {v})")
+            })
+            .collect();
+        let rows: Vec<ReadFactRow> = if newer.is_empty() {
+            Vec::new()
+        } else {
+            let query = FACTS_SINCE.replace("{newer}", &newer.join(" OR "));
+            self.client
+                .query(&statements(&query, &self.database)[0])
+                .fetch_all()
+                .await?
+        };
+        for (p, v) in &written {
+            self.seen.insert(*p, *v);
+        }
         let mut touched = Vec::new();
         for row in rows {
             let corrupt = |e: serde_json::Error| {
@@ -270,8 +287,6 @@ impl FactReader {
                 let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(corrupt)?;
                 service.chunks.insert(row.part, Arc::new(facts));
             }
-            let seen = self.seen.entry(row.log_partition).or_default();
-            *seen = (*seen).max(row.newest);
             touched.push(row.service);
         }
         touched.sort();
