@@ -283,7 +283,7 @@ fn freshness(url: &str, api_url: &str, secret: &str, count: usize) -> anyhow::Re
         let at = start + chrono::Duration::seconds(i as i64);
         let body = activity::deployment_status_body(
             &service,
-            900_000_000 + i as u64,
+            20_000_000_000 + i as u64, // beyond the ids `year` gives its deployments
             &format!("{:040x}", i + 1),
             "production",
             at,
