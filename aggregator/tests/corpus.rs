@@ -236,8 +236,8 @@ fn fact_json(facts: &[ServiceFacts]) -> Value {
     json!({"deployments": deployments, "changes": changes, "incidents": incidents})
 }
 
-#[test]
-fn every_corpus_case_gives_its_hand_checked_answers() {
+/// The corpus cases, in name order.
+fn corpus_paths() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -245,6 +245,12 @@ fn every_corpus_case_gives_its_hand_checked_answers() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
+    paths
+}
+
+#[test]
+fn every_corpus_case_gives_its_hand_checked_answers() {
+    let paths = corpus_paths();
     assert!(paths.len() >= 15, "the corpus has {} cases", paths.len());
     let mut problems = Vec::new();
     for path in &paths {
@@ -418,13 +424,7 @@ fn the_embedded_store_and_clickhouse_conform() {
         eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
         return;
     };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
+    let paths = corpus_paths();
     let mut steps = Vec::new();
     for (n, path) in paths.iter().enumerate() {
         let case: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

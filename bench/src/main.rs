@@ -174,11 +174,7 @@ fn main() -> anyhow::Result<()> {
             days,
             in_flight,
         } => produce::run(
-            &doraflow_eventlog::kafka::KafkaSettings {
-                brokers,
-                topic_prefix: prefix,
-                partitions,
-            },
+            &produce::settings(brokers, prefix, partitions),
             activity::year_requests("gh", "pd", services, days, 1),
             in_flight,
         ),
@@ -187,14 +183,7 @@ fn main() -> anyhow::Result<()> {
             prefix,
             partitions,
             partition,
-        } => produce::read(
-            &doraflow_eventlog::kafka::KafkaSettings {
-                brokers,
-                topic_prefix: prefix,
-                partitions,
-            },
-            partition,
-        ),
+        } => produce::read(&produce::settings(brokers, prefix, partitions), partition),
         Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }
 }

@@ -12,6 +12,15 @@ use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, Topic};
 
 use crate::activity::Request;
 
+/// Where the topics are.
+pub fn settings(brokers: String, topic_prefix: String, partitions: u32) -> KafkaSettings {
+    KafkaSettings {
+        brokers,
+        topic_prefix,
+        partitions,
+    }
+}
+
 /// Appends the requests' records to the topics, `in_flight` at a time, and prints the totals.
 pub fn run(
     settings: &KafkaSettings,
