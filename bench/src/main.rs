@@ -90,12 +90,8 @@ enum Command {
     /// Fill the Kafka topics with a year of activity for `services` services (for timing
     /// `doraflow aggregate` alone).
     Produce {
-        #[arg(long)]
-        brokers: String,
-        #[arg(long)]
-        prefix: String,
-        #[arg(long, default_value_t = 6)]
-        partitions: u32,
+        #[command(flatten)]
+        topics: produce::Topics,
         #[arg(long, default_value_t = 1000)]
         services: usize,
         #[arg(long, default_value_t = 365)]
@@ -106,12 +102,8 @@ enum Command {
     },
     /// Read one events-topic partition whole, without aggregating (the aggregator's baseline).
     Read {
-        #[arg(long)]
-        brokers: String,
-        #[arg(long)]
-        prefix: String,
-        #[arg(long, default_value_t = 6)]
-        partitions: u32,
+        #[command(flatten)]
+        topics: produce::Topics,
         #[arg(long, default_value_t = 0)]
         partition: u32,
     },
@@ -167,23 +159,16 @@ fn main() -> anyhow::Result<()> {
             &horizon,
         ),
         Command::Produce {
-            brokers,
-            prefix,
-            partitions,
+            topics,
             services,
             days,
             in_flight,
         } => produce::run(
-            &produce::settings(brokers, prefix, partitions),
+            &topics.settings(),
             activity::year_requests("gh", "pd", services, days, 1),
             in_flight,
         ),
-        Command::Read {
-            brokers,
-            prefix,
-            partitions,
-            partition,
-        } => produce::read(&produce::settings(brokers, prefix, partitions), partition),
+        Command::Read { topics, partition } => produce::read(&topics.settings(), partition),
         Command::Latency { url, count, token } => latency(&url, count, token.as_deref()),
     }
 }

@@ -12,12 +12,25 @@ use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, Topic};
 
 use crate::activity::Request;
 
-/// Where the topics are.
-pub fn settings(brokers: String, topic_prefix: String, partitions: u32) -> KafkaSettings {
-    KafkaSettings {
-        brokers,
-        topic_prefix,
-        partitions,
+/// Where the topics are (command-line flags).
+#[derive(clap::Args)]
+pub struct Topics {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    prefix: String,
+    #[arg(long, default_value_t = 6)]
+    partitions: u32,
+}
+
+impl Topics {
+    /// As the event log takes them.
+    pub fn settings(self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers,
+            topic_prefix: self.prefix,
+            partitions: self.partitions,
+        }
     }
 }
 
