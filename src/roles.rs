@@ -56,6 +56,11 @@ fn telemetry() -> Arc<doraflow_telemetry::Telemetry> {
     telemetry
 }
 
+/// `/healthz`: the process is up.
+fn healthz_route() -> Router {
+    Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+}
+
 /// `/metrics` (Prometheus text exposition).
 fn metrics_route(telemetry: Arc<doraflow_telemetry::Telemetry>) -> Router {
     Router::new().route(
@@ -150,31 +155,28 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
     let ready_log = log.clone();
     let app = doraflow_ingest::router(ingest)
         .merge(metrics_route(telemetry))
-        .merge(
-            Router::new()
-                .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-                .route(
-                    "/readyz",
-                    get(move || {
-                        let available = ready_log.is_available();
-                        async move {
-                            let status = if available {
-                                StatusCode::OK
-                            } else {
-                                StatusCode::SERVICE_UNAVAILABLE
-                            };
-                            (
-                            status,
-                            Json(json!({
-                                "status": if available { "ready" } else { "not_ready" },
-                                "event_log": if available { "available" } else { "unavailable" },
-                            })),
-                        )
-                            .into_response()
-                        }
-                    }),
-                ),
-        );
+        .merge(healthz_route())
+        .merge(Router::new().route(
+            "/readyz",
+            get(move || {
+                let available = ready_log.is_available();
+                async move {
+                    let status = if available {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (
+                        status,
+                        Json(json!({
+                            "status": if available { "ready" } else { "not_ready" },
+                            "event_log": if available { "available" } else { "unavailable" },
+                        })),
+                    )
+                        .into_response()
+                }
+            }),
+        ));
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -225,8 +227,7 @@ pub fn aggregate(
     let runtime = runtime()?;
     if let Some(listen) = listen {
         // Health and metrics only: the aggregator answers no other request.
-        let app = metrics_route(telemetry)
-            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+        let app = metrics_route(telemetry).merge(healthz_route());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(&listen))
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -607,35 +607,19 @@ fn send_retrying(
     threads: usize,
     patience: Duration,
 ) -> usize {
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let refused = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let client = reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(d) = deliveries.get(i) else { break };
-                    let deadline = Instant::now() + patience;
-                    loop {
-                        match support::send_one(&client, base, d) {
-                            202 | 200 => break,
-                            status @ (0 | 500..=599) => {
-                                assert!(
-                                    Instant::now() < deadline,
-                                    "never accepted (last {status})"
-                                );
-                                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                std::thread::sleep(Duration::from_millis(200));
-                            }
-                            status => panic!("refused with {status}"),
-                        }
-                    }
+    support::for_each_delivery(deliveries, threads, |client, _, d| {
+        let deadline = Instant::now() + patience;
+        loop {
+            match support::send_one(client, base, d) {
+                202 | 200 => break,
+                status @ (0 | 500..=599) => {
+                    assert!(Instant::now() < deadline, "never accepted (last {status})");
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-            });
+                status => panic!("refused with {status}"),
+            }
         }
     });
     refused.into_inner()

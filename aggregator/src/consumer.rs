@@ -216,11 +216,10 @@ impl Consumer {
             };
             self.offset = last.next_offset;
             for read in &records {
-                let totals = self
-                    .ownership
-                    .as_ref()
-                    .is_none_or(|o| o.is_home(&read.record));
-                self.engine.apply_counting_totals(&read.record, totals);
+                let ownership = self.ownership.as_ref();
+                self.engine.apply_counting_totals(&read.record, |r| {
+                    ownership.is_none_or(|o| o.is_home(r))
+                });
             }
             applied += records.len();
             // A long replay keeps the working state bounded too (in whole-horizon steps: each

@@ -164,6 +164,23 @@ pub fn send_all_counting(
     accepted: &std::sync::atomic::AtomicUsize,
 ) -> Vec<u16> {
     let statuses = std::sync::Mutex::new(vec![0u16; deliveries.len()]);
+    for_each_delivery(deliveries, threads, |client, i, d| {
+        let status = send_one(client, base, d);
+        if status == 202 {
+            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        statuses.lock().unwrap()[i] = status;
+    });
+    statuses.into_inner().unwrap()
+}
+
+/// Hands every delivery (with its index) to `send` once, from `threads` senders, each with its
+/// own HTTP client.
+pub fn for_each_delivery(
+    deliveries: &[scenario::Delivery],
+    threads: usize,
+    send: impl Fn(&reqwest::blocking::Client, usize, &scenario::Delivery) + Sync,
+) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -175,16 +192,11 @@ pub fn send_all_counting(
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(d) = deliveries.get(i) else { break };
-                    let status = send_one(&client, base, d);
-                    if status == 202 {
-                        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    statuses.lock().unwrap()[i] = status;
+                    send(&client, i, d);
                 }
             });
         }
     });
-    statuses.into_inner().unwrap()
 }
 
 /// Sends one delivery; 0 when no answer came.

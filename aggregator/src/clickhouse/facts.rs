@@ -36,12 +36,6 @@ struct FactRow<'a> {
 struct ReadFactRow {
     service: String,
     part: u32,
-    // Read because the query returns them (rows are decoded by position); the bounds come
-    // from the state rows.
-    #[allow(dead_code)]
-    log_partition: u32,
-    #[allow(dead_code)]
-    newest: u64,
     facts: String,
 }
 
@@ -68,6 +62,11 @@ fn chunk_part(json: &str) -> u32 {
 /// The state key of a partition's aggregator.
 fn state_key(partition: u32) -> String {
     format!("published/{partition}")
+}
+
+/// The partition whose state a key is, if it is a partition's state.
+fn state_partition(key: &str) -> Option<u32> {
+    key.strip_prefix("published/")?.parse().ok()
 }
 
 #[derive(Row, Serialize, Deserialize)]
@@ -248,10 +247,7 @@ impl FactReader {
             .await?;
         let written: BTreeMap<u32, u64> = states
             .iter()
-            .filter_map(|s| {
-                let partition = s.key.strip_prefix("published/")?.parse().ok()?;
-                Some((partition, s.version))
-            })
+            .filter_map(|s| Some((state_partition(&s.key)?, s.version)))
             .collect();
         // Versions are offsets of the partition that wrote a row: newer is per partition.
         let newer: Vec<String> = written
@@ -294,7 +290,7 @@ impl FactReader {
         // Each partition's aggregator counts its own services (and the organisation's totals of
         // the deliveries at home there): the sum is the whole.
         let mut state: Option<PublishedState> = None;
-        for row in states.iter().filter(|s| s.key.starts_with("published")) {
+        for row in states.iter().filter(|s| state_partition(&s.key).is_some()) {
             let part: PublishedState = serde_json::from_str(&row.value)
                 .map_err(|e| StoreError::Corrupt(format!("aggregator state {}: {e}", row.key)))?;
             let whole = state.get_or_insert_with(PublishedState::default);

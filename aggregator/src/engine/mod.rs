@@ -190,18 +190,23 @@ impl Engine {
     /// Folds one log record into the state. Duplicates (same delivery key) are counted and
     /// otherwise ignored; ignored deliveries and dead letters carry nothing for the engine.
     pub fn apply(&mut self, record: &LogRecord) {
-        self.apply_counting_totals(record, true);
+        self.apply_counting_totals(record, |_| true);
     }
 
-    /// The same, counting the record in the organisation-wide totals of duplicates and too-late
-    /// deliveries only if `totals` (an engine that shares a record with others counts it in one
-    /// place only; the per-service counters are each service's owner's).
-    pub fn apply_counting_totals(&mut self, record: &LogRecord, totals: bool) {
+    /// The same, counting a duplicate or too-late record in the organisation-wide totals only
+    /// if `counts_totals` says so (an engine that shares a record with others counts it in one
+    /// place only; the per-service counters are each service's owner's). It is asked only for
+    /// such records.
+    pub fn apply_counting_totals(
+        &mut self,
+        record: &LogRecord,
+        counts_totals: impl FnOnce(&LogRecord) -> bool,
+    ) {
         let Outcome::Events { events } = &record.outcome else {
             return;
         };
         if !self.state.inputs.first_sighting(&record.delivery) {
-            self.state.duplicates_total += u64::from(totals);
+            self.state.duplicates_total += u64::from(counts_totals(record));
             let mut services: BTreeSet<String> = BTreeSet::new();
             for event in events {
                 services.extend(self.services_of(event));
@@ -213,7 +218,7 @@ impl Engine {
         }
         if self.observe(record, events) {
             let services = events.iter().flat_map(|e| self.services_of(e)).collect();
-            self.count_too_late(services, totals);
+            self.count_too_late(services, counts_totals(record));
             return;
         }
         for event in events {

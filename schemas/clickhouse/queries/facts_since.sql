@@ -3,7 +3,7 @@
 -- newest, built by the reader from the versions it has seen per partition. The newest versions
 -- are found on the small columns first, so that only their facts are read, however many older
 -- versions the background merges have not collapsed yet.
-SELECT service, part, log_partition, version AS newest, facts
+SELECT service, part, facts
 FROM {database}.service_facts
 WHERE (service, part, version) IN (
     SELECT service, part, newest FROM (
