@@ -46,14 +46,12 @@ fn clickhouse_settings(config: &Config) -> anyhow::Result<ClickHouseSettings> {
     })
 }
 
-/// The process's metrics, with librdkafka's statistics reported into them.
-fn telemetry() -> Arc<doraflow_telemetry::Telemetry> {
-    let telemetry = Arc::new(doraflow_telemetry::Telemetry::new());
-    let kafka = telemetry.kafka.clone();
+/// Reports librdkafka's statistics into the process's metrics.
+fn report_kafka_statistics() {
+    let kafka = doraflow_telemetry::global().kafka.clone();
     doraflow_eventlog::kafka::statistics::report_to(Arc::new(move |client, statistics| {
         kafka.observe(client, statistics)
     }));
-    telemetry
 }
 
 /// `/healthz`: the process is up.
@@ -61,15 +59,16 @@ fn healthz_route() -> Router {
     Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
 }
 
-/// `/metrics` (Prometheus text exposition).
-fn metrics_route(telemetry: Arc<doraflow_telemetry::Telemetry>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let telemetry = telemetry.clone();
-            async move { telemetry.response() }
-        }),
-    )
+/// The metrics API's routes and document, with CORS for the configured origins.
+pub(crate) fn api_routes(
+    api: doraflow_api::ApiState,
+    cors_origins: &[String],
+) -> (Router, utoipa::openapi::OpenApi) {
+    let (mut routes, document) = doraflow_api::router(api);
+    if let Some(cors) = doraflow_http::middleware::cors(cors_origins) {
+        routes = routes.layer(cors);
+    }
+    (routes, document)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -140,7 +139,7 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         &crate::catalog_files::services(&config)?,
     )?);
     let router = doraflow_aggregator::partitioning::router(catalog, settings.partitions);
-    let telemetry = telemetry();
+    report_kafka_statistics();
     let runtime = runtime()?;
     let _guard = runtime.enter();
     let log: Arc<dyn EventLog> = Arc::new(
@@ -153,30 +152,28 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         config.server.max_body_bytes,
     ));
     let ready_log = log.clone();
-    let app = doraflow_ingest::router(ingest)
-        .merge(metrics_route(telemetry))
-        .merge(healthz_route())
-        .merge(Router::new().route(
-            "/readyz",
-            get(move || {
-                let available = ready_log.is_available();
-                async move {
-                    let status = if available {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (
-                        status,
-                        Json(json!({
-                            "status": if available { "ready" } else { "not_ready" },
-                            "event_log": if available { "available" } else { "unavailable" },
-                        })),
-                    )
-                        .into_response()
-                }
-            }),
-        ));
+    let health = healthz_route().merge(Router::new().route(
+        "/readyz",
+        get(move || {
+            let available = ready_log.is_available();
+            async move {
+                let status = if available {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (
+                    status,
+                    Json(json!({
+                        "status": if available { "ready" } else { "not_ready" },
+                        "event_log": if available { "available" } else { "unavailable" },
+                    })),
+                )
+                    .into_response()
+            }
+        }),
+    ));
+    let app = doraflow_http::app::assemble(vec![doraflow_ingest::router(ingest)], health);
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -223,11 +220,11 @@ pub fn aggregate(
             config.storage.checkpoint_interval_secs.max(1),
         ),
     };
-    let telemetry = telemetry();
+    report_kafka_statistics();
     let runtime = runtime()?;
     if let Some(listen) = listen {
         // Health and metrics only: the aggregator answers no other request.
-        let app = metrics_route(telemetry).merge(healthz_route());
+        let app = doraflow_http::app::assemble(Vec::new(), healthz_route());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(&listen))
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -310,7 +307,11 @@ pub fn api(config_path: Option<&std::path::Path>, listen: Option<String>) -> any
         log_available: Arc::new(move || reachable.load(std::sync::atomic::Ordering::Relaxed)),
         log_end: Arc::new(move || offset_store.read().expect("store lock").applied_offset()),
     };
-    let app = doraflow_api::router(api).merge(metrics_route(telemetry()));
+    report_kafka_statistics();
+    let app = doraflow_http::app::assemble(
+        vec![api_routes(api, &config.api.cors_origins)],
+        Router::new(),
+    );
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)

@@ -75,7 +75,13 @@ pub fn run(
         log_available: Arc::new(move || log_for_ready.is_available()),
         log_end: Arc::new(move || *end.borrow()),
     };
-    let app = doraflow_ingest::router(ingest).merge(doraflow_api::router(api));
+    let app = doraflow_http::app::assemble(
+        vec![
+            doraflow_ingest::router(ingest),
+            crate::roles::api_routes(api, &config.api.cors_origins),
+        ],
+        axum::Router::new(),
+    );
 
     let listen = config.server.listen.clone();
     runtime.block_on(async move {

@@ -64,6 +64,8 @@ pub struct Consumer {
     unwritten: std::collections::BTreeSet<String>,
     written_offset: Option<u64>,
     last_write: Instant,
+    /// Duplicates already counted in the process's metrics.
+    duplicates_reported: u64,
 }
 
 /// The longest wait between two attempts to write to an unavailable store.
@@ -121,6 +123,7 @@ impl Consumer {
             unwritten: Default::default(),
             written_offset: None,
             last_write: Instant::now(),
+            duplicates_reported: 0,
         };
         consumer.publish_dirty();
         (consumer, store)
@@ -184,7 +187,10 @@ impl Consumer {
         };
         let mut wait = Duration::from_millis(100);
         loop {
-            match writer.write(derived, &state, self.offset) {
+            let started = Instant::now();
+            let written = writer.write(derived, &state, self.offset);
+            store_write_took("clickhouse", started);
+            match written {
                 Ok(()) => {
                     if let Some(confirmed) = self.on_written.as_mut() {
                         confirmed(self.offset);
@@ -215,6 +221,10 @@ impl Consumer {
                 return applied;
             };
             self.offset = last.next_offset;
+            doraflow_telemetry::global()
+                .aggregator
+                .records
+                .inc_by(records.len() as u64);
             for read in &records {
                 let ownership = self.ownership.as_ref();
                 self.engine.apply_counting_totals(&read.record, |r| {
@@ -262,10 +272,12 @@ impl Consumer {
         let dirty = self.engine.take_dirty();
         let derived = self.published(dirty);
         {
+            let started = Instant::now();
             let mut store = self.store.write().expect("store lock");
             for (service, facts, frozen) in &derived {
                 store.publish(service.clone(), facts.clone(), frozen.clone());
             }
+            store_write_took("embedded", started);
         }
         self.publish_counters();
         self.unwritten
@@ -276,17 +288,27 @@ impl Consumer {
     /// Puts the engine's counters (those of owned services) and the offset into the store.
     fn publish_counters(&mut self) {
         let state = self.engine.state();
+        let owns = |s: &String| self.ownership.as_ref().is_none_or(|o| o.owns(s));
         let owned = |map: &std::collections::BTreeMap<String, u64>| {
             map.iter()
-                .filter(|(s, _)| self.owns(s))
+                .filter(|(s, _)| owns(s))
                 .map(|(s, n)| (s.clone(), *n))
                 .collect()
         };
-        let mut store = self.store.write().expect("store lock");
-        store.set_duplicates(owned(&state.duplicates), state.duplicates_total);
-        store.set_too_late(owned(&state.horizon.too_late), state.horizon.too_late_total);
-        store.set_commits_not_listed(owned(&state.commits_not_listed));
-        store.set_applied_offset(self.offset);
+        let duplicates: std::collections::BTreeMap<String, u64> = owned(&state.duplicates);
+        let duplicates_owned: u64 = duplicates.values().sum();
+        {
+            let mut store = self.store.write().expect("store lock");
+            store.set_duplicates(duplicates, state.duplicates_total);
+            store.set_too_late(owned(&state.horizon.too_late), state.horizon.too_late_total);
+            store.set_commits_not_listed(owned(&state.commits_not_listed));
+            store.set_applied_offset(self.offset);
+        }
+        doraflow_telemetry::global()
+            .aggregator
+            .duplicates
+            .inc_by(duplicates_owned.saturating_sub(self.duplicates_reported));
+        self.duplicates_reported = self.duplicates_reported.max(duplicates_owned);
     }
 
     /// Writes a checkpoint atomically (temporary file, fsync, rename, directory fsync).
@@ -355,6 +377,14 @@ impl Consumer {
                 break;
             }
             unpublished |= self.apply_available() > 0;
+            if self.ownership.is_none() {
+                // One consumer reads the whole log: its distance to the end is the lag.
+                let lag = end.borrow().saturating_sub(self.offset);
+                doraflow_telemetry::global()
+                    .aggregator
+                    .lag_bytes
+                    .set(lag.try_into().unwrap_or(i64::MAX));
+            }
             if unpublished && last_publish.elapsed() >= PUBLISH_EVERY {
                 self.engine.advance_horizon();
                 self.publish_dirty();
@@ -392,6 +422,15 @@ impl Consumer {
             tracing::warn!(error = %e, "final checkpoint failed");
         }
     }
+}
+
+/// Records one publish to a store.
+fn store_write_took(backend: &'static str, started: Instant) {
+    doraflow_telemetry::global()
+        .store
+        .write_duration
+        .get_or_create(&doraflow_telemetry::BackendLabels { backend })
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// Runs a consumer built by `build` on a thread of its own until `stop` turns true. A panic

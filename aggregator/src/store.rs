@@ -96,6 +96,10 @@ impl FactStore {
         if let Some(old) = self.services.get(&service) {
             let n = corrections(old, &facts);
             if n > 0 {
+                doraflow_telemetry::global()
+                    .aggregator
+                    .late_corrections
+                    .inc_by(n);
                 *self
                     .counters
                     .late_corrections

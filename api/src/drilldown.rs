@@ -8,9 +8,12 @@ use std::sync::Arc;
 use doraflow_aggregator::ServiceFacts;
 use doraflow_aggregator::summary::{DEFINITIONS_VERSION, Query};
 use doraflow_http::HttpError;
+use doraflow_schemas::fact::FailureReason;
 use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Default and largest page sizes.
 const DEFAULT_LIMIT: usize = 100;
@@ -91,30 +94,183 @@ impl<'a> Fact<'a> {
     }
 
     fn json(self) -> Value {
-        match self {
-            Fact::Deployment(d) => json!({
-                "id": d.id, "service": d.service, "environment": d.environment,
-                "production": d.production, "revision": d.revision, "finished_at": time(d.finished_at),
-                "succeeded": d.succeeded, "linked": d.linked, "changes": d.changes,
-                "lead_time_p50": d.lead_time_p50, "rollback": d.rollback, "failed": d.failed(),
-                "failure_reasons": d.failure_reasons, "incidents": d.incidents,
-                "rolled_back_by": d.rolled_back_by, "detected_at": d.detected_at.map(time),
-                "recovered_at": d.recovered_at.map(time), "recovery_time": d.recovery_secs(),
-                "rework": d.rework,
-            }),
-            Fact::Change(c) => json!({
-                "sha": c.sha, "repo": c.repo, "service": c.service, "timestamp": time(c.timestamp),
-                "title": c.title, "position": c.position, "deployed_by": c.deployed_by,
-                "environment": c.environment, "deployed_at": c.deployed_at.map(time),
-                "lead_time": c.lead_time, "clock_skew": c.clock_skew, "fix": c.fix,
-            }),
-            Fact::Incident(i) => json!({
-                "id": i.id, "service": i.service, "title": i.title, "opened_at": time(i.opened_at),
-                "resolved_at": i.resolved_at.map(time), "time_to_restore": i.restore_secs(),
-                "attributed_to": i.attributed_to,
-            }),
+        let row = match self {
+            Fact::Deployment(d) => serde_json::to_value(DeploymentRow::from(d)),
+            Fact::Change(c) => serde_json::to_value(ChangeRow::from(c)),
+            Fact::Incident(i) => serde_json::to_value(IncidentRow::from(i)),
+        };
+        row.expect("rows serialize")
+    }
+}
+
+/// A deployment attempt as `/api/v1/deployments` lists it.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentRow<'a> {
+    /// Source-given id.
+    pub id: &'a str,
+    /// Canonical service; null for a deployment no catalog service claims.
+    pub service: Option<&'a str>,
+    /// Environment name.
+    pub environment: &'a str,
+    /// Whether the environment is of the production tier.
+    pub production: bool,
+    /// Revision deployed.
+    pub revision: &'a str,
+    /// When the attempt finished.
+    #[schema(format = DateTime, value_type = String)]
+    pub finished_at: String,
+    /// Whether the attempt succeeded (a failed attempt is not a deployment, metrics.md §1).
+    pub succeeded: bool,
+    /// Whether the revision is a known change.
+    pub linked: bool,
+    /// Changes this deployment shipped first.
+    pub changes: u32,
+    /// Median lead time of those changes, seconds.
+    pub lead_time_p50: Option<f64>,
+    /// Whether it rolled back to an earlier revision.
+    pub rollback: bool,
+    /// Whether it is a change failure.
+    pub failed: bool,
+    /// Why it failed.
+    pub failure_reasons: &'a [FailureReason],
+    /// Incidents attributed to it.
+    pub incidents: &'a [String],
+    /// The deployment that rolled it back.
+    pub rolled_back_by: Option<&'a str>,
+    /// When its failure was first detected.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub detected_at: Option<String>,
+    /// When it recovered.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub recovered_at: Option<String>,
+    /// Failed deployment recovery time, seconds.
+    pub recovery_time: Option<f64>,
+    /// Whether it is rework (metrics.md §5).
+    pub rework: bool,
+}
+
+impl<'a> From<&'a DeploymentFact> for DeploymentRow<'a> {
+    fn from(d: &'a DeploymentFact) -> Self {
+        Self {
+            id: &d.id,
+            service: d.service.as_deref(),
+            environment: &d.environment,
+            production: d.production,
+            revision: &d.revision,
+            finished_at: time(d.finished_at),
+            succeeded: d.succeeded,
+            linked: d.linked,
+            changes: d.changes,
+            lead_time_p50: d.lead_time_p50,
+            rollback: d.rollback,
+            failed: d.failed(),
+            failure_reasons: &d.failure_reasons,
+            incidents: &d.incidents,
+            rolled_back_by: d.rolled_back_by.as_deref(),
+            detected_at: d.detected_at.map(time),
+            recovered_at: d.recovered_at.map(time),
+            recovery_time: d.recovery_secs(),
+            rework: d.rework,
         }
     }
+}
+
+/// A change as `/api/v1/changes` lists it, with the deployment that shipped it.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeRow<'a> {
+    /// Commit SHA.
+    pub sha: &'a str,
+    /// Repository.
+    pub repo: &'a str,
+    /// Canonical service.
+    pub service: &'a str,
+    /// Commit time.
+    #[schema(format = DateTime, value_type = String)]
+    pub timestamp: String,
+    /// Commit title.
+    pub title: &'a str,
+    /// Position on its branch's history.
+    pub position: u64,
+    /// The production deployment that shipped it first.
+    pub deployed_by: Option<&'a str>,
+    /// That deployment's environment.
+    pub environment: Option<&'a str>,
+    /// When it was deployed.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub deployed_at: Option<String>,
+    /// Lead time for the change, seconds.
+    pub lead_time: Option<f64>,
+    /// Whether its commit time was after its deployment (clock skew, metrics.md §2).
+    pub clock_skew: bool,
+    /// Whether it is a hotfix (metrics.md §5).
+    pub fix: bool,
+}
+
+impl<'a> From<&'a ChangeFact> for ChangeRow<'a> {
+    fn from(c: &'a ChangeFact) -> Self {
+        Self {
+            sha: &c.sha,
+            repo: &c.repo,
+            service: &c.service,
+            timestamp: time(c.timestamp),
+            title: &c.title,
+            position: c.position,
+            deployed_by: c.deployed_by.as_deref(),
+            environment: c.environment.as_deref(),
+            deployed_at: c.deployed_at.map(time),
+            lead_time: c.lead_time,
+            clock_skew: c.clock_skew,
+            fix: c.fix,
+        }
+    }
+}
+
+/// An incident as `/api/v1/incidents` lists it, with the deployment it is attributed to.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentRow<'a> {
+    /// Source-given id.
+    pub id: &'a str,
+    /// Canonical service.
+    pub service: &'a str,
+    /// Title.
+    pub title: &'a str,
+    /// When it was opened.
+    #[schema(format = DateTime, value_type = String)]
+    pub opened_at: String,
+    /// When it was resolved; null while open.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub resolved_at: Option<String>,
+    /// Time to restore, seconds.
+    pub time_to_restore: Option<f64>,
+    /// The deployment it is attributed to.
+    pub attributed_to: Option<&'a str>,
+}
+
+impl<'a> From<&'a IncidentFact> for IncidentRow<'a> {
+    fn from(i: &'a IncidentFact) -> Self {
+        Self {
+            id: &i.id,
+            service: &i.service,
+            title: &i.title,
+            opened_at: time(i.opened_at),
+            resolved_at: i.resolved_at.map(time),
+            time_to_restore: i.restore_secs(),
+            attributed_to: i.attributed_to.as_deref(),
+        }
+    }
+}
+
+/// One drill-down page.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    /// Version of the metric definitions.
+    pub definitions_version: &'static str,
+    /// Newest first.
+    pub items: Vec<T>,
+    /// The cursor of the next page; null on the last.
+    pub next_cursor: Option<String>,
+    /// The next page's path and query; null on the last.
+    pub next: Option<String>,
 }
 
 /// Offers the rows of a time-ordered list with times in `[from, end)`, newest first, until
@@ -226,7 +382,7 @@ pub fn page(
     facts: &[Arc<ServiceFacts>],
     query: &Query,
     raw_params: &BTreeMap<String, String>,
-) -> Result<Value, HttpError> {
+) -> Result<Page<Value>, HttpError> {
     let limit = match raw_params.get("limit") {
         None => DEFAULT_LIMIT,
         Some(text) => text
@@ -263,12 +419,12 @@ pub fn page(
             serde_urlencoded::to_string(&params).expect("strings encode")
         )
     });
-    Ok(json!({
-        "definitions_version": DEFINITIONS_VERSION,
-        "items": items.iter().map(|f| f.json()).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-        "next": next,
-    }))
+    Ok(Page {
+        definitions_version: DEFINITIONS_VERSION,
+        items: items.iter().map(|f| f.json()).collect(),
+        next_cursor,
+        next,
+    })
 }
 
 #[cfg(test)]
@@ -345,10 +501,10 @@ mod paging {
         let mut seen = Vec::new();
         loop {
             let page = page(Kind::Changes, &facts, &query, &params).unwrap();
-            for item in page["items"].as_array().unwrap() {
+            for item in &page.items {
                 seen.push(item["sha"].as_str().unwrap().to_string());
             }
-            match page["next_cursor"].as_str() {
+            match page.next_cursor.as_deref() {
                 Some(cursor) => {
                     params.insert("cursor".into(), cursor.into());
                 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod drilldown;
+pub mod openapi;
 pub mod params;
 pub mod routes;
 

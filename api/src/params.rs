@@ -7,24 +7,103 @@ use doraflow_aggregator::summary::{Edition, Query};
 use doraflow_http::HttpError;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 /// Raw query parameters (others, such as `limit` or `metric`, are read by their endpoints).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CommonParams {
-    /// One service.
+    /// One service (neither `service` nor `team`: the whole organisation).
+    #[param(example = "checkout")]
     pub service: Option<String>,
-    /// One team.
+    /// One team; not together with `service`.
     pub team: Option<String>,
-    /// One environment by name.
+    /// One environment by name (default: every production-tier environment).
     pub environment: Option<String>,
-    /// Window start, RFC 3339 or `YYYY-MM-DD` (midnight in `tz`).
+    /// Window start, RFC 3339 or `YYYY-MM-DD` (midnight in `tz`); default `to` minus 30 days.
+    #[param(example = "2026-10-27")]
     pub from: Option<String>,
-    /// Window end (excluded).
+    /// Window end (excluded), same forms; default now.
+    #[param(example = "2026-11-26")]
     pub to: Option<String>,
-    /// IANA time zone for day boundaries.
+    /// IANA time zone for day boundaries; default UTC.
+    #[param(example = "Europe/Berlin")]
     pub tz: Option<String>,
-    /// Benchmark edition.
+    /// Benchmark edition; default `dora-2025`.
+    #[param(value_type = Option<Edition>)]
     pub benchmark: Option<String>,
+}
+
+/// The parameters of `/api/v1/dora/series` besides the common ones (read by the endpoint, which
+/// names a wrong one in its 400; this type documents them).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesParams {
+    /// The metric.
+    #[param(inline)]
+    pub metric: SeriesMetric,
+    /// Bucket size; default `day`.
+    #[param(inline)]
+    pub bucket: Option<SeriesBucket>,
+    /// Statistic of duration metrics; default `p50`.
+    #[param(inline)]
+    pub stat: Option<SeriesStat>,
+}
+
+/// A metric a series can follow.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesMetric {
+    /// Deployments per bucket.
+    DeploymentFrequency,
+    /// Lead time for changes (seconds).
+    LeadTime,
+    /// Change failure rate.
+    ChangeFailureRate,
+    /// Failed deployment recovery time (seconds).
+    FailedDeploymentRecoveryTime,
+    /// Time to restore service (seconds).
+    TimeToRestore,
+    /// Deployment rework rate.
+    ReworkRate,
+}
+
+/// Bucket sizes of a series.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesBucket {
+    /// Days in `tz`.
+    Day,
+    /// ISO weeks (Monday) in `tz`.
+    Week,
+    /// Calendar months in `tz`.
+    Month,
+}
+
+/// The statistic of a duration series.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesStat {
+    /// Median.
+    P50,
+    /// 75th percentile.
+    P75,
+    /// 90th percentile.
+    P90,
+    /// Mean.
+    Mean,
+}
+
+/// Paging parameters of the drill-down pages (read by [`crate::drilldown::page`]; this type
+/// documents them).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 fn invalid(message: impl Into<String>) -> HttpError {

@@ -1,4 +1,5 @@
-//! Routes of the metrics API and the health checks.
+//! Routes of the metrics API and the health checks, each with its OpenAPI description
+//! (`utoipa::path`): the router and the document come from the same list ([`router`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -6,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use axum::extract::{Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use chrono::Utc;
 use doraflow_aggregator::summary::rollup::ScopeKey;
@@ -15,11 +15,15 @@ use doraflow_aggregator::{Catalog, FactStore, ServiceFacts};
 use doraflow_http::HttpError;
 use doraflow_schemas::config::ApiToken;
 use serde::Serialize;
-use serde_json::json;
+
+use utoipa::ToSchema;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Caller, authenticate};
-use crate::drilldown::Kind;
-use crate::params::CommonParams;
+use crate::drilldown::{ChangeRow, DeploymentRow, IncidentRow, Kind, Page};
+use crate::params::{CommonParams, PageParams, SeriesParams};
 
 /// What the API reads.
 #[derive(Clone)]
@@ -36,25 +40,65 @@ pub struct ApiState {
     pub log_end: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
-/// The API routes.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/dora", get(dora))
-        .route("/api/v1/dora/series", get(series))
-        .route("/api/v1/deployments", drill_down(Kind::Deployments))
-        .route("/api/v1/changes", drill_down(Kind::Changes))
-        .route("/api/v1/incidents", drill_down(Kind::Incidents))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/teams", get(teams))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// The API routes, with conditional answers (`ETag`) on the metric endpoints, and their OpenAPI
+/// document.
+pub fn router(state: ApiState) -> (Router, OpenApi) {
+    let (metrics, document) = OpenApiRouter::with_openapi(crate::openapi::document())
+        .routes(routes!(dora))
+        .routes(routes!(series))
+        .routes(routes!(deployments))
+        .routes(routes!(changes))
+        .routes(routes!(incidents))
+        .routes(routes!(services))
+        .routes(routes!(teams))
+        .layer(axum::middleware::from_fn(
+            doraflow_http::caching::conditional,
+        ))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
         .with_state(state)
+        .split_for_parts();
+    (metrics, document)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
 }
 
+/// Whether the API's answers are current.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// `available` or `unavailable`.
+    pub event_log: &'static str,
+    /// `caught_up` or `replaying`.
+    pub aggregator: &'static str,
+    /// Offset just past the last durable record of the log.
+    pub log_end_offset: u64,
+    /// Offset the aggregator applied up to.
+    pub applied_offset: u64,
+    /// The difference.
+    pub lag_bytes: u64,
+}
+
+/// Process up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Dependencies reachable and the aggregator caught up.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready: the event log takes writes and the answers are current", body = Readiness),
+        (status = 503, description = "Not ready (see the fields)", body = Readiness),
+    ))]
 async fn readyz(State(state): State<ApiState>) -> Response {
     let log = (state.log_available)();
     let end = (state.log_end)();
@@ -62,15 +106,16 @@ async fn readyz(State(state): State<ApiState>) -> Response {
         let store = state.store.read().expect("store lock");
         (store.caught_up(), store.applied_offset())
     };
-    let body = json!({
-        "status": if log && caught_up { "ready" } else { "not_ready" },
-        "event_log": if log { "available" } else { "unavailable" },
-        "aggregator": if caught_up { "caught_up" } else { "replaying" },
-        "log_end_offset": end,
-        "applied_offset": applied,
-        "lag_bytes": end.saturating_sub(applied),
-    });
-    let status = if log && caught_up {
+    let ready = log && caught_up;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        event_log: if log { "available" } else { "unavailable" },
+        aggregator: if caught_up { "caught_up" } else { "replaying" },
+        log_end_offset: end,
+        applied_offset: applied,
+        lag_bytes: end.saturating_sub(applied),
+    };
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -78,18 +123,87 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-#[derive(Serialize)]
-struct Scope {
-    service: Option<String>,
-    team: Option<String>,
-    environment: Option<String>,
+/// The scope an answer is about.
+#[derive(Serialize, ToSchema)]
+pub struct Scope {
+    /// The service asked for.
+    pub service: Option<String>,
+    /// The team asked for.
+    pub team: Option<String>,
+    /// The environment asked for (null: every production-tier environment).
+    pub environment: Option<String>,
 }
 
-#[derive(Serialize)]
-struct DoraAnswer {
-    scope: Scope,
+/// The `/api/v1/dora` answer: the five metrics, benchmark scores and data quality of a scope
+/// and window (metrics.md).
+#[derive(Serialize, ToSchema)]
+pub struct DoraAnswer {
+    /// The scope.
+    pub scope: Scope,
+    /// The figures.
     #[serde(flatten)]
-    summary: Summary,
+    pub summary: Summary,
+}
+
+/// A metric's series of buckets.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesAnswer {
+    /// Version of the metric definitions.
+    pub definitions_version: &'static str,
+    /// The metric.
+    pub metric: String,
+    /// The bucket size.
+    pub bucket: String,
+    /// The statistic of duration metrics.
+    pub stat: String,
+    /// The scope.
+    pub scope: Scope,
+    /// Every bucket of the window, empty ones with count 0.
+    pub points: Vec<summary::series::Point>,
+}
+
+/// A service as the pipeline sees it.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceEntry {
+    /// Canonical name.
+    pub name: String,
+    /// Its team.
+    pub team: Option<String>,
+    /// Whether the catalog names it (otherwise it comes from events only, e.g. CDEvents).
+    pub catalogued: bool,
+    /// Time of its newest event.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub last_event_at: Option<doraflow_schemas::time::Timestamp>,
+}
+
+/// The services.
+#[derive(Serialize, ToSchema)]
+pub struct ServicesAnswer {
+    /// Version of the metric definitions.
+    pub definitions_version: &'static str,
+    /// Every service the caller may see, by name.
+    pub services: Vec<ServiceEntry>,
+}
+
+/// A team of the catalog.
+#[derive(Serialize, ToSchema)]
+pub struct TeamEntry {
+    /// Name.
+    pub name: String,
+    /// Its services.
+    pub services: Vec<String>,
+    /// Time of the newest event of its services.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub last_event_at: Option<doraflow_schemas::time::Timestamp>,
+}
+
+/// The teams.
+#[derive(Serialize, ToSchema)]
+pub struct TeamsAnswer {
+    /// Version of the metric definitions.
+    pub definitions_version: &'static str,
+    /// Every team the caller may see, by name.
+    pub teams: Vec<TeamEntry>,
 }
 
 /// The services a scope pools; `None`: the organisation.
@@ -184,11 +298,19 @@ fn scoped(
     })
 }
 
+/// The five DORA metrics of a scope and window, with benchmark scores and data quality.
+#[utoipa::path(get, path = "/api/v1/dora", tag = "metrics", params(CommonParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The summary (field names are the contract; more fields may be added)", body = DoraAnswer,
+            headers(("ETag" = String, description = "Tag of this answer"), ("Cache-Control" = String))),
+        crate::openapi::MetricErrors,
+    ))]
 async fn dora(
     State(state): State<ApiState>,
     headers: HeaderMap,
     QueryParams(params): QueryParams<CommonParams>,
-) -> Result<Json<serde_json::Value>, HttpError> {
+) -> Result<Json<DoraAnswer>, HttpError> {
     let Scoped {
         query,
         services,
@@ -201,25 +323,29 @@ async fn dora(
         &query,
     );
     let summary = summary::summary_of(tally, counters, &query);
-    let answer = DoraAnswer {
+    Ok(Json(DoraAnswer {
         scope: Scope {
             service: params.service.clone(),
             team: params.team.clone(),
             environment: query.environment.clone(),
         },
         summary,
-    };
-    Ok(Json(
-        serde_json::to_value(answer).expect("answers serialize"),
-    ))
+    }))
 }
 
+/// One metric bucket by bucket (day, week or month in `tz`); empty buckets have count 0.
+#[utoipa::path(get, path = "/api/v1/dora/series", tag = "metrics", params(SeriesParams, CommonParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The series", body = SeriesAnswer),
+        crate::openapi::MetricErrors,
+    ))]
 async fn series(
     State(state): State<ApiState>,
     headers: HeaderMap,
     QueryParams(params): QueryParams<CommonParams>,
     QueryParams(raw): QueryParams<BTreeMap<String, String>>,
-) -> Result<Json<serde_json::Value>, HttpError> {
+) -> Result<Json<SeriesAnswer>, HttpError> {
     use doraflow_aggregator::summary::series::{Bucket, Metric, Stat};
     let invalid = |m: String| HttpError::bad_request("invalid_parameter", m);
     let metric_name = raw.get("metric").ok_or_else(|| invalid("metric is required: deployment_frequency, lead_time, change_failure_rate, failed_deployment_recovery_time, time_to_restore or rework_rate".into()))?;
@@ -249,33 +375,105 @@ async fn series(
         bucket,
     );
     drop(store);
-    Ok(Json(json!({
-        "definitions_version": summary::DEFINITIONS_VERSION,
-        "metric": metric_name,
-        "bucket": bucket_name,
-        "stat": stat_name,
-        "scope": {"service": params.service, "team": params.team, "environment": scoped.query.environment},
-        "points": points,
-    })))
-}
-
-/// The route of one drill-down page kind (the three differ only in what they list).
-fn drill_down(kind: Kind) -> MethodRouter<ApiState> {
-    get(
-        move |State(state): State<ApiState>,
-              headers: HeaderMap,
-              QueryParams(params): QueryParams<CommonParams>,
-              QueryParams(raw): QueryParams<BTreeMap<String, String>>| async move {
-            let scoped = scoped(&state, &headers, &params)?;
-            crate::drilldown::page(kind, &scoped.facts, &scoped.query, &raw).map(Json)
+    Ok(Json(SeriesAnswer {
+        definitions_version: summary::DEFINITIONS_VERSION,
+        metric: metric_name.clone(),
+        bucket: bucket_name.to_string(),
+        stat: stat_name.to_string(),
+        scope: Scope {
+            service: params.service,
+            team: params.team,
+            environment: scoped.query.environment,
         },
-    )
+        points,
+    }))
 }
 
+/// One drill-down page of a kind (the three endpoints differ only in what they list); a next
+/// page's link also goes in a `Link: <...>; rel="next"` header.
+fn drill_down(
+    kind: Kind,
+    state: &ApiState,
+    headers: &HeaderMap,
+    params: &CommonParams,
+    raw: &BTreeMap<String, String>,
+) -> Result<Response, HttpError> {
+    let scoped = scoped(state, headers, params)?;
+    let page = crate::drilldown::page(kind, &scoped.facts, &scoped.query, raw)?;
+    let link = page
+        .next
+        .as_ref()
+        .map(|next| format!("<{next}>; rel=\"next\""));
+    let mut response = Json(page).into_response();
+    if let Some(link) = link.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// Production deployment attempts finished in the window (or of `environment`), newest first,
+/// each failed one with its reasons and the incidents or rollback behind them.
+#[utoipa::path(get, path = "/api/v1/deployments", tag = "drill-down", params(PageParams, CommonParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of deployments", body = Page<DeploymentRow>,
+            headers(("Link" = String, description = "The next page, `<...>; rel=\"next\"`"))),
+        crate::openapi::MetricErrors,
+    ))]
+async fn deployments(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Response, HttpError> {
+    drill_down(Kind::Deployments, &state, &headers, &params, &raw)
+}
+
+/// Changes committed in the window, newest first, each with the deployment that shipped it.
+#[utoipa::path(get, path = "/api/v1/changes", tag = "drill-down", params(PageParams, CommonParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of changes", body = Page<ChangeRow>),
+        crate::openapi::MetricErrors,
+    ))]
+async fn changes(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Response, HttpError> {
+    drill_down(Kind::Changes, &state, &headers, &params, &raw)
+}
+
+/// Incidents opened in the window, newest first, each with the deployment it is attributed to.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "drill-down", params(PageParams, CommonParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of incidents", body = Page<IncidentRow>),
+        crate::openapi::MetricErrors,
+    ))]
+async fn incidents(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<CommonParams>,
+    QueryParams(raw): QueryParams<BTreeMap<String, String>>,
+) -> Result<Response, HttpError> {
+    drill_down(Kind::Incidents, &state, &headers, &params, &raw)
+}
+
+/// The services the caller may see (catalog and events), with the time of the newest event.
+#[utoipa::path(get, path = "/api/v1/services", tag = "catalog",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The services", body = ServicesAnswer),
+        crate::openapi::AuthErrors,
+    ))]
 async fn services(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, HttpError> {
+) -> Result<Json<ServicesAnswer>, HttpError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let store = state.store.read().expect("store lock");
     let names: BTreeSet<String> = state
@@ -285,27 +483,33 @@ async fn services(
         .cloned()
         .chain(store.service_names().cloned())
         .collect();
-    let services: Vec<_> = names
+    let services = names
         .into_iter()
         .filter(|s| caller.may_see_team(state.catalog.team_of(s)))
-        .map(|s| {
-            json!({
-                "name": s,
-                "team": state.catalog.team_of(&s),
-                "catalogued": state.catalog.services().contains(&s),
-                "last_event_at": store.last_event(&s),
-            })
+        .map(|s| ServiceEntry {
+            team: state.catalog.team_of(&s).map(str::to_string),
+            catalogued: state.catalog.services().contains(&s),
+            last_event_at: store.last_event(&s),
+            name: s,
         })
         .collect();
-    Ok(Json(
-        json!({"definitions_version": summary::DEFINITIONS_VERSION, "services": services}),
-    ))
+    Ok(Json(ServicesAnswer {
+        definitions_version: summary::DEFINITIONS_VERSION,
+        services,
+    }))
 }
 
+/// The teams the caller may see, with their services.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "catalog",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The teams", body = TeamsAnswer),
+        crate::openapi::AuthErrors,
+    ))]
 async fn teams(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, HttpError> {
+) -> Result<Json<TeamsAnswer>, HttpError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let store = state.store.read().expect("store lock");
     let teams: BTreeSet<&str> = state
@@ -314,16 +518,21 @@ async fn teams(
         .iter()
         .filter_map(|s| state.catalog.team_of(s))
         .collect();
-    let teams: Vec<_> = teams
+    let teams = teams
         .into_iter()
         .filter(|t| caller.may_see_team(Some(t)))
         .map(|t| {
             let services = state.catalog.services_of_team(t);
             let last = services.iter().filter_map(|s| store.last_event(s)).max();
-            json!({"name": t, "services": services, "last_event_at": last})
+            TeamEntry {
+                name: t.to_string(),
+                services,
+                last_event_at: last,
+            }
         })
         .collect();
-    Ok(Json(
-        json!({"definitions_version": summary::DEFINITIONS_VERSION, "teams": teams}),
-    ))
+    Ok(Json(TeamsAnswer {
+        definitions_version: summary::DEFINITIONS_VERSION,
+        teams,
+    }))
 }

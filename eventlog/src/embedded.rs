@@ -140,14 +140,14 @@ impl EventLog for EmbeddedLog {
             body: bytes::Bytes::new(),
             outcome: record.outcome.clone(),
         });
-        Box::pin(async move {
+        Box::pin(crate::timed_append("embedded", async move {
             let (reply, done) = oneshot::channel();
             self.sender
                 .send(Pending { frame, slim, reply })
                 .map_err(|_| LogError::Unavailable("log writer stopped".into()))?;
             done.await
                 .map_err(|_| LogError::Unavailable("log writer stopped".into()))?
-        })
+        }))
     }
 
     fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError> {
@@ -282,7 +282,16 @@ impl Writer {
         let result = file
             .seek(SeekFrom::Start(start))
             .and_then(|_| file.write_all(&buf))
-            .and_then(|_| file.sync_data());
+            .and_then(|_| {
+                let started = std::time::Instant::now();
+                let synced = file.sync_data();
+                let metrics = &doraflow_telemetry::global().eventlog;
+                metrics
+                    .fsync_duration
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.group_records.observe(group.len() as f64);
+                synced
+            });
         if let Err(e) = result {
             // The state of the bytes past `start` is unknown: cut them and reopen next time.
             let _ = file.set_len(start);

@@ -29,6 +29,18 @@ pub enum LogError {
 /// A boxed future, so that the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// An append, with its time until durable (or refused) recorded for Prometheus by backend.
+async fn timed_append<T>(backend: &'static str, append: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = append.await;
+    doraflow_telemetry::global()
+        .eventlog
+        .append_duration
+        .get_or_create(&doraflow_telemetry::BackendLabels { backend })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
 /// A record read back, with the offset just past it (where the next read starts).
 #[derive(Debug, Clone)]
 pub struct ReadRecord {

@@ -1,5 +1,12 @@
 //! HTTP pieces shared by the webhook receiver and the metrics API: the one error type with its
-//! JSON shape `{"error": {"code", "message"}}`, and constant-time secret comparison.
+//! JSON shape `{"error": {"code", "message"}}`, constant-time secret comparison, the layers every
+//! role's router gets ([`middleware`]), conditional answers ([`caching`]) and the OpenAPI
+//! document's route and shared parts ([`openapi`]).
+
+pub mod app;
+pub mod caching;
+pub mod middleware;
+pub mod openapi;
 
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -39,15 +46,21 @@ impl HttpError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_parameter", "message": "from must be before to"}}))]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
+/// An error's code and explanation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code, e.g. `bad_signature`.
+    pub code: &'a str,
+    /// Human-readable explanation.
+    pub message: &'a str,
 }
 
 impl IntoResponse for HttpError {

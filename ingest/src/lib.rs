@@ -2,7 +2,9 @@
 //! answers 202 only once the event log holds it durably.
 
 pub mod receiver;
+pub mod routes;
 pub mod signature;
 pub mod sources;
 
-pub use receiver::{Ingest, IngestOutcome, router};
+pub use receiver::{Ingest, IngestOutcome};
+pub use routes::router;

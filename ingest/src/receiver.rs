@@ -4,19 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+
 use chrono::Utc;
 use doraflow_eventlog::EventLog;
 use doraflow_http::HttpError;
 use doraflow_schemas::config::SourcesConfig;
 use doraflow_schemas::{LogRecord, Outcome};
-use serde_json::json;
 
 use crate::signature::{self, SignatureError};
 use crate::sources::{self, NormalizeError, Normalized};
@@ -59,64 +55,6 @@ pub enum IngestOutcome {
     Pong,
 }
 
-impl IntoResponse for IngestOutcome {
-    fn into_response(self) -> Response {
-        match self {
-            IngestOutcome::Accepted { delivery, events } => (
-                StatusCode::ACCEPTED,
-                Json(json!({"status": "accepted", "delivery": delivery, "events": events})),
-            )
-                .into_response(),
-            IngestOutcome::Ignored { delivery, reason } => (
-                StatusCode::ACCEPTED,
-                Json(json!({"status": "ignored", "delivery": delivery, "reason": reason})),
-            )
-                .into_response(),
-            IngestOutcome::DeadLetter { delivery, reason } => (
-                StatusCode::ACCEPTED,
-                Json(json!({"status": "dead_letter", "delivery": delivery, "reason": reason})),
-            )
-                .into_response(),
-            IngestOutcome::Pong => {
-                (StatusCode::OK, Json(json!({"status": "pong"}))).into_response()
-            }
-        }
-    }
-}
-
-/// The webhook routes. Each answers with its outcome, or its error (`Result` of two
-/// `IntoResponse` types is one).
-pub fn router(ingest: Arc<Ingest>) -> Router {
-    type Shared = State<Arc<Ingest>>;
-    Router::new()
-        .route(
-            "/webhooks/github",
-            post(|State(i): Shared, r: Request| async move { i.github(r).await }),
-        )
-        .route(
-            "/webhooks/pagerduty",
-            post(|State(i): Shared, r: Request| async move { i.pagerduty(r).await }),
-        )
-        .route(
-            "/webhooks/gitlab",
-            post(|State(i): Shared, r: Request| async move { i.gitlab(r).await }),
-        )
-        .route(
-            "/webhooks/argocd",
-            post(|State(i): Shared, r: Request| async move { i.argocd(r).await }),
-        )
-        .route(
-            "/webhooks/cdevents",
-            post(|State(i): Shared, r: Request| async move { i.cdevents(r).await }),
-        )
-        .route(
-            "/webhooks/flux",
-            post(|State(i): Shared, r: Request| async move { i.flux(r).await }),
-        )
-        .layer(DefaultBodyLimit::disable())
-        .with_state(ingest)
-}
-
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -150,7 +88,11 @@ impl Ingest {
     }
 
     /// Reads the body within the limit after checking the content type.
-    async fn body(&self, request: Request) -> Result<(HeaderMap, Bytes), HttpError> {
+    pub(crate) async fn body(
+        &self,
+        source: &'static str,
+        request: Request,
+    ) -> Result<(HeaderMap, Bytes), HttpError> {
         let (parts, body): (_, Body) = request.into_parts();
         if let Some(kind) = header_str(&parts.headers, header::CONTENT_TYPE.as_str())
             && !kind.to_ascii_lowercase().contains("json")
@@ -181,11 +123,16 @@ impl Ingest {
         let bytes = axum::body::to_bytes(body, self.max_body_bytes)
             .await
             .map_err(|_| too_large())?;
+        doraflow_telemetry::global()
+            .ingest
+            .received_bytes
+            .get_or_create(&doraflow_telemetry::SourceLabels { source })
+            .inc_by(bytes.len() as u64);
         Ok((parts.headers, bytes))
     }
 
-    async fn github(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn github(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("github", request).await?;
         signature::verify_github(
             &self.sources.github.secrets,
             header_str(&headers, "x-hub-signature-256"),
@@ -204,8 +151,8 @@ impl Ingest {
         self.write("github", key, &headers, &body, normalized).await
     }
 
-    async fn pagerduty(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn pagerduty(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("pagerduty", request).await?;
         signature::verify_pagerduty(
             &self.sources.pagerduty.secrets,
             header_str(&headers, "x-pagerduty-signature"),
@@ -227,8 +174,8 @@ impl Ingest {
         .await
     }
 
-    async fn gitlab(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn gitlab(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("gitlab", request).await?;
         signature::verify_token(
             &self.sources.gitlab.tokens,
             header_str(&headers, "x-gitlab-token"),
@@ -257,8 +204,8 @@ impl Ingest {
         .await
     }
 
-    async fn argocd(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn argocd(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("argocd", request).await?;
         signature::verify_token(
             &self.sources.argocd.tokens,
             doraflow_http::bearer_token(&headers),
@@ -270,8 +217,8 @@ impl Ingest {
         self.write("argocd", key, &headers, &body, normalized).await
     }
 
-    async fn cdevents(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn cdevents(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("cdevents", request).await?;
         signature::verify_token(
             &self.sources.cdevents.tokens,
             doraflow_http::bearer_token(&headers),
@@ -285,8 +232,8 @@ impl Ingest {
             .await
     }
 
-    async fn flux(&self, request: Request) -> Result<IngestOutcome, HttpError> {
-        let (headers, body) = self.body(request).await?;
+    pub(crate) async fn flux(&self, request: Request) -> Result<IngestOutcome, HttpError> {
+        let (headers, body) = self.body("flux", request).await?;
         signature::verify_flux(
             &self.sources.flux.secrets,
             header_str(&headers, "x-signature"),
@@ -375,7 +322,9 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use doraflow_eventlog::EmbeddedLog;
+    use serde_json::json;
     use tower::ServiceExt;
 
     const SECRET: &str = "s3cret";
@@ -404,7 +353,7 @@ mod tests {
         opened.unwrap();
         let log = Arc::new(log);
         let ingest = Ingest::new(log.clone(), all_sources(), max_body);
-        (dir, log, router(Arc::new(ingest)))
+        (dir, log, crate::router(Arc::new(ingest)).0)
     }
 
     fn fixture(path: &str) -> Vec<u8> {
@@ -725,7 +674,7 @@ mod tests {
     async fn an_unwritable_log_gives_503() {
         let (log, _) = EmbeddedLog::open("/proc/doraflow-cannot-exist/log");
         let ingest = Ingest::new(Arc::new(log), all_sources(), 1 << 20);
-        let app = router(Arc::new(ingest));
+        let app = crate::router(Arc::new(ingest)).0;
         let body = fixture("github/push.with-new-branch.json");
         let (status, answer) = send(
             &app,

@@ -199,6 +199,11 @@ pub struct TokensConfig {
 pub struct ApiConfig {
     /// Bearer tokens. None: the API is open.
     pub tokens: Vec<ApiToken>,
+    /// Origins that browsers may call the API from (CORS), such as
+    /// `https://grafana.example.com`, or `["*"]` for any. Default none: no CORS headers, and
+    /// browsers refuse cross-origin calls (Grafana's Infinity data source calls from its server,
+    /// which needs none).
+    pub cors_origins: Vec<String>,
 }
 
 /// One API token, optionally limited to some teams.
@@ -505,6 +510,19 @@ impl Config {
         }
         if self.storage.data_dir.trim().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
+        }
+        for (i, origin) in self.api.cors_origins.iter().enumerate() {
+            let well_formed = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && origin.is_ascii()
+                    && !origin.contains(char::is_whitespace));
+            if !well_formed {
+                return Err(invalid(
+                    format!("api.cors_origins[{i}]"),
+                    format!("`{origin}` is not an origin like https://grafana.example.com, or *"),
+                ));
+            }
         }
         if let Some(kafka) = &self.storage.kafka {
             if kafka.partitions == 0 {

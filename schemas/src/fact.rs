@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use crate::time::Timestamp;
 
 /// Why a deployment counts as a change failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// An incident was attributed to it.

@@ -27,15 +27,17 @@ pub enum Edition {
 }
 
 impl Edition {
+    /// Every edition, the default first.
+    pub const ALL: [Edition; 4] = [
+        Self::Dora2025,
+        Self::Dora2024,
+        Self::Dora2023,
+        Self::Dora2021,
+    ];
+
     /// Parses an edition name such as `dora-2025`.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "dora-2025" => Some(Self::Dora2025),
-            "dora-2024" => Some(Self::Dora2024),
-            "dora-2023" => Some(Self::Dora2023),
-            "dora-2021" => Some(Self::Dora2021),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// The edition's name.
@@ -64,6 +66,19 @@ pub struct Query {
     pub edition: Edition,
 }
 
+/// In the OpenAPI document, an edition is its name.
+impl utoipa::PartialSchema for Edition {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.map(Self::name)))
+            .description(Some("Benchmark edition (metrics.md §8)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Edition {}
+
 /// Counters that are not windowed facts, summed over the scope.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Counters {
@@ -78,7 +93,7 @@ pub struct Counters {
 }
 
 /// The `/api/v1/dora` answer without its scope.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Summary {
     /// The window.
     pub window: WindowOut,
@@ -103,7 +118,7 @@ pub struct Summary {
 }
 
 /// The window as answered.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WindowOut {
     /// Start.
     pub from: String,
@@ -114,7 +129,7 @@ pub struct WindowOut {
 }
 
 /// Deployment frequency.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DeploymentFrequency {
     /// Production deployments finished in the window.
     pub deployments: u64,
@@ -129,7 +144,7 @@ pub struct DeploymentFrequency {
 }
 
 /// A duration summary.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Durations {
     /// How many values.
     pub count: u64,
@@ -147,7 +162,7 @@ pub struct Durations {
 }
 
 /// Recovery time: a duration summary plus the unrecovered count.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Recovery {
     /// Recoveries in the window.
     pub count: u64,
@@ -166,7 +181,7 @@ pub struct Recovery {
 }
 
 /// A rate over production deployments; `N` names the numerator field.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Rate<N> {
     /// Production deployments finished in the window.
     pub deployments: u64,
@@ -178,21 +193,21 @@ pub struct Rate<N> {
 }
 
 /// Numerator of the change failure rate.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Failed {
     /// Failed deployments.
     pub failed: u64,
 }
 
 /// Numerator of the rework rate.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Rework {
     /// Rework deployments.
     pub rework: u64,
 }
 
 /// Benchmark scores or labels.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Benchmark {
     /// Edition name.
     pub edition: &'static str,
@@ -213,11 +228,12 @@ pub struct Benchmark {
     pub reference: Option<MetricValues<f64>>,
     /// Tier labels (dora-2021, -2023, -2024).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MetricValues<String>>)]
     pub labels: Option<MetricValues<&'static str>>,
 }
 
 /// One value per DORA metric.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MetricValues<T> {
     /// Lead time for changes.
     pub lead_time: Option<T>,
@@ -232,7 +248,7 @@ pub struct MetricValues<T> {
 }
 
 /// Data quality (§9).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DataQuality {
     /// Share of production deployments with a deployed change or a known revision.
     pub deployments_linked: Option<f64>,

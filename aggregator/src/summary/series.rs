@@ -93,7 +93,7 @@ impl Stat {
 }
 
 /// One bucket of a series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Point {
     /// Bucket start (in UTC; midnight in the requested time zone).
     pub start: String,

@@ -278,7 +278,7 @@ impl EventLog for KafkaLog {
     fn append(&self, record: &LogRecord) -> BoxFuture<'_, Result<u64, LogError>> {
         let copies = self.copies(record);
         let producer = self.producer.read().expect("producer lock").clone();
-        Box::pin(async move {
+        Box::pin(crate::timed_append("kafka", async move {
             // Every copy is sent at once; the delivery is durable once all are acknowledged.
             // librdkafka's own timeout does not bound every path (a broker that dies with the
             // message in flight waits for the reconnect backoff), so the wait is bounded here too.
@@ -328,7 +328,7 @@ impl EventLog for KafkaLog {
             }
             self.available.store(true, Ordering::Relaxed);
             Ok(raw_offset)
-        })
+        }))
     }
 
     fn read_from(&self, offset: u64, max: usize, body: Body) -> Result<Vec<ReadRecord>, LogError> {
