@@ -396,8 +396,10 @@ pub fn page(
                 )
             })?,
     };
+    // An empty cursor (an unset dashboard variable) is the first page.
     let after = raw_params
         .get("cursor")
+        .filter(|c| !c.is_empty())
         .map(|c| decode_cursor(c))
         .transpose()?;
     let before = after

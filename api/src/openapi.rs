@@ -7,9 +7,22 @@ use std::collections::BTreeMap;
 use doraflow_http::openapi::error_responses as responses;
 use utoipa::openapi::{OpenApi, RefOr, ResponseBuilder, response::Response};
 
-/// The document's frame, before the routes add their paths.
+/// The document's frame, before the routes add their paths, with the schemas of parameters
+/// whose types are described by hand.
 pub fn document() -> OpenApi {
-    doraflow_http::openapi::frame()
+    use utoipa::PartialSchema;
+    let mut document = doraflow_http::openapi::frame();
+    let schemas = &mut document
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas;
+    schemas.insert(
+        "Edition".into(),
+        doraflow_aggregator::summary::Edition::schema(),
+    );
+    schemas.insert("Instant".into(), crate::params::Instant::schema());
+    schemas.insert("TimeZone".into(), crate::params::TimeZone::schema());
+    document
 }
 
 /// The errors of the catalog endpoints: authentication only.

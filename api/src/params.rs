@@ -1,12 +1,16 @@
 //! The common query parameters of the metrics API (interfaces.md): scope, window, time zone and
 //! benchmark edition, validated into a [`Query`] with clear 400s.
 
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Duration, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use doraflow_aggregator::summary::{Edition, Query};
 use doraflow_http::HttpError;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
 use serde::Deserialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::{IntoParams, ToSchema};
 
 /// Raw query parameters (others, such as `limit` or `metric`, are read by their endpoints).
@@ -15,19 +19,22 @@ use utoipa::{IntoParams, ToSchema};
 pub struct CommonParams {
     /// One service (neither `service` nor `team`: the whole organisation).
     #[param(example = "checkout")]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub service: Option<String>,
     /// One team; not together with `service`.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub team: Option<String>,
     /// One environment by name (default: every production-tier environment).
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub environment: Option<String>,
     /// Window start, RFC 3339 or `YYYY-MM-DD` (midnight in `tz`); default `to` minus 30 days.
-    #[param(example = "2026-10-27")]
+    #[param(value_type = Option<Instant>, example = "2026-10-27")]
     pub from: Option<String>,
     /// Window end (excluded), same forms; default now.
-    #[param(example = "2026-11-26")]
+    #[param(value_type = Option<Instant>, example = "2026-11-26")]
     pub to: Option<String>,
     /// IANA time zone for day boundaries; default UTC.
-    #[param(example = "Europe/Berlin")]
+    #[param(value_type = Option<TimeZone>, example = "Europe/Berlin")]
     pub tz: Option<String>,
     /// Benchmark edition; default `dora-2025`.
     #[param(value_type = Option<Edition>)]
@@ -105,6 +112,47 @@ pub struct PageParams {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
+
+/// An empty scope parameter (`team=`, as a dashboard sends an unset variable) is an absent one.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.filter(|v| !v.is_empty()))
+}
+
+/// In the OpenAPI document: an instant, as RFC 3339 or a date.
+pub struct Instant;
+
+impl utoipa::PartialSchema for Instant {
+    fn schema() -> RefOr<Schema> {
+        let string = |format| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+        };
+        OneOfBuilder::new()
+            .item(string(KnownFormat::DateTime))
+            .item(string(KnownFormat::Date))
+            .description(Some("An RFC 3339 time, or a date (midnight in `tz`)"))
+            .into()
+    }
+}
+
+impl ToSchema for Instant {}
+
+/// In the OpenAPI document: an IANA time zone name (the tz database chrono-tz carries).
+pub struct TimeZone;
+
+impl utoipa::PartialSchema for TimeZone {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .description(Some("An IANA time zone name"))
+            .into()
+    }
+}
+
+impl ToSchema for TimeZone {}
 
 fn invalid(message: impl Into<String>) -> HttpError {
     HttpError::bad_request("invalid_parameter", message)

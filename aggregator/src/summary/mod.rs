@@ -213,6 +213,7 @@ pub struct Benchmark {
     pub edition: &'static str,
     /// Scores per metric (dora-2025).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ScoresSchema>)]
     pub scores: Option<MetricValues<f64>>,
     /// Mean of the scores.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,15 +226,16 @@ pub struct Benchmark {
     pub stability: Option<Option<f64>>,
     /// Reference means (dora-2025).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ScoresSchema>)]
     pub reference: Option<MetricValues<f64>>,
     /// Tier labels (dora-2021, -2023, -2024).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<MetricValues<String>>)]
+    #[schema(value_type = Option<LabelsSchema>)]
     pub labels: Option<MetricValues<&'static str>>,
 }
 
 /// One value per DORA metric.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MetricValues<T> {
     /// Lead time for changes.
     pub lead_time: Option<T>,
@@ -245,6 +247,31 @@ pub struct MetricValues<T> {
     pub change_failure_rate: Option<T>,
     /// Deployment rework rate.
     pub rework_rate: Option<T>,
+}
+
+/// The OpenAPI schema of [`MetricValues`] of scores (utoipa loses the `null` of a generic
+/// `Option<T>`, so the two instances are spelled out for the document).
+#[derive(utoipa::ToSchema)]
+#[schema(as = MetricScores)]
+#[allow(dead_code)]
+struct ScoresSchema {
+    lead_time: Option<f64>,
+    deployment_frequency: Option<f64>,
+    failed_deployment_recovery_time: Option<f64>,
+    change_failure_rate: Option<f64>,
+    rework_rate: Option<f64>,
+}
+
+/// The OpenAPI schema of [`MetricValues`] of tier labels.
+#[derive(utoipa::ToSchema)]
+#[schema(as = MetricLabels)]
+#[allow(dead_code)]
+struct LabelsSchema {
+    lead_time: Option<String>,
+    deployment_frequency: Option<String>,
+    failed_deployment_recovery_time: Option<String>,
+    change_failure_rate: Option<String>,
+    rework_rate: Option<String>,
 }
 
 /// Data quality (§9).
