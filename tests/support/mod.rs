@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dashboards;
 pub mod scenario;
 
 use std::io::Read;
