@@ -250,6 +250,66 @@ fn every_dashboard_panel_parses_a_running_doraflow() {
 }
 
 #[test]
+fn metric_answers_are_conditional_and_carry_request_ids_and_next_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = server_with_a_month(dir.path());
+    let client = reqwest::blocking::Client::new();
+    let window = format!(
+        "from={}&to={}",
+        iso(scenario::start()),
+        iso(scenario::start() + chrono::Duration::days(DAYS))
+    );
+    let url = format!("{}/api/v1/dora?team=payments&{window}", server.base);
+    let first = client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-request-id"], "trace-42");
+    assert_eq!(first.headers()["cache-control"], "private, no-cache");
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    let again = client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .header("If-None-Match", &tag)
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(
+        again.headers()["x-request-id"].len() >= 32,
+        "a new id is made"
+    );
+    assert!(again.text().unwrap().is_empty());
+
+    let page = client
+        .get(format!("{}/api/v1/changes?limit=5&{window}", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    let link = page.headers()["link"].to_str().unwrap().to_string();
+    let body: Value = page.json().unwrap();
+    assert_eq!(
+        link,
+        format!("<{}>; rel=\"next\"", body["next"].as_str().unwrap())
+    );
+    let next: Value = client
+        .get(format!("{}{}", server.base, body["next"].as_str().unwrap()))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(next["items"].as_array().unwrap().len(), 5);
+    assert_ne!(next["items"][0], body["items"][0]);
+
+    let (status, error) = server.get("/api/v1/nothing", Some(TOKEN));
+    assert_eq!(status, 404);
+    assert_eq!(error["error"]["code"], "not_found");
+}
+
+#[test]
 fn dashboard_selectors_filter_and_descend() {
     let answer = serde_json::json!({"items": [{"failed": true, "id": 1}, {"failed": false, "id": 2}], "a": {"b": 3}});
     let failed = dashboards::select(&answer, "items[failed=true]").unwrap();

@@ -221,10 +221,9 @@ impl Consumer {
                 return applied;
             };
             self.offset = last.next_offset;
-            doraflow_telemetry::global()
-                .aggregator
-                .records
-                .inc_by(records.len() as u64);
+            if let Some(t) = doraflow_telemetry::recording() {
+                t.aggregator.records.inc_by(records.len() as u64);
+            }
             for read in &records {
                 let ownership = self.ownership.as_ref();
                 self.engine.apply_counting_totals(&read.record, |r| {
@@ -304,10 +303,11 @@ impl Consumer {
             store.set_commits_not_listed(owned(&state.commits_not_listed));
             store.set_applied_offset(self.offset);
         }
-        doraflow_telemetry::global()
-            .aggregator
-            .duplicates
-            .inc_by(duplicates_owned.saturating_sub(self.duplicates_reported));
+        if let Some(t) = doraflow_telemetry::recording() {
+            t.aggregator
+                .duplicates
+                .inc_by(duplicates_owned.saturating_sub(self.duplicates_reported));
+        }
         self.duplicates_reported = self.duplicates_reported.max(duplicates_owned);
     }
 
@@ -377,11 +377,12 @@ impl Consumer {
                 break;
             }
             unpublished |= self.apply_available() > 0;
-            if self.ownership.is_none() {
+            if let Some(t) = doraflow_telemetry::recording()
+                && self.ownership.is_none()
+            {
                 // One consumer reads the whole log: its distance to the end is the lag.
                 let lag = end.borrow().saturating_sub(self.offset);
-                doraflow_telemetry::global()
-                    .aggregator
+                t.aggregator
                     .lag_bytes
                     .set(lag.try_into().unwrap_or(i64::MAX));
             }
@@ -426,11 +427,12 @@ impl Consumer {
 
 /// Records one publish to a store.
 fn store_write_took(backend: &'static str, started: Instant) {
-    doraflow_telemetry::global()
-        .store
-        .write_duration
-        .get_or_create(&doraflow_telemetry::BackendLabels { backend })
-        .observe(started.elapsed().as_secs_f64());
+    if let Some(t) = doraflow_telemetry::recording() {
+        t.store
+            .write_duration
+            .get_or_create(&doraflow_telemetry::BackendLabels { backend })
+            .observe(started.elapsed().as_secs_f64());
+    }
 }
 
 /// Runs a consumer built by `build` on a thread of its own until `stop` turns true. A panic

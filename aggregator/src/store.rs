@@ -96,10 +96,9 @@ impl FactStore {
         if let Some(old) = self.services.get(&service) {
             let n = corrections(old, &facts);
             if n > 0 {
-                doraflow_telemetry::global()
-                    .aggregator
-                    .late_corrections
-                    .inc_by(n);
+                if let Some(t) = doraflow_telemetry::recording() {
+                    t.aggregator.late_corrections.inc_by(n);
+                }
                 *self
                     .counters
                     .late_corrections

@@ -137,6 +137,23 @@ pub struct Scope {
 /// The `/api/v1/dora` answer: the five metrics, benchmark scores and data quality of a scope
 /// and window (metrics.md).
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "scope": {"service": "checkout", "team": null, "environment": null},
+    "window": {"from": "2026-10-27T00:00:00Z", "to": "2026-11-26T00:00:00Z", "days": 30.0},
+    "definitions_version": "1",
+    "deployment_frequency": {"deployments": 42, "failed_attempts": 3, "per_day": 1.4, "deploy_days": 20, "band": 5},
+    "lead_time": {"count": 120, "p50": 5400.0, "p75": 9000.0, "p90": 30000.0, "mean": 8000.0, "band": 5},
+    "change_failure_rate": {"deployments": 42, "failed": 5, "rate": 0.119},
+    "failed_deployment_recovery_time": {"count": 4, "unrecovered": 1, "p50": 3600.0, "p75": 5000.0, "p90": 7000.0, "mean": 4200.0, "band": 5},
+    "time_to_restore": {"count": 7, "p50": 3000.0, "p75": 4000.0, "p90": 9000.0, "mean": 4100.0},
+    "rework_rate": {"deployments": 42, "rework": 3, "rate": 0.071},
+    "benchmark": {"edition": "dora-2025",
+        "scores": {"lead_time": 8.0, "deployment_frequency": 8.0, "failed_deployment_recovery_time": 8.0, "change_failure_rate": 8.81, "rework_rate": 9.29},
+        "overall": 8.42, "throughput": 8.0, "stability": 9.05,
+        "reference": {"lead_time": 5.5, "deployment_frequency": 4.8, "failed_deployment_recovery_time": 7.4, "change_failure_rate": 8.1, "rework_rate": 7.8}},
+    "data_quality": {"deployments_linked": 0.93, "incidents_attributed": 0.71, "unmapped_deployments": 0, "unlinked_revisions": 2, "dropped_changes": 0,
+        "clock_skew_changes": 0, "duplicates_ignored": 12, "too_late_ignored": 0, "late_corrections": 4, "commits_not_listed": 0}
+}))]
 pub struct DoraAnswer {
     /// The scope.
     pub scope: Scope,

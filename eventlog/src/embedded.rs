@@ -285,11 +285,13 @@ impl Writer {
             .and_then(|_| {
                 let started = std::time::Instant::now();
                 let synced = file.sync_data();
-                let metrics = &doraflow_telemetry::global().eventlog;
-                metrics
-                    .fsync_duration
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.group_records.observe(group.len() as f64);
+                if let Some(t) = doraflow_telemetry::recording() {
+                    let metrics = &t.eventlog;
+                    metrics
+                        .fsync_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    metrics.group_records.observe(group.len() as f64);
+                }
                 synced
             });
         if let Err(e) = result {

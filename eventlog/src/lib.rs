@@ -33,11 +33,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 async fn timed_append<T>(backend: &'static str, append: impl Future<Output = T>) -> T {
     let started = std::time::Instant::now();
     let result = append.await;
-    doraflow_telemetry::global()
-        .eventlog
-        .append_duration
-        .get_or_create(&doraflow_telemetry::BackendLabels { backend })
-        .observe(started.elapsed().as_secs_f64());
+    if let Some(t) = doraflow_telemetry::recording() {
+        t.eventlog
+            .append_duration
+            .get_or_create(&doraflow_telemetry::BackendLabels { backend })
+            .observe(started.elapsed().as_secs_f64());
+    }
     result
 }
 

@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use doraflow_telemetry::{RouteLabels, global};
+use doraflow_telemetry::{RouteLabels, recording};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
@@ -59,11 +59,8 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
-        .to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -75,13 +72,14 @@ async fn observe(request: Request, next: Next) -> Response {
     let response = as_error_json(response).await;
     let status = response.status();
     let elapsed = started.elapsed();
-    global()
-        .http_duration
-        .get_or_create(&RouteLabels {
-            route,
-            status: status.as_u16(),
-        })
-        .observe(elapsed.as_secs_f64());
+    if let Some(t) = recording() {
+        t.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                status: status.as_u16(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
     span.in_scope(|| {
         if status.is_server_error() {
             tracing::warn!(
@@ -201,6 +199,49 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "invalid_parameter");
         assert!(body["error"]["message"].as_str().unwrap().contains("limit"));
+    }
+
+    #[tokio::test]
+    async fn cors_answers_configured_origins_only() {
+        let app = Router::new()
+            .route("/a", get(|| async { "ok" }))
+            .layer(cors(&["https://grafana.example.com".to_string()]).unwrap());
+        let preflight = |origin: &'static str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/a")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let allowed = app
+            .clone()
+            .oneshot(preflight("https://grafana.example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://grafana.example.com"
+        );
+        assert!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+                .to_str()
+                .unwrap()
+                .contains("authorization")
+        );
+        let other = app
+            .oneshot(preflight("https://evil.example"))
+            .await
+            .unwrap();
+        assert!(
+            other
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+        assert!(cors(&[]).is_none());
     }
 
     #[tokio::test]

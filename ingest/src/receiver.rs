@@ -123,11 +123,12 @@ impl Ingest {
         let bytes = axum::body::to_bytes(body, self.max_body_bytes)
             .await
             .map_err(|_| too_large())?;
-        doraflow_telemetry::global()
-            .ingest
-            .received_bytes
-            .get_or_create(&doraflow_telemetry::SourceLabels { source })
-            .inc_by(bytes.len() as u64);
+        if let Some(t) = doraflow_telemetry::recording() {
+            t.ingest
+                .received_bytes
+                .get_or_create(&doraflow_telemetry::SourceLabels { source })
+                .inc_by(bytes.len() as u64);
+        }
         Ok((parts.headers, bytes))
     }
 

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use doraflow_http::HttpError;
 use doraflow_http::openapi::error_responses;
-use doraflow_telemetry::{DeliveryLabels, SourceLabels, global};
+use doraflow_telemetry::{DeliveryLabels, SourceLabels, recording};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::{OpenApi, RefOr, response::Response as ResponseDoc};
@@ -135,7 +135,10 @@ async fn observed(
 ) -> Response {
     let started = Instant::now();
     let result = answer.await;
-    let metrics = &global().ingest;
+    let Some(telemetry) = recording() else {
+        return result.into_response();
+    };
+    let metrics = &telemetry.ingest;
     let status = match &result {
         Ok(outcome) => outcome.status(),
         Err(error) => error.code,

@@ -68,6 +68,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest accepted webhook body in bytes. Default 26214400 (GitHub's 25 MB cap).
     pub max_body_bytes: usize,
+    /// Record the metrics of requests, deliveries, the event log, the aggregator and the store
+    /// for `/metrics`. Default true; `false` leaves only the process and Kafka statistics, and
+    /// exists to measure what recording costs (docs/benchmarks.md).
+    pub instrumentation: bool,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 26_214_400,
+            instrumentation: true,
         }
     }
 }

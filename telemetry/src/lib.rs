@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod names;
 pub mod process;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use axum::http::{StatusCode, header};
@@ -124,9 +125,24 @@ pub struct Telemetry {
 
 static GLOBAL: LazyLock<Telemetry> = LazyLock::new(Telemetry::new);
 
+/// Whether components record (`server.instrumentation`).
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
 /// The process's one registry, which every component records into.
 pub fn global() -> &'static Telemetry {
     &GLOBAL
+}
+
+/// The registry to record into, or `None` when recording is off (`server.instrumentation =
+/// false`, which exists to measure what recording costs): every recording site goes through
+/// this.
+pub fn recording() -> Option<&'static Telemetry> {
+    RECORDING.load(Ordering::Relaxed).then(global)
+}
+
+/// Turns recording on or off for the process.
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
 }
 
 impl Default for Telemetry {
