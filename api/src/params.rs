@@ -3,6 +3,7 @@
 
 use chrono::{Duration, NaiveDate, TimeZone as _, Utc};
 use chrono_tz::Tz;
+use doraflow_aggregator::summary::series::{Bucket, Metric, Stat};
 use doraflow_aggregator::summary::{Edition, Query};
 use doraflow_http::HttpError;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
@@ -48,57 +49,13 @@ pub struct CommonParams {
 pub struct SeriesParams {
     /// The metric.
     #[param(inline)]
-    pub metric: SeriesMetric,
+    pub metric: Metric,
     /// Bucket size; default `day`.
     #[param(inline)]
-    pub bucket: Option<SeriesBucket>,
+    pub bucket: Option<Bucket>,
     /// Statistic of duration metrics; default `p50`.
     #[param(inline)]
-    pub stat: Option<SeriesStat>,
-}
-
-/// A metric a series can follow.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeriesMetric {
-    /// Deployments per bucket.
-    DeploymentFrequency,
-    /// Lead time for changes (seconds).
-    LeadTime,
-    /// Change failure rate.
-    ChangeFailureRate,
-    /// Failed deployment recovery time (seconds).
-    FailedDeploymentRecoveryTime,
-    /// Time to restore service (seconds).
-    TimeToRestore,
-    /// Deployment rework rate.
-    ReworkRate,
-}
-
-/// Bucket sizes of a series.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeriesBucket {
-    /// Days in `tz`.
-    Day,
-    /// ISO weeks (Monday) in `tz`.
-    Week,
-    /// Calendar months in `tz`.
-    Month,
-}
-
-/// The statistic of a duration series.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SeriesStat {
-    /// Median.
-    P50,
-    /// 75th percentile.
-    P75,
-    /// 90th percentile.
-    P90,
-    /// Mean.
-    Mean,
+    pub stat: Option<Stat>,
 }
 
 /// Paging parameters of the drill-down pages (read by [`crate::drilldown::page`]; this type

@@ -12,7 +12,8 @@ use super::tally::Tally;
 use super::{Counters, Query, Summary, summary_of};
 
 /// Bucket width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Bucket {
     /// Calendar days.
     Day,
@@ -35,7 +36,8 @@ impl Bucket {
 }
 
 /// A series metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Deployments per day in the bucket; count: deployments.
     DeploymentFrequency,
@@ -67,7 +69,8 @@ impl Metric {
 }
 
 /// The statistic of a duration metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Stat {
     /// Median.
     P50,
