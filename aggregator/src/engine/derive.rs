@@ -2,7 +2,9 @@
 //! inputs to its facts. Deployments are linked to changes in push order, rollbacks and incidents
 //! make change failures, recoveries and rework follow from them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use super::{HashMap, HashSet};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
@@ -127,7 +129,7 @@ pub fn derive_service(
             continue;
         };
         let mut changes = Vec::new();
-        let mut position_of = HashMap::new();
+        let mut position_of = HashMap::default();
         let branch = history(repo);
         let forced = branch
             .forced
@@ -223,7 +225,7 @@ pub fn derive_service(
                 .checked_sub(1)
         })
         .collect();
-    let mut revisions_in_env: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut revisions_in_env: HashMap<&str, HashSet<&str>> = HashMap::default();
     let mut current_in_env: HashMap<&str, Option<(usize, u64)>> = context
         .current
         .iter()
@@ -426,7 +428,7 @@ pub fn derive_service(
 
     // Change failures, detection and recovery (§3, §4).
     let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut last_in_env: HashMap<&str, usize> = HashMap::new();
+    let mut last_in_env: HashMap<&str, usize> = HashMap::default();
     for &d in &production {
         if let Some(prev) = last_in_env.insert(facts[d].environment.as_str(), d) {
             next_in_env.insert(prev, d);

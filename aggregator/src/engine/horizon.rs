@@ -10,7 +10,9 @@
 //! A delivery about a time before the cut, or about a deployment or incident already final, is
 //! *too late*: it is counted and changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
@@ -243,7 +245,7 @@ impl Engine {
         let mut remaining: Vec<(String, ServiceFacts)> = Vec::new();
 
         // Which changes are final, per repository and SHA, over every service they touch.
-        let mut change_final: HashMap<Arc<str>, HashMap<Arc<str>, bool>> = HashMap::new();
+        let mut change_final: HashMap<Arc<str>, HashMap<Arc<str>, bool>> = HashMap::default();
         for facts in derived.values() {
             for c in &facts.changes {
                 let done = change_is_final(c, cut, span);
@@ -257,7 +259,7 @@ impl Engine {
         }
 
         // Pushes that leave: a prefix of each branch's history, all final and before the cut.
-        let no_changes = HashMap::new();
+        let no_changes = HashMap::default();
         for repo in self.state.inputs.repos.values_mut() {
             let branch = history(repo);
             let finals = change_final.get(repo.name.as_str()).unwrap_or(&no_changes);

@@ -2,7 +2,9 @@
 //! form where arrival order does not matter (sets and maps keyed by what the event is about).
 //! Facts are derived from this state, so the same events in any order give the same facts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{HashMap, HashSet};
 
 use doraflow_schemas::event::{
     AppRef, Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,

@@ -8,7 +8,7 @@ pub mod horizon;
 pub mod inputs;
 pub mod order;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
@@ -20,6 +20,13 @@ use crate::catalog::Catalog;
 pub use derive::ServiceFacts;
 use horizon::{Frozen, Horizon};
 use inputs::{AttemptFields, Inputs};
+
+/// The engine's hash maps and sets: foldhash rather than SipHash, because the engine hashes every
+/// SHA and name of the working state at each horizon step (SipHash was a tenth of a step). The
+/// seed is random per process; keys come from authenticated deliveries only.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`HashMap`].
+pub type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// The key of the bucket holding deployments that map to no service.
 pub const UNMAPPED: &str = "";
@@ -101,7 +108,7 @@ impl Engine {
             incidents_by_service: BTreeMap::new(),
             apps_by_service: BTreeMap::new(),
             dirty: BTreeSet::new(),
-            cache: HashMap::new(),
+            cache: HashMap::default(),
         };
         engine.reindex();
         engine

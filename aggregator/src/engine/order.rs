@@ -2,7 +2,7 @@
 //! A push whose `before` is another push's `after` comes after it, whatever order the deliveries
 //! arrived in; within a push, commits keep their array order (oldest first).
 
-use std::collections::{HashMap, HashSet};
+use super::{HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
@@ -58,7 +58,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         .map(|key| (&key.1, &key.2, &repo.pushes[*key]))
         .collect();
     let afters: HashSet<&str> = pushes.iter().map(|(_, a, _)| a.as_str()).collect();
-    let mut successors: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut successors: HashMap<&str, Vec<usize>> = HashMap::default();
     for (i, (before, _, _)) in pushes.iter().enumerate() {
         successors.entry(before.as_str()).or_default().push(i);
     }
@@ -97,7 +97,8 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         }
     }
 
-    let mut seen: HashSet<&str> = HashSet::with_capacity(pushes.len() * 4);
+    let mut seen: HashSet<&str> =
+        HashSet::with_capacity_and_hasher(pushes.len() * 4, Default::default());
     let mut out = Vec::new();
     let mut forced = Vec::new();
     let mut visited_pushes = Vec::with_capacity(order.len());
