@@ -54,11 +54,6 @@ fn report_kafka_statistics() {
     }));
 }
 
-/// `/healthz`: the process is up.
-fn healthz_route() -> Router {
-    Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-}
-
 /// The metrics API's routes and document, with CORS for the configured origins.
 pub(crate) fn api_routes(
     api: doraflow_api::ApiState,
@@ -152,7 +147,7 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
         config.server.max_body_bytes,
     ));
     let ready_log = log.clone();
-    let health = healthz_route().merge(Router::new().route(
+    let ready = Router::new().route(
         "/readyz",
         get(move || {
             let available = ready_log.is_available();
@@ -172,8 +167,8 @@ pub fn ingest(config_path: Option<&std::path::Path>, listen: Option<String>) -> 
                     .into_response()
             }
         }),
-    ));
-    let app = doraflow_http::app::assemble(vec![doraflow_ingest::router(ingest)], health);
+    );
+    let app = doraflow_http::app::assemble(vec![doraflow_ingest::router(ingest)], ready);
     let listen = config.server.listen.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -224,7 +219,7 @@ pub fn aggregate(
     let runtime = runtime()?;
     if let Some(listen) = listen {
         // Health and metrics only: the aggregator answers no other request.
-        let app = doraflow_http::app::assemble(Vec::new(), healthz_route());
+        let app = doraflow_http::app::assemble(Vec::new(), Router::new());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(&listen))
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -287,10 +287,9 @@ impl Consumer {
     /// Puts the engine's counters (those of owned services) and the offset into the store.
     fn publish_counters(&mut self) {
         let state = self.engine.state();
-        let owns = |s: &String| self.ownership.as_ref().is_none_or(|o| o.owns(s));
         let owned = |map: &std::collections::BTreeMap<String, u64>| {
             map.iter()
-                .filter(|(s, _)| owns(s))
+                .filter(|(s, _)| self.owns(s))
                 .map(|(s, n)| (s.clone(), *n))
                 .collect()
         };

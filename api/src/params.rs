@@ -164,7 +164,7 @@ impl CommonParams {
         Ok(Query {
             from,
             to,
-            environment: self.environment.clone().filter(|e| !e.is_empty()),
+            environment: self.environment.clone(),
             tz,
             edition,
         })

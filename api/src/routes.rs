@@ -54,19 +54,10 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         .layer(axum::middleware::from_fn(
             doraflow_http::caching::conditional,
         ))
-        .routes(routes!(healthz))
         .routes(routes!(readyz))
         .with_state(state)
         .split_for_parts();
     (metrics, document)
-}
-
-/// The process is up.
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// Always `ok`.
-    #[schema(example = "ok")]
-    pub status: &'static str,
 }
 
 /// Whether the API's answers are current.
@@ -84,13 +75,6 @@ pub struct Readiness {
     pub applied_offset: u64,
     /// The difference.
     pub lag_bytes: u64,
-}
-
-/// Process up.
-#[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process is up", body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
 }
 
 /// Dependencies reachable and the aggregator caught up.

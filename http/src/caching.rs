@@ -5,7 +5,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -51,7 +51,7 @@ pub async fn conditional(request: Request, next: Next) -> Response {
 }
 
 /// The tag of an answer: 128 bits of its SHA-256, quoted.
-pub fn entity_tag(bytes: &[u8]) -> String {
+fn entity_tag(bytes: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
 }
 
@@ -65,18 +65,18 @@ fn matches(if_none_match: &HeaderValue, tag: &str) -> bool {
     })
 }
 
-/// The `ETag` of an answer, for tests and clients.
-pub fn etag_of(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::ETAG).and_then(|v| v.to_str().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::Router;
+    use axum::http::HeaderMap;
     use axum::middleware::from_fn;
     use axum::routing::get;
     use tower::ServiceExt;
+
+    fn etag_of(headers: &HeaderMap) -> Option<&str> {
+        headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+    }
 
     fn app() -> Router {
         Router::new()

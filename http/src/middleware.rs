@@ -119,11 +119,8 @@ async fn as_error_json(response: Response) -> Response {
     };
     let code = error_code(status);
     let rebuilt = HttpError::new(status, code, message).into_response();
+    // The framework's headers (`Allow`) stay; the body's own (type, length) are the new one's.
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     let (new_parts, body) = rebuilt.into_parts();
     for (name, value) in new_parts.headers {
         if let Some(name) = name {

@@ -19,7 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Latency buckets: 100 µs to about 13 s, doubling.
 fn latency() -> Histogram {
@@ -29,6 +29,13 @@ fn latency() -> Histogram {
 /// Group sizes: 1 to 4,096 records, doubling.
 fn group_sizes() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 13))
+}
+
+/// Registers a metric and hands it back (metrics are shared handles: the registry reads the same
+/// values the components write).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// A family of latency histograms.
@@ -159,96 +166,92 @@ impl Telemetry {
         registry.register_collector(Box::new(kafka.clone()));
         registry.register_collector(Box::new(process::ProcessCollector));
 
-        let ingest = IngestMetrics {
-            deliveries: Family::default(),
-            signature_failures: Family::default(),
-            received_bytes: Family::default(),
-            receive_duration: Family::new_with_constructor(latency),
-        };
         let r = &mut registry;
-        r.register(
-            names::INGEST_DELIVERIES,
-            "Webhook deliveries answered, by source and status",
-            ingest.deliveries.clone(),
-        );
-        r.register(
-            names::INGEST_SIGNATURE_FAILURES,
-            "Deliveries refused for a missing or wrong signature or token",
-            ingest.signature_failures.clone(),
-        );
-        r.register(
-            names::INGEST_RECEIVED,
-            "Webhook body bytes received",
-            ingest.received_bytes.clone(),
-        );
-        r.register(
-            names::INGEST_RECEIVE_DURATION,
-            "Time from a delivery's arrival to its answer",
-            ingest.receive_duration.clone(),
-        );
-
+        let ingest = IngestMetrics {
+            deliveries: registered(
+                r,
+                names::INGEST_DELIVERIES,
+                "Webhook deliveries answered, by source and status",
+                Family::default(),
+            ),
+            signature_failures: registered(
+                r,
+                names::INGEST_SIGNATURE_FAILURES,
+                "Deliveries refused for a missing or wrong signature or token",
+                Family::default(),
+            ),
+            received_bytes: registered(
+                r,
+                names::INGEST_RECEIVED,
+                "Webhook body bytes received",
+                Family::default(),
+            ),
+            receive_duration: registered(
+                r,
+                names::INGEST_RECEIVE_DURATION,
+                "Time from a delivery's arrival to its answer",
+                Family::new_with_constructor(latency),
+            ),
+        };
         let eventlog = EventLogMetrics {
-            append_duration: Family::new_with_constructor(latency),
-            fsync_duration: latency(),
-            group_records: group_sizes(),
+            append_duration: registered(
+                r,
+                names::EVENTLOG_APPEND_DURATION,
+                "Time to append a delivery until it is durable",
+                Family::new_with_constructor(latency),
+            ),
+            fsync_duration: registered(
+                r,
+                names::EVENTLOG_FSYNC_DURATION,
+                "Time of one fsync of the embedded log",
+                latency(),
+            ),
+            group_records: registered(
+                r,
+                names::EVENTLOG_GROUP_RECORDS,
+                "Records made durable by one fsync of the embedded log",
+                group_sizes(),
+            ),
         };
-        r.register(
-            names::EVENTLOG_APPEND_DURATION,
-            "Time to append a delivery until it is durable",
-            eventlog.append_duration.clone(),
-        );
-        r.register(
-            names::EVENTLOG_FSYNC_DURATION,
-            "Time of one fsync of the embedded log",
-            eventlog.fsync_duration.clone(),
-        );
-        r.register(
-            names::EVENTLOG_GROUP_RECORDS,
-            "Records made durable by one fsync of the embedded log",
-            eventlog.group_records.clone(),
-        );
-
         let aggregator = AggregatorMetrics {
-            records: Counter::default(),
-            lag_bytes: Gauge::default(),
-            late_corrections: Counter::default(),
-            duplicates: Counter::default(),
+            records: registered(
+                r,
+                names::AGGREGATOR_RECORDS,
+                "Event log records the aggregator applied",
+                Counter::default(),
+            ),
+            lag_bytes: registered(
+                r,
+                names::AGGREGATOR_LAG,
+                "Bytes of the embedded event log not yet applied",
+                Gauge::default(),
+            ),
+            late_corrections: registered(
+                r,
+                names::AGGREGATOR_LATE_CORRECTIONS,
+                "Facts rewritten after first being written",
+                Counter::default(),
+            ),
+            duplicates: registered(
+                r,
+                names::AGGREGATOR_DUPLICATES,
+                "Duplicate deliveries the aggregator ignored",
+                Counter::default(),
+            ),
         };
-        r.register(
-            names::AGGREGATOR_RECORDS,
-            "Event log records the aggregator applied",
-            aggregator.records.clone(),
-        );
-        r.register(
-            names::AGGREGATOR_LAG,
-            "Bytes of the embedded event log not yet applied",
-            aggregator.lag_bytes.clone(),
-        );
-        r.register(
-            names::AGGREGATOR_LATE_CORRECTIONS,
-            "Facts rewritten after first being written",
-            aggregator.late_corrections.clone(),
-        );
-        r.register(
-            names::AGGREGATOR_DUPLICATES,
-            "Duplicate deliveries the aggregator ignored",
-            aggregator.duplicates.clone(),
-        );
-
         let store = StoreMetrics {
-            write_duration: Family::new_with_constructor(latency),
+            write_duration: registered(
+                r,
+                names::STORE_WRITE_DURATION,
+                "Time to publish a batch of facts to the store",
+                Family::new_with_constructor(latency),
+            ),
         };
-        r.register(
-            names::STORE_WRITE_DURATION,
-            "Time to publish a batch of facts to the store",
-            store.write_duration.clone(),
-        );
-
-        let http_duration: Latencies<RouteLabels> = Family::new_with_constructor(latency);
-        r.register(
+        let http_duration: Latencies<RouteLabels> = registered(
+            r,
             names::HTTP_REQUEST_DURATION,
             "Time to answer an HTTP request, by route and status",
-            http_duration.clone(),
+            Family::new_with_constructor(latency),
         );
 
         Self {
