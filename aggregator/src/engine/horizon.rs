@@ -238,80 +238,15 @@ impl Engine {
         for repo in self.state.inputs.repos.values() {
             services.extend(self.catalog.repo_services(&repo.name));
         }
-        let derived: BTreeMap<String, Arc<ServiceFacts>> = services
-            .iter()
-            .map(|s| (s.clone(), self.facts(s)))
+        let derived: Vec<(String, Arc<ServiceFacts>)> = services
+            .into_iter()
+            .map(|s| {
+                let facts = self.facts(&s);
+                (s, facts)
+            })
             .collect();
-        let mut remaining: Vec<(String, ServiceFacts)> = Vec::new();
-
-        // Which changes are final, per repository and SHA, over every service they touch.
-        let mut change_final: HashMap<Arc<str>, HashMap<Arc<str>, bool>> = HashMap::default();
-        for facts in derived.values() {
-            for c in &facts.changes {
-                let done = change_is_final(c, cut, span);
-                change_final
-                    .entry(c.repo.clone())
-                    .or_default()
-                    .entry(c.sha.clone())
-                    .and_modify(|f| *f &= done)
-                    .or_insert(done);
-            }
-        }
-
-        // Pushes that leave: a prefix of each branch's history, all final and before the cut.
-        let no_changes = HashMap::default();
-        for repo in self.state.inputs.repos.values_mut() {
-            let branch = history(repo);
-            let finals = change_final.get(repo.name.as_str()).unwrap_or(&no_changes);
-            let mut leaving = Vec::new();
-            let mut leaving_changes = 0;
-            let mut next_position = repo.anchor.as_ref().map_or(0, |a| a.next_position);
-            let mut tip = None;
-            for (push_key, new_changes) in &branch.pushes {
-                let push = &repo.pushes[*push_key];
-                let all_final = push.pushed_at < cut
-                    && push.commits.iter().all(|c| {
-                        finals
-                            .get(&*c.sha)
-                            .copied()
-                            .unwrap_or(c.timestamp < cut - span)
-                    });
-                if !all_final {
-                    break;
-                }
-                leaving.push((*push_key).clone());
-                leaving_changes += *new_changes;
-                next_position += *new_changes as u64;
-                tip = Some(push_key.2.clone());
-            }
-            // Pushes to other branches carry no changes; old ones simply leave.
-            let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
-            let others: Vec<_> = repo
-                .pushes
-                .iter()
-                .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
-                .map(|(k, _)| k.clone())
-                .collect();
-            // The leaving pushes brought the first changes of the history.
-            let located: Vec<(u64, u64)> = branch.changes[..leaving_changes]
-                .iter()
-                .map(|c| (commit_hash(&c.commit.sha), c.position))
-                .collect();
-            repo.evicted.extend(located);
-            for push_key in leaving {
-                if let Some(push) = repo.pushes.remove(&push_key) {
-                    for commit in &push.commits {
-                        repo.merged_labels.remove(&*commit.sha);
-                    }
-                }
-            }
-            for push_key in others {
-                repo.pushes.remove(&push_key);
-            }
-            if let Some(tip) = tip {
-                repo.anchor = Some(super::inputs::Anchor { tip, next_position });
-            }
-        }
+        let finals = Finality::of(&derived, &self.state.inputs, cut, span);
+        self.release_final_pushes(&finals, cut, span);
         let kept_shas: HashSet<&str> = self
             .state
             .inputs
@@ -321,123 +256,33 @@ impl Engine {
             .flat_map(|p| p.commits.iter().map(|c| &*c.sha))
             .collect();
 
-        // Freeze each service's final facts and extend its context.
+        // Freeze each service's final facts and extend its context; what stays live is what the
+        // live rules now derive (freezing changes no fact), so the cache keeps it.
         let mut leaving_attempts: Vec<String> = Vec::new();
         let mut leaving_incidents: Vec<String> = Vec::new();
-        for (service, facts) in &derived {
+        let mut touched = BTreeSet::new();
+        for (service, facts) in derived {
+            // The cache's copy is replaced below, so the facts are usually this step's alone.
+            self.cache.remove(&service);
+            let facts = Arc::unwrap_or_clone(facts);
             let frozen = self.state.frozen.entry(service.clone()).or_default();
-            let mut newly = ServiceFacts::default();
-            // Deployments crossing the cut for the first time (not those already waiting).
-            let mut crossing: Vec<&DeploymentFact> = Vec::new();
-            let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
-            let mut waiting: Vec<DeploymentFact> = Vec::new();
-            for d in &facts.deployments {
-                if d.finished_at >= cut {
-                    continue;
-                }
-                if !frozen.context.unsettled.contains_key(&d.id) {
-                    crossing.push(d);
-                    leaving_attempts.push(d.id.clone());
-                }
-                let waits = d.succeeded
-                    && d.production
-                    && d.failed()
-                    && d.recovered_at.is_none_or(|t| t >= cut);
-                if waits {
-                    unsettled.insert(d.id.clone(), Pending::of(facts.pending.get(&d.id), cut));
-                    waiting.push(d.clone());
-                } else {
-                    newly.deployments.push(d.clone());
-                }
-            }
-            for c in &facts.changes {
-                if change_is_final(c, cut, span) {
-                    newly.changes.push(c.clone());
-                }
-            }
-            for i in &facts.incidents {
-                if i.opened_at < cut && i.resolved_at.is_some_and(|t| t < cut) {
-                    newly.incidents.push(i.clone());
-                    leaving_incidents.push(i.id.clone());
-                }
-            }
-            let context = &mut frozen.context;
-            for d in crossing.iter().filter(|d| d.succeeded && d.production) {
-                context
-                    .deployed
-                    .entry(d.environment.clone())
-                    .or_default()
-                    .insert(revision_hash(&d.revision));
-                context.current.insert(
-                    d.environment.clone(),
-                    d.located.as_ref().map(|(r, p)| (r.to_string(), *p)),
-                );
-                if let (Some((repo, position)), false) = (&d.located, d.rollback) {
-                    let mark = context.watermark.entry(repo.to_string()).or_default();
-                    *mark = (*mark).max(*position);
-                }
-            }
-            // The recent list: frozen production deployments within a window of the cut, and
-            // those waiting for a recovery, as they stand now.
-            let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
-            recent.retain(|d| !context.unsettled.contains_key(&d.id));
-            recent.extend(
-                newly
-                    .deployments
-                    .iter()
-                    .filter(|d| d.succeeded && d.production)
-                    .cloned(),
+            let (newly, live) = split_at_cut(
+                facts,
+                &mut frozen.context,
+                Cut {
+                    at: cut,
+                    span,
+                    window,
+                },
+                &kept_shas,
+                &mut leaving_attempts,
+                &mut leaving_incidents,
             );
-            recent.retain(|d| d.finished_at >= cut - window);
-            recent.extend(waiting);
-            recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
-            context.recent = recent;
-            context.unsettled = unsettled;
-            context
-                .frozen_shas
-                .extend(newly.changes.iter().map(|c| c.sha.clone()));
-            context.frozen_shas.retain(|sha| kept_shas.contains(&**sha));
-            if !(newly.deployments.is_empty()
-                && newly.changes.is_empty()
-                && newly.incidents.is_empty())
-            {
-                // What stays live is what the live rules now derive (freezing changes no fact).
-                let frozen_ids: HashSet<&str> =
-                    newly.deployments.iter().map(|d| d.id.as_str()).collect();
-                let frozen_changes: HashSet<(&str, &str)> =
-                    newly.changes.iter().map(|c| (&*c.repo, &*c.sha)).collect();
-                let frozen_incidents: HashSet<&str> =
-                    newly.incidents.iter().map(|i| i.id.as_str()).collect();
-                let mut live = ServiceFacts {
-                    deployments: facts
-                        .deployments
-                        .iter()
-                        .filter(|d| !frozen_ids.contains(d.id.as_str()))
-                        .cloned()
-                        .collect(),
-                    changes: facts
-                        .changes
-                        .iter()
-                        .filter(|c| !frozen_changes.contains(&(&*c.repo, &*c.sha)))
-                        .cloned()
-                        .collect(),
-                    incidents: facts
-                        .incidents
-                        .iter()
-                        .filter(|i| !frozen_incidents.contains(i.id.as_str()))
-                        .cloned()
-                        .collect(),
-                    pending: facts.pending.clone(),
-                };
-                let ids: HashSet<&str> = live.deployments.iter().map(|d| d.id.as_str()).collect();
-                live.pending.retain(|id, _| ids.contains(id.as_str()));
-                remaining.push((service.clone(), live));
-                newly.sort_by_time();
+            if let Some(newly) = newly {
                 frozen.facts.push(Arc::new(newly));
             }
-        }
-        for (service, live) in remaining {
-            self.cache.insert(service, Arc::new(live));
+            self.cache.insert(service.clone(), Arc::new(live));
+            touched.insert(service);
         }
 
         // Their inputs leave the working state.
@@ -497,10 +342,228 @@ impl Engine {
         }
         horizon.received_by_day = horizon.received_by_day.split_off(&cut.date_naive());
         horizon.cut = Some(cut);
-        tracing::info!(cut = %cut, services = derived.len(), "facts before the cut are final");
+        tracing::info!(cut = %cut, services = touched.len(), "facts before the cut are final");
 
-        let touched: BTreeSet<String> = derived.into_keys().collect();
         self.dirty.extend(touched.iter().cloned());
         touched
     }
+
+    /// Releases from the working state the pushes of each tracked branch's history that are
+    /// all final and before the cut (a prefix of the history), and old pushes to other branches;
+    /// their commits are remembered by position.
+    fn release_final_pushes(&mut self, finals: &Finality, cut: Timestamp, span: Duration) {
+        for repo in self.state.inputs.repos.values_mut() {
+            let branch = history(repo);
+            let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
+            let mut leaving = Vec::new();
+            let mut leaving_changes = 0;
+            let mut tip = None;
+            for (push_key, new_changes) in &branch.pushes {
+                let push = &repo.pushes[*push_key];
+                // The changes it brought first; its other commits came with pushes before it
+                // (all final, or it would not be reached) or left the working state already.
+                let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
+                let all_final = push.pushed_at < cut
+                    && brought.iter().all(|c| {
+                        finals
+                            .get(&repo.name, c.position)
+                            .unwrap_or(c.commit.timestamp < cut - span)
+                    });
+                if !all_final {
+                    break;
+                }
+                leaving.push((*push_key).clone());
+                leaving_changes += *new_changes;
+                tip = Some(push_key.2.clone());
+            }
+            // Pushes to other branches carry no changes; old ones simply leave.
+            let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
+            let others: Vec<_> = repo
+                .pushes
+                .iter()
+                .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
+                .map(|(k, _)| k.clone())
+                .collect();
+            // The leaving pushes brought the first changes of the history.
+            let located: Vec<(u64, u64)> = branch.changes[..leaving_changes]
+                .iter()
+                .map(|c| (commit_hash(&c.commit.sha), c.position))
+                .collect();
+            repo.evicted.extend(located);
+            for push_key in leaving {
+                if let Some(push) = repo.pushes.remove(&push_key)
+                    && !repo.merged_labels.is_empty()
+                {
+                    for commit in &push.commits {
+                        repo.merged_labels.remove(&*commit.sha);
+                    }
+                }
+            }
+            for push_key in others {
+                repo.pushes.remove(&push_key);
+            }
+            if let Some(tip) = tip {
+                let next_position = base + leaving_changes as u64;
+                repo.anchor = Some(super::inputs::Anchor { tip, next_position });
+            }
+        }
+    }
+}
+
+/// Which changes of the working state are final, over every service they touch: per repository
+/// (display name), per position in its history from the first kept one.
+struct Finality {
+    repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)>,
+}
+
+impl Finality {
+    fn of(
+        derived: &[(String, Arc<ServiceFacts>)],
+        inputs: &super::inputs::Inputs,
+        cut: Timestamp,
+        span: Duration,
+    ) -> Self {
+        let mut repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)> = HashMap::default();
+        for (_, facts) in derived {
+            for c in &facts.changes {
+                let (base, states) = repos.entry(c.repo.clone()).or_insert_with(|| {
+                    let base = inputs
+                        .repos
+                        .get(&c.repo.to_lowercase())
+                        .and_then(|r| r.anchor.as_ref())
+                        .map_or(0, |a| a.next_position);
+                    (base, Vec::new())
+                });
+                let Some(index) = c.position.checked_sub(*base) else {
+                    continue;
+                };
+                let index = index as usize;
+                if index >= states.len() {
+                    states.resize(index + 1, None);
+                }
+                let done = change_is_final(c, cut, span);
+                states[index] = Some(states[index].unwrap_or(true) && done);
+            }
+        }
+        Self { repos }
+    }
+
+    /// Whether the change at `position` of `repo` is final for every service that has it;
+    /// `None` when no service has it.
+    fn get(&self, repo: &str, position: u64) -> Option<bool> {
+        let (base, states) = self.repos.get(repo)?;
+        *states.get(usize::try_from(position.checked_sub(*base)?).ok()?)?
+    }
+}
+
+/// One step of the cut: the instant, the horizon, the attribution window.
+#[derive(Clone, Copy)]
+struct Cut {
+    at: Timestamp,
+    span: Duration,
+    window: Duration,
+}
+
+/// Splits a service's facts at the cut: returns the facts that became final (if any) and those
+/// that stay live, extends the context with the new final ones, and collects the ids of the
+/// deployments and incidents whose inputs may leave. `kept_shas` are the commits still in the
+/// working state.
+fn split_at_cut(
+    facts: ServiceFacts,
+    context: &mut Context,
+    cut: Cut,
+    kept_shas: &HashSet<&str>,
+    leaving_attempts: &mut Vec<String>,
+    leaving_incidents: &mut Vec<String>,
+) -> (Option<ServiceFacts>, ServiceFacts) {
+    let Cut { at, span, window } = cut;
+    let ServiceFacts {
+        mut pending,
+        deployments,
+        changes,
+        incidents,
+    } = facts;
+    let mut newly = ServiceFacts::default();
+    let mut live = ServiceFacts::default();
+    let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
+    let mut waiting: Vec<DeploymentFact> = Vec::new();
+    for d in deployments {
+        if d.finished_at >= at {
+            live.deployments.push(d);
+            continue;
+        }
+        // Crossing the cut for the first time (not already waiting for a recovery).
+        if !context.unsettled.contains_key(&d.id) {
+            leaving_attempts.push(d.id.clone());
+            if d.succeeded && d.production {
+                context
+                    .deployed
+                    .entry(d.environment.clone())
+                    .or_default()
+                    .insert(revision_hash(&d.revision));
+                context.current.insert(
+                    d.environment.clone(),
+                    d.located.as_ref().map(|(r, p)| (r.to_string(), *p)),
+                );
+                if let (Some((repo, position)), false) = (&d.located, d.rollback) {
+                    let mark = context.watermark.entry(repo.to_string()).or_default();
+                    *mark = (*mark).max(*position);
+                }
+            }
+        }
+        let waits =
+            d.succeeded && d.production && d.failed() && d.recovered_at.is_none_or(|t| t >= at);
+        if waits {
+            unsettled.insert(d.id.clone(), Pending::of(pending.get(&d.id), at));
+            waiting.push(d.clone());
+            live.deployments.push(d);
+        } else {
+            pending.remove(&d.id);
+            newly.deployments.push(d);
+        }
+    }
+    for c in changes {
+        if change_is_final(&c, at, span) {
+            newly.changes.push(c);
+        } else {
+            live.changes.push(c);
+        }
+    }
+    for i in incidents {
+        if i.opened_at < at && i.resolved_at.is_some_and(|t| t < at) {
+            leaving_incidents.push(i.id.clone());
+            newly.incidents.push(i);
+        } else {
+            live.incidents.push(i);
+        }
+    }
+    live.pending = pending;
+
+    // The recent list: frozen production deployments within a window of the cut, and those
+    // waiting for a recovery, as they stand now.
+    let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
+    recent.retain(|d| !context.unsettled.contains_key(&d.id));
+    recent.extend(
+        newly
+            .deployments
+            .iter()
+            .filter(|d| d.succeeded && d.production)
+            .cloned(),
+    );
+    recent.retain(|d| d.finished_at >= at - window);
+    recent.extend(waiting);
+    recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
+    context.recent = recent;
+    context.unsettled = unsettled;
+    context
+        .frozen_shas
+        .extend(newly.changes.iter().map(|c| c.sha.clone()));
+    context.frozen_shas.retain(|sha| kept_shas.contains(&**sha));
+    let nothing_new =
+        newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
+    if nothing_new {
+        return (None, live);
+    }
+    newly.sort_by_time();
+    (Some(newly), live)
 }
