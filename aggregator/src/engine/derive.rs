@@ -128,9 +128,10 @@ pub fn derive_service(
         let Some(repo) = inputs.repos.get(key) else {
             continue;
         };
-        let mut changes = Vec::new();
-        let mut position_of = HashMap::default();
         let branch = history(repo);
+        let mut changes = Vec::with_capacity(branch.changes.len());
+        let mut position_of =
+            HashMap::with_capacity_and_hasher(branch.changes.len(), Default::default());
         let forced = branch
             .forced
             .iter()

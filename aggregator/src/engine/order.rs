@@ -51,14 +51,18 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
     let Some((_, branch)) = &repo.default_branch else {
         return History::default();
     };
-    let keys: Vec<&(String, String, String)> =
-        repo.pushes.keys().filter(|(b, _, _)| b == branch).collect();
-    let pushes: Vec<(&String, &String, &StoredPush)> = keys
+    let (keys, pushes): (
+        Vec<&(String, String, String)>,
+        Vec<(&String, &String, &StoredPush)>,
+    ) = repo
+        .pushes
         .iter()
-        .map(|key| (&key.1, &key.2, &repo.pushes[*key]))
-        .collect();
+        .filter(|((b, _, _), _)| b == branch)
+        .map(|(key, push)| (key, (&key.1, &key.2, push)))
+        .unzip();
     let afters: HashSet<&str> = pushes.iter().map(|(_, a, _)| a.as_str()).collect();
-    let mut successors: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut successors: HashMap<&str, Vec<usize>> =
+        HashMap::with_capacity_and_hasher(pushes.len(), Default::default());
     for (i, (before, _, _)) in pushes.iter().enumerate() {
         successors.entry(before.as_str()).or_default().push(i);
     }
@@ -97,9 +101,10 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         }
     }
 
-    let mut seen: HashSet<&str> =
+    // Commits by the hash they are remembered by (a SHA's first 16 hex digits).
+    let mut seen: HashSet<u64> =
         HashSet::with_capacity_and_hasher(pushes.len() * 4, Default::default());
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(seen.capacity());
     let mut forced = Vec::new();
     let mut visited_pushes = Vec::with_capacity(order.len());
     for i in order {
@@ -113,10 +118,11 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
             });
         }
         for commit in &push.commits {
-            if !repo.evicted.is_empty() && repo.evicted.contains_key(&commit_hash(&commit.sha)) {
+            let hash = commit_hash(&commit.sha);
+            if !repo.evicted.is_empty() && repo.evicted.contains_key(&hash) {
                 continue;
             }
-            if seen.insert(&*commit.sha) {
+            if seen.insert(hash) {
                 out.push(OrderedChange {
                     commit,
                     position: base + out.len() as u64,
