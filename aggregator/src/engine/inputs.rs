@@ -43,6 +43,9 @@ pub struct HealthEntry {
     pub environment: Option<String>,
 }
 
+/// A push's key: (branch, before, after).
+pub type PushKey = (String, String, String);
+
 /// Pushes and merged pull requests of one repository.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RepoInputs {
@@ -52,7 +55,7 @@ pub struct RepoInputs {
     pub default_branch: Option<(Timestamp, String)>,
     /// Pushes keyed by (branch, before, after).
     #[serde(with = "map_as_pairs")]
-    pub pushes: BTreeMap<(String, String, String), StoredPush>,
+    pub pushes: BTreeMap<PushKey, StoredPush>,
     /// Labels of merged pull requests, by merge commit SHA.
     pub merged_labels: BTreeMap<String, BTreeSet<String>>,
     /// Where the kept history continues after older pushes left the working state.

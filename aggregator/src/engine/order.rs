@@ -6,7 +6,7 @@ use super::{HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
-use super::inputs::{RepoInputs, StoredPush, commit_hash};
+use super::inputs::{PushKey, RepoInputs, StoredPush, commit_hash};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct History<'a> {
     /// Forced pushes, in push order.
     pub forced: Vec<ForcedPush<'a>>,
     /// The pushes in push order, each with the number of changes it brought first.
-    pub pushes: Vec<(&'a (String, String, String), usize)>,
+    pub pushes: Vec<(&'a PushKey, usize)>,
 }
 
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by
@@ -51,10 +51,8 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
     let Some((_, branch)) = &repo.default_branch else {
         return History::default();
     };
-    let (keys, pushes): (
-        Vec<&(String, String, String)>,
-        Vec<(&String, &String, &StoredPush)>,
-    ) = repo
+    type Pushes<'a> = Vec<(&'a String, &'a String, &'a StoredPush)>;
+    let (keys, pushes): (Vec<&PushKey>, Pushes) = repo
         .pushes
         .iter()
         .filter(|((b, _, _), _)| b == branch)
