@@ -126,9 +126,24 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The bindings of a repository, by its name in any case.
+    fn bindings(&self, repo: &str) -> Option<&Vec<RepoBinding>> {
+        if self.repos.is_empty() {
+            return None;
+        }
+        if repo
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
+            self.repos.get(&repo.to_lowercase())
+        } else {
+            self.repos.get(repo)
+        }
+    }
+
     /// The services of a repository: its catalog services, else one service named after it.
     pub fn repo_services(&self, repo: &str) -> Vec<String> {
-        match self.repos.get(&repo.to_lowercase()) {
+        match self.bindings(repo) {
             Some(bindings) => bindings.iter().map(|b| b.service.clone()).collect(),
             None => vec![repo.to_string()],
         }
@@ -137,8 +152,7 @@ impl Catalog {
     /// True when some service takes only part of the repository (path globs): its changes'
     /// file lists are then needed.
     pub fn repo_has_paths(&self, repo: &str) -> bool {
-        self.repos
-            .get(&repo.to_lowercase())
+        self.bindings(repo)
             .is_some_and(|bindings| bindings.iter().any(|b| b.paths.is_some()))
     }
 
@@ -163,22 +177,22 @@ impl Catalog {
     /// The service of a deployment (metrics.md §1): the repository's only service; for a
     /// repository mapped to several, the payload's service, else the service whose name followed
     /// by `-`, `_`, `.` or `/` starts the environment name; else none.
-    pub fn deployment_service(
-        &self,
-        repo: &str,
+    pub fn deployment_service<'a>(
+        &'a self,
+        repo: &'a str,
         hint: Option<&str>,
         environment: &str,
-    ) -> Option<String> {
-        let Some(bindings) = self.repos.get(&repo.to_lowercase()) else {
-            return Some(repo.to_string());
+    ) -> Option<&'a str> {
+        let Some(bindings) = self.bindings(repo) else {
+            return Some(repo);
         };
         if bindings.len() == 1 {
-            return Some(bindings[0].service.clone());
+            return Some(&bindings[0].service);
         }
         if let Some(hint) = hint
             && let Some(b) = bindings.iter().find(|b| b.service == hint)
         {
-            return Some(b.service.clone());
+            return Some(&b.service);
         }
         let env = environment.to_lowercase();
         bindings
@@ -189,7 +203,7 @@ impl Catalog {
                     .is_some_and(|rest| rest.starts_with(['-', '_', '.', '/']))
             })
             .max_by_key(|b| b.service.len())
-            .map(|b| b.service.clone())
+            .map(|b| b.service.as_str())
     }
 
     /// The service of an incident: the catalog alias of its service id or name, else the name.
@@ -297,13 +311,11 @@ mod tests {
     fn repositories_map_to_services_or_name_themselves() {
         let c = catalog();
         assert_eq!(
-            c.deployment_service("acme/checkout", None, "production")
-                .as_deref(),
+            c.deployment_service("acme/checkout", None, "production"),
             Some("checkout")
         );
         assert_eq!(
-            c.deployment_service("acme/other", None, "production")
-                .as_deref(),
+            c.deployment_service("acme/other", None, "production"),
             Some("acme/other")
         );
         assert_eq!(c.repos_of("acme/other")[0].0, "acme/other");
@@ -314,18 +326,15 @@ mod tests {
     fn monorepo_deployments_use_the_payload_then_the_environment_prefix() {
         let c = catalog();
         assert_eq!(
-            c.deployment_service("acme/mono", Some("cart"), "production")
-                .as_deref(),
+            c.deployment_service("acme/mono", Some("cart"), "production"),
             Some("cart")
         );
         assert_eq!(
-            c.deployment_service("acme/mono", None, "cart-production")
-                .as_deref(),
+            c.deployment_service("acme/mono", None, "cart-production"),
             Some("cart")
         );
         assert_eq!(
-            c.deployment_service("acme/mono", None, "checkout/prod")
-                .as_deref(),
+            c.deployment_service("acme/mono", None, "checkout/prod"),
             Some("checkout")
         );
         assert_eq!(

@@ -18,7 +18,7 @@ use doraflow_schemas::event::{AppKind, HealthStatus, Tier};
 
 use super::horizon::Context;
 use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
-use super::order::history;
+use super::order::{History, history};
 use crate::catalog::Catalog;
 
 /// Everything derived for one service.
@@ -94,13 +94,15 @@ pub struct ServiceScope<'a> {
     /// The service.
     pub service: &'a str,
     /// Its deployment attempts, settled.
-    pub attempts: Vec<(String, Attempt)>,
+    pub attempts: Vec<(&'a str, Attempt<'a>)>,
     /// Its incidents.
     pub incident_ids: &'a [String],
     /// Its Argo CD applications (health reports).
     pub apps: &'a [String],
     /// What its frozen facts leave to the live rules.
     pub context: Option<&'a Context>,
+    /// Branch histories already built, by repository key (built here when absent).
+    pub histories: Option<&'a HashMap<&'a str, History<'a>>>,
 }
 
 /// Derives the facts of a service from the inputs its scope names.
@@ -116,6 +118,7 @@ pub fn derive_service(
         incident_ids,
         apps,
         context,
+        histories,
     } = scope;
     let window = definitions.attribution_window_secs;
     let horizon = definitions.horizon_secs;
@@ -128,7 +131,14 @@ pub fn derive_service(
         let Some(repo) = inputs.repos.get(key) else {
             continue;
         };
-        let branch = history(repo);
+        let built;
+        let branch = match histories.and_then(|h| h.get(key.as_str())) {
+            Some(branch) => branch,
+            None => {
+                built = history(repo);
+                &built
+            }
+        };
         let mut changes = Vec::with_capacity(branch.changes.len());
         let mut position_of =
             HashMap::with_capacity_and_hasher(branch.changes.len(), Default::default());
@@ -169,7 +179,7 @@ pub fn derive_service(
     }
 
     // Ended attempts, in finishing order.
-    let mut attempts: Vec<(String, Attempt, Timestamp, bool)> = attempts
+    let mut attempts: Vec<(&str, Attempt, Timestamp, bool)> = attempts
         .into_iter()
         .filter_map(|(id, attempt)| {
             let (finished_at, succeeded) = attempt.end?;
@@ -186,10 +196,10 @@ pub fn derive_service(
         attempts
             .iter()
             .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
-                id: id.clone(),
+                id: id.to_string(),
                 service: Some(service.to_string()),
-                environment: environment_of(catalog, &attempt.fields).to_string(),
-                production: is_production(definitions, catalog, &attempt.fields),
+                environment: environment_of(catalog, attempt.fields).to_string(),
+                production: is_production(definitions, catalog, attempt.fields),
                 revision: attempt.fields.revision.clone(),
                 finished_at: *finished_at,
                 succeeded: *succeeded,
@@ -292,7 +302,7 @@ pub fn derive_service(
             &deployed_by,
             &mut dropped_at,
         );
-        let env = environment_of(catalog, &attempt(d).fields);
+        let env = environment_of(catalog, attempt(d).fields);
         let revision = attempt(d).fields.revision.as_str();
         let located = repos
             .iter()

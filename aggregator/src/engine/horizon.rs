@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use super::derive::{Recovery, ServiceFacts, revision_hash};
-use super::inputs::{Generations, commit_hash, delivery_hash};
-use super::order::history;
+use super::inputs::{Anchor, Generations, PushKey, RepoInputs, commit_hash, hash_of_parts};
+use super::order::{History, history};
 
 /// What the live rules of a service need to know about its frozen past.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -118,12 +118,14 @@ pub fn event_time(event: &Event) -> Timestamp {
     }
 }
 
+/// The hash a final deployment attempt is remembered by (`id` is `source:id`).
 fn deployment_key(id: &str) -> u64 {
-    delivery_hash(&format!("deployment:{id}"))
+    hash_of_parts(&["deployment:", id])
 }
 
+/// The hash a final incident is remembered by (`id` is `source:id`).
 fn incident_key(id: &str) -> u64 {
-    delivery_hash(&format!("incident:{id}"))
+    hash_of_parts(&["incident:", id])
 }
 
 /// A change is final before `cut` once deployed or dropped before it, or once pending since
@@ -160,12 +162,18 @@ impl Engine {
                 *newest = (*newest).max(received);
             }
             let forgotten = match event {
-                Event::Deployment(d) => horizon
-                    .forgotten
-                    .contains(deployment_key(&format!("{}:{}", record.source, d.id))),
-                Event::Incident(i) => horizon
-                    .forgotten
-                    .contains(incident_key(&format!("{}:{}", record.source, i.id))),
+                Event::Deployment(d) => horizon.forgotten.contains(hash_of_parts(&[
+                    "deployment:",
+                    &record.source,
+                    ":",
+                    &d.id,
+                ])),
+                Event::Incident(i) => horizon.forgotten.contains(hash_of_parts(&[
+                    "incident:",
+                    &record.source,
+                    ":",
+                    &i.id,
+                ])),
                 _ => false,
             };
             late |= forgotten || cut.is_some_and(|c| at < c);
@@ -238,15 +246,43 @@ impl Engine {
         for repo in self.state.inputs.repos.values() {
             services.extend(self.catalog.repo_services(&repo.name));
         }
-        let derived: Vec<(String, Arc<ServiceFacts>)> = services
-            .into_iter()
-            .map(|s| {
-                let facts = self.facts(&s);
-                (s, facts)
-            })
-            .collect();
-        let finals = Finality::of(&derived, &self.state.inputs, cut, span);
-        self.release_final_pushes(&finals, cut, span);
+        // Each branch history is built once, for the derivations and for the release.
+        let (derived, releases) = {
+            let histories: HashMap<&str, History> = self
+                .state
+                .inputs
+                .repos
+                .iter()
+                .map(|(key, repo)| (key.as_str(), history(repo)))
+                .collect();
+            let derived: Vec<(String, Arc<ServiceFacts>)> = services
+                .into_iter()
+                .map(|s| {
+                    let facts = match self.cache.get(&s) {
+                        Some(facts) => facts.clone(),
+                        None => Arc::new(self.derive_with(&s, Some(&histories))),
+                    };
+                    (s, facts)
+                })
+                .collect();
+            let finals = Finality::of(&derived, &self.state.inputs, cut, span);
+            let releases: Vec<(String, Release)> = histories
+                .iter()
+                .map(|(key, branch)| {
+                    let repo = &self.state.inputs.repos[*key];
+                    (
+                        key.to_string(),
+                        Release::plan(repo, branch, &finals, cut, span),
+                    )
+                })
+                .collect();
+            (derived, releases)
+        };
+        for (key, release) in releases {
+            if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
+                release.apply(repo, cut);
+            }
+        }
         let kept_shas: HashSet<&str> = self
             .state
             .inputs
@@ -347,65 +383,79 @@ impl Engine {
         self.dirty.extend(touched.iter().cloned());
         touched
     }
+}
 
-    /// Releases from the working state the pushes of each tracked branch's history that are
-    /// all final and before the cut (a prefix of the history), and old pushes to other branches;
-    /// their commits are remembered by position.
-    fn release_final_pushes(&mut self, finals: &Finality, cut: Timestamp, span: Duration) {
-        for repo in self.state.inputs.repos.values_mut() {
-            let branch = history(repo);
-            let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
-            let mut leaving = Vec::new();
-            let mut leaving_changes = 0;
-            let mut tip = None;
-            for (push_key, new_changes) in &branch.pushes {
-                let push = &repo.pushes[*push_key];
-                // The changes it brought first; its other commits came with pushes before it
-                // (all final, or it would not be reached) or left the working state already.
-                let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
-                let all_final = push.pushed_at < cut
-                    && brought.iter().all(|c| {
-                        finals
-                            .get(&repo.name, c.position)
-                            .unwrap_or(c.commit.timestamp < cut - span)
-                    });
-                if !all_final {
-                    break;
+/// What a cut releases of one repository: the pushes of its tracked branch's history that are
+/// all final and before the cut (a prefix of the history), whose commits are then remembered by
+/// position, and old pushes to other branches.
+struct Release {
+    leaving: Vec<PushKey>,
+    located: Vec<(u64, u64)>,
+    anchor: Option<Anchor>,
+}
+
+impl Release {
+    fn plan(
+        repo: &RepoInputs,
+        branch: &History,
+        finals: &Finality,
+        cut: Timestamp,
+        span: Duration,
+    ) -> Self {
+        let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
+        let mut leaving = Vec::new();
+        let mut leaving_changes = 0;
+        let mut tip = None;
+        for (push_key, new_changes) in &branch.pushes {
+            let push = &repo.pushes[*push_key];
+            // The changes it brought first; its other commits came with pushes before it (all
+            // final, or it would not be reached) or left the working state already.
+            let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
+            let all_final = push.pushed_at < cut
+                && brought.iter().all(|c| {
+                    finals
+                        .get(&repo.name, c.position)
+                        .unwrap_or(c.commit.timestamp < cut - span)
+                });
+            if !all_final {
+                break;
+            }
+            leaving.push((*push_key).clone());
+            leaving_changes += *new_changes;
+            tip = Some(push_key.2.clone());
+        }
+        // The leaving pushes brought the first changes of the history.
+        let located = branch.changes[..leaving_changes]
+            .iter()
+            .map(|c| (commit_hash(&c.commit.sha), c.position))
+            .collect();
+        Self {
+            leaving,
+            located,
+            anchor: tip.map(|tip| Anchor {
+                tip,
+                next_position: base + leaving_changes as u64,
+            }),
+        }
+    }
+
+    fn apply(self, repo: &mut RepoInputs, cut: Timestamp) {
+        repo.evicted.extend(self.located);
+        for push_key in self.leaving {
+            if let Some(push) = repo.pushes.remove(&push_key)
+                && !repo.merged_labels.is_empty()
+            {
+                for commit in &push.commits {
+                    repo.merged_labels.remove(&*commit.sha);
                 }
-                leaving.push((*push_key).clone());
-                leaving_changes += *new_changes;
-                tip = Some(push_key.2.clone());
             }
-            // Pushes to other branches carry no changes; old ones simply leave.
-            let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
-            let others: Vec<_> = repo
-                .pushes
-                .iter()
-                .filter(|(k, p)| Some(&k.0) != tracked.as_ref() && p.pushed_at < cut)
-                .map(|(k, _)| k.clone())
-                .collect();
-            // The leaving pushes brought the first changes of the history.
-            let located: Vec<(u64, u64)> = branch.changes[..leaving_changes]
-                .iter()
-                .map(|c| (commit_hash(&c.commit.sha), c.position))
-                .collect();
-            repo.evicted.extend(located);
-            for push_key in leaving {
-                if let Some(push) = repo.pushes.remove(&push_key)
-                    && !repo.merged_labels.is_empty()
-                {
-                    for commit in &push.commits {
-                        repo.merged_labels.remove(&*commit.sha);
-                    }
-                }
-            }
-            for push_key in others {
-                repo.pushes.remove(&push_key);
-            }
-            if let Some(tip) = tip {
-                let next_position = base + leaving_changes as u64;
-                repo.anchor = Some(super::inputs::Anchor { tip, next_position });
-            }
+        }
+        // Pushes to other branches carry no changes; old ones simply leave.
+        let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
+        repo.pushes
+            .retain(|(b, _, _), p| Some(b) == tracked.as_ref() || p.pushed_at >= cut);
+        if let Some(anchor) = self.anchor {
+            repo.anchor = Some(anchor);
         }
     }
 }

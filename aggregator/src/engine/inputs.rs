@@ -21,10 +21,11 @@ pub struct Inputs {
     pub seen: Generations,
     /// Per repository (lower-case `owner/name`).
     pub repos: BTreeMap<String, RepoInputs>,
-    /// Deployment attempts by source-given id.
-    pub deployments: BTreeMap<String, AttemptInputs>,
+    /// Deployment attempts by source-given id (a hash map: looked up per attempt at every
+    /// derive; nothing depends on its order).
+    pub deployments: HashMap<String, AttemptInputs>,
     /// Incidents by source-given id.
-    pub incidents: BTreeMap<String, IncidentInputs>,
+    pub incidents: HashMap<String, IncidentInputs>,
     /// Health reports by application name.
     #[serde(default)]
     pub health: BTreeMap<String, BTreeSet<HealthEntry>>,
@@ -196,6 +197,24 @@ impl<K: Ord, V> SmallMap<K, V> {
         }
     }
 
+    /// Inserts, or replaces a different value; returns whether anything changed.
+    pub fn replace_if_different(&mut self, key: K, value: V) -> bool
+    where
+        V: PartialEq,
+    {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) if self.0[i].1 == value => false,
+            Ok(i) => {
+                self.0[i].1 = value;
+                true
+            }
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                true
+            }
+        }
+    }
+
     /// Entries in key order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
@@ -249,7 +268,16 @@ pub fn commit_hash(sha: &str) -> u64 {
 
 /// A stable 64-bit hash of a key (SHA-256 prefix).
 pub fn delivery_hash(key: &str) -> u64 {
-    let digest = Sha256::digest(key.as_bytes());
+    hash_of_parts(&[key])
+}
+
+/// The [`delivery_hash`] of the parts joined, without joining them.
+pub fn hash_of_parts(parts: &[&str]) -> u64 {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
@@ -267,10 +295,7 @@ impl Inputs {
     /// Adds a push; false when it was already known exactly (nothing changed). Changed file
     /// lists are kept only with `keep_files` (a repository with path globs in the catalog).
     pub fn add_push(&mut self, push: &Push, keep_files: bool) -> bool {
-        let repo = self.repos.entry(push.repo.to_lowercase()).or_default();
-        if repo.name.is_empty() {
-            repo.name = push.repo.clone();
-        }
+        let repo = self.repo_mut(&push.repo);
         let mut changed = false;
         let candidate = (push.pushed_at, push.default_branch.clone());
         if repo
@@ -282,30 +307,63 @@ impl Inputs {
             changed = true;
         }
         let key = (push.branch.clone(), push.before.clone(), push.after.clone());
-        let mut commits = push.commits.clone();
-        if !keep_files {
-            for commit in &mut commits {
-                commit.files = Vec::new();
-            }
-        }
+        let commits = push
+            .commits
+            .iter()
+            .map(|c| Commit {
+                sha: c.sha.clone(),
+                timestamp: c.timestamp,
+                title: c.title.clone(),
+                files: if keep_files {
+                    c.files.clone()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
         let stored = StoredPush {
             forced: push.forced,
             pushed_at: push.pushed_at,
             commits,
         };
-        changed |= repo
-            .pushes
-            .insert(key, stored.clone())
-            .is_none_or(|old| old != stored);
+        match repo.pushes.entry(key) {
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(stored);
+                changed = true;
+            }
+            std::collections::btree_map::Entry::Occupied(mut entry) => {
+                if *entry.get() != stored {
+                    entry.insert(stored);
+                    changed = true;
+                }
+            }
+        }
         changed
+    }
+
+    /// The inputs of a repository by its name in any case, created on first sight.
+    fn repo_mut(&mut self, name: &str) -> &mut RepoInputs {
+        let lower = if name
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
+            std::borrow::Cow::Owned(name.to_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
+        if !self.repos.contains_key(&*lower) {
+            let repo = RepoInputs {
+                name: name.to_string(),
+                ..Default::default()
+            };
+            self.repos.insert(lower.to_string(), repo);
+        }
+        self.repos.get_mut(&*lower).expect("inserted above")
     }
 
     /// Adds a merged pull request; false when nothing changed.
     pub fn add_pull_request(&mut self, pr: &PullRequestMerged) -> bool {
-        let repo = self.repos.entry(pr.repo.to_lowercase()).or_default();
-        if repo.name.is_empty() {
-            repo.name = pr.repo.clone();
-        }
+        let repo = self.repo_mut(&pr.repo);
         let known = repo.merged_labels.contains_key(&pr.merge_commit_sha);
         let labels = repo
             .merged_labels
@@ -325,8 +383,7 @@ impl Inputs {
             .entry(id.clone())
             .or_default()
             .updates
-            .insert((update.at, update.state), fields.clone())
-            .is_none_or(|old| old != fields);
+            .replace_if_different((update.at, update.state), fields);
         (id, changed)
     }
 
@@ -357,17 +414,16 @@ impl Inputs {
             .entry(id.clone())
             .or_default()
             .updates
-            .insert((update.occurred_at, update.change), fields.clone())
-            .is_none_or(|old| old != fields);
+            .replace_if_different((update.occurred_at, update.change), fields);
         (id, changed)
     }
 }
 
 /// A deployment attempt's settled view: its descriptive fields and its end, if it ended.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
+pub struct Attempt<'a> {
     /// Descriptive fields (from the latest update).
-    pub fields: AttemptFields,
+    pub fields: &'a AttemptFields,
     /// The terminal status with the latest time: (finished_at, succeeded).
     pub end: Option<(Timestamp, bool)>,
 }
@@ -375,7 +431,7 @@ pub struct Attempt {
 impl AttemptInputs {
     /// Settles the attempt (metrics.md §1): the outcome is the terminal status with the latest
     /// event time; non-terminal states do not end it.
-    pub fn settle(&self) -> Option<Attempt> {
+    pub fn settle(&self) -> Option<Attempt<'_>> {
         let (_, fields) = self.updates.iter().next_back()?;
         let end = self
             .updates
@@ -383,10 +439,7 @@ impl AttemptInputs {
             .rev()
             .find(|(_, state)| *state != DeploymentState::Pending)
             .map(|(at, state)| (*at, *state == DeploymentState::Success));
-        Some(Attempt {
-            fields: fields.clone(),
-            end,
-        })
+        Some(Attempt { fields, end })
     }
 }
 

@@ -33,9 +33,9 @@ pub const UNMAPPED: &str = "";
 
 /// The service of a deployment attempt, or the unmapped bucket: an application's service,
 /// else the repository's (metrics.md §1).
-fn attempt_service(catalog: &Catalog, fields: &AttemptFields) -> String {
+fn attempt_service<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'a str {
     if let Some(app) = &fields.app {
-        return catalog.app(app.kind, &app.name, None).0.to_string();
+        return catalog.app(app.kind, &app.name, None).0;
     }
     catalog
         .deployment_service(
@@ -43,7 +43,7 @@ fn attempt_service(catalog: &Catalog, fields: &AttemptFields) -> String {
             fields.service_hint.as_deref(),
             &fields.environment,
         )
-        .unwrap_or_else(|| UNMAPPED.to_string())
+        .unwrap_or(UNMAPPED)
 }
 
 /// The services one event concerns (none for a push to a repository of no service or an
@@ -52,7 +52,7 @@ pub fn services_of(catalog: &Catalog, event: &Event) -> Vec<String> {
     match event {
         Event::Push(p) => catalog.repo_services(&p.repo),
         Event::PullRequestMerged(p) => catalog.repo_services(&p.repo),
-        Event::Deployment(d) => vec![attempt_service(catalog, &AttemptFields::of(d))],
+        Event::Deployment(d) => vec![attempt_service(catalog, &AttemptFields::of(d)).to_string()],
         Event::Incident(i) => catalog
             .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
             .into_iter()
@@ -123,7 +123,7 @@ impl Engine {
             .iter()
             .filter_map(|(id, a)| {
                 a.settle()
-                    .map(|s| (id.clone(), self.attempt_service(&s.fields)))
+                    .map(|s| (id.clone(), self.attempt_service(s.fields).to_string()))
             })
             .collect();
         for (id, service) in attempts {
@@ -186,7 +186,7 @@ impl Engine {
         self.dirty.extend(self.state.frozen.keys().cloned());
     }
 
-    fn attempt_service(&self, fields: &AttemptFields) -> String {
+    fn attempt_service<'a>(&'a self, fields: &'a AttemptFields) -> &'a str {
         attempt_service(&self.catalog, fields)
     }
 
@@ -302,7 +302,16 @@ impl Engine {
 
     /// Derives the facts of one service (or of the unmapped bucket).
     pub fn derive(&self, service: &str) -> ServiceFacts {
-        let attempts: Vec<(String, inputs::Attempt)> = self
+        self.derive_with(service, None)
+    }
+
+    /// The same, reading branch histories already built (by repository key) where given.
+    fn derive_with(
+        &self,
+        service: &str,
+        histories: Option<&HashMap<&str, order::History>>,
+    ) -> ServiceFacts {
+        let attempts: Vec<(&str, inputs::Attempt)> = self
             .attempts_by_service
             .get(service)
             .map(|ids| {
@@ -310,8 +319,8 @@ impl Engine {
                     .filter_map(|id| {
                         let settled = self.state.inputs.deployments.get(id)?.settle()?;
                         // An attempt whose later updates moved it to another service is theirs.
-                        (self.attempt_service(&settled.fields) == service)
-                            .then(|| (id.clone(), settled))
+                        (self.attempt_service(settled.fields) == service)
+                            .then_some((id.as_str(), settled))
                     })
                     .collect()
             })
@@ -336,6 +345,7 @@ impl Engine {
                 incident_ids: &incidents,
                 apps: &apps,
                 context: self.state.frozen.get(service).map(|f| &f.context),
+                histories,
             },
         );
         if service == UNMAPPED {
