@@ -283,14 +283,22 @@ impl Engine {
                 release.apply(repo, cut);
             }
         }
-        let kept_shas: HashSet<&str> = self
-            .state
-            .inputs
-            .repos
+        // The commits still in the working state, by hash (a collision only keeps a frozen SHA
+        // a step longer).
+        let repos = &self.state.inputs.repos;
+        let commits: usize = repos
             .values()
             .flat_map(|r| r.pushes.values())
-            .flat_map(|p| p.commits.iter().map(|c| &*c.sha))
-            .collect();
+            .map(|p| p.commits.len())
+            .sum();
+        let mut kept_shas: HashSet<u64> =
+            HashSet::with_capacity_and_hasher(commits, Default::default());
+        kept_shas.extend(
+            repos
+                .values()
+                .flat_map(|r| r.pushes.values())
+                .flat_map(|p| p.commits.iter().map(|c| commit_hash(&c.sha))),
+        );
 
         // Freeze each service's final facts and extend its context; what stays live is what the
         // live rules now derive (freezing changes no fact), so the cache keeps it.
@@ -406,8 +414,7 @@ impl Release {
         let mut leaving = Vec::new();
         let mut leaving_changes = 0;
         let mut tip = None;
-        for (push_key, new_changes) in &branch.pushes {
-            let push = &repo.pushes[*push_key];
+        for &(push_key, push, new_changes) in &branch.pushes {
             // The changes it brought first; its other commits came with pushes before it (all
             // final, or it would not be reached) or left the working state already.
             let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
@@ -420,8 +427,8 @@ impl Release {
             if !all_final {
                 break;
             }
-            leaving.push((*push_key).clone());
-            leaving_changes += *new_changes;
+            leaving.push(push_key.clone());
+            leaving_changes += new_changes;
             tip = Some(push_key.2.clone());
         }
         // The leaving pushes brought the first changes of the history.
@@ -522,7 +529,7 @@ fn split_at_cut(
     facts: ServiceFacts,
     context: &mut Context,
     cut: Cut,
-    kept_shas: &HashSet<&str>,
+    kept_shas: &HashSet<u64>,
     leaving_attempts: &mut Vec<String>,
     leaving_incidents: &mut Vec<String>,
 ) -> (Option<ServiceFacts>, ServiceFacts) {
@@ -608,7 +615,9 @@ fn split_at_cut(
     context
         .frozen_shas
         .extend(newly.changes.iter().map(|c| c.sha.clone()));
-    context.frozen_shas.retain(|sha| kept_shas.contains(&**sha));
+    context
+        .frozen_shas
+        .retain(|sha| kept_shas.contains(&commit_hash(sha)));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {

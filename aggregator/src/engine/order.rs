@@ -37,7 +37,7 @@ pub struct History<'a> {
     /// Forced pushes, in push order.
     pub forced: Vec<ForcedPush<'a>>,
     /// The pushes in push order, each with the number of changes it brought first.
-    pub pushes: Vec<(&'a PushKey, usize)>,
+    pub pushes: Vec<(&'a PushKey, &'a StoredPush, usize)>,
 }
 
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by
@@ -127,7 +127,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
                 });
             }
         }
-        visited_pushes.push((keys[i], out.len() - before));
+        visited_pushes.push((keys[i], push, out.len() - before));
     }
     History {
         changes: out,
