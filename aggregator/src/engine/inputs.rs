@@ -54,9 +54,10 @@ pub struct RepoInputs {
     pub name: String,
     /// The default branch named by the latest push (by push time, then name).
     pub default_branch: Option<(Timestamp, String)>,
-    /// Pushes keyed by (branch, before, after).
+    /// Pushes keyed by (branch, before, after). A hash map: looked up per push applied, and
+    /// nothing depends on its order (push order sorts them, see `order`).
     #[serde(with = "map_as_pairs")]
-    pub pushes: BTreeMap<PushKey, StoredPush>,
+    pub pushes: HashMap<PushKey, StoredPush>,
     /// Labels of merged pull requests, by merge commit SHA.
     pub merged_labels: BTreeMap<String, BTreeSet<String>>,
     /// Where the kept history continues after older pushes left the working state.
@@ -233,22 +234,25 @@ impl<K: Ord, V> SmallMap<K, V> {
 
 /// Serializes a map with composite keys as a list of pairs (JSON keys must be strings).
 mod map_as_pairs {
-    use std::collections::BTreeMap;
+    use std::hash::{BuildHasher, Hash};
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    use super::HashMap;
+
     pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &BTreeMap<K, V>,
+        map: &HashMap<K, V>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map.iter())
     }
 
-    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<HashMap<K, V>, D::Error>
     where
-        K: Deserialize<'de> + Ord,
+        K: Deserialize<'de> + Eq + Hash,
         V: Deserialize<'de>,
         D: Deserializer<'de>,
+        foldhash::fast::RandomState: BuildHasher,
     {
         Ok(Vec::<(K, V)>::deserialize(deserializer)?
             .into_iter()
@@ -327,11 +331,11 @@ impl Inputs {
             commits,
         };
         match repo.pushes.entry(key) {
-            std::collections::btree_map::Entry::Vacant(entry) => {
+            std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(stored);
                 changed = true;
             }
-            std::collections::btree_map::Entry::Occupied(mut entry) => {
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
                 if *entry.get() != stored {
                     entry.insert(stored);
                     changed = true;

@@ -64,7 +64,15 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
     for (i, (before, _, _)) in pushes.iter().enumerate() {
         successors.entry(before.as_str()).or_default().push(i);
     }
-    let sort_key = |i: &usize| (pushes[*i].2.pushed_at, pushes[*i].1.as_str());
+    // A total order of the branch's pushes (push time, head, then base), so the map's order
+    // never matters.
+    let sort_key = |i: &usize| {
+        (
+            pushes[*i].2.pushed_at,
+            pushes[*i].1.as_str(),
+            pushes[*i].0.as_str(),
+        )
+    };
     for list in successors.values_mut() {
         list.sort_by_key(sort_key);
     }
