@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn unconnected_pushes_at_the_same_time_order_by_head_then_base() {
+        let at = "2026-01-01T00:00:00Z";
+        let x = push("1111", "b", &["x"], at);
+        let y = push("2222", "a", &["y"], at);
+        let z = push("0000", "a", &["z"], at);
+        let expected = vec!["z", "y", "x"];
+        assert_eq!(order_of(&[x.clone(), y.clone(), z.clone()]), expected);
+        assert_eq!(order_of(&[z.clone(), x.clone(), y.clone()]), expected);
+        assert_eq!(order_of(&[y, z, x]), expected);
+    }
+
+    #[test]
     fn other_branches_are_not_changes() {
         let mut feature = push("0000", "f", &["f"], "2026-01-01T00:00:00Z");
         feature.branch = "feature".into();
