@@ -21,8 +21,9 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
-use super::derive::{Recovery, ServiceFacts, revision_hash};
-use super::inputs::{Anchor, Generations, PushKey, RepoInputs, commit_hash, hash_of_parts};
+use super::cut::{Cut, Finality, Release, split_at_cut};
+use super::derive::{Recovery, ServiceFacts};
+use super::inputs::{Generations, commit_hash, hash_of_parts};
 use super::order::{History, history};
 
 /// What the live rules of a service need to know about its frozen past.
@@ -69,7 +70,7 @@ impl Pending {
     /// cut are final (nothing not too late can change them); a degradation recovered at or after
     /// the cut, or not yet, is followed on. Incidents stay live until resolved before a cut, and
     /// a rollback after the cut is a live deployment: both are derived again.
-    fn of(recovery: Option<&Recovery>, cut: Timestamp) -> Self {
+    pub(super) fn of(recovery: Option<&Recovery>, cut: Timestamp) -> Self {
         let Some(recovery) = recovery else {
             return Self::default();
         };
@@ -130,7 +131,7 @@ fn incident_key(id: &str) -> u64 {
 
 /// A change is final before `cut` once deployed or dropped before it, or once pending since
 /// before `cut - span`: then nothing not too late can deploy or drop it (metrics §2.7).
-fn change_is_final(c: &ChangeFact, cut: Timestamp, span: Duration) -> bool {
+pub(super) fn change_is_final(c: &ChangeFact, cut: Timestamp, span: Duration) -> bool {
     c.deployed_at.is_some_and(|t| t < cut)
         || c.dropped_at.is_some_and(|t| t < cut)
         || (c.deployed_at.is_none() && c.dropped_at.is_none() && c.timestamp < cut - span)
@@ -391,238 +392,4 @@ impl Engine {
         self.dirty.extend(touched.iter().cloned());
         touched
     }
-}
-
-/// What a cut releases of one repository: the pushes of its tracked branch's history that are
-/// all final and before the cut (a prefix of the history), whose commits are then remembered by
-/// position, and old pushes to other branches.
-struct Release {
-    leaving: Vec<PushKey>,
-    located: Vec<(u64, u64)>,
-    anchor: Option<Anchor>,
-}
-
-impl Release {
-    fn plan(
-        repo: &RepoInputs,
-        branch: &History,
-        finals: &Finality,
-        cut: Timestamp,
-        span: Duration,
-    ) -> Self {
-        let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
-        let mut leaving = Vec::new();
-        let mut leaving_changes = 0;
-        let mut tip = None;
-        for &(push_key, push, new_changes) in &branch.pushes {
-            // The changes it brought first; its other commits came with pushes before it (all
-            // final, or it would not be reached) or left the working state already.
-            let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
-            let all_final = push.pushed_at < cut
-                && brought.iter().all(|c| {
-                    finals
-                        .get(&repo.name, c.position)
-                        .unwrap_or(c.commit.timestamp < cut - span)
-                });
-            if !all_final {
-                break;
-            }
-            leaving.push(push_key.clone());
-            leaving_changes += new_changes;
-            tip = Some(push_key.2.clone());
-        }
-        // The leaving pushes brought the first changes of the history.
-        let located = branch.changes[..leaving_changes]
-            .iter()
-            .map(|c| (commit_hash(&c.commit.sha), c.position))
-            .collect();
-        Self {
-            leaving,
-            located,
-            anchor: tip.map(|tip| Anchor {
-                tip,
-                next_position: base + leaving_changes as u64,
-            }),
-        }
-    }
-
-    fn apply(self, repo: &mut RepoInputs, cut: Timestamp) {
-        repo.evicted.extend(self.located);
-        for push_key in self.leaving {
-            if let Some(push) = repo.pushes.remove(&push_key)
-                && !repo.merged_labels.is_empty()
-            {
-                for commit in &push.commits {
-                    repo.merged_labels.remove(&*commit.sha);
-                }
-            }
-        }
-        // Pushes to other branches carry no changes; old ones simply leave.
-        let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
-        repo.pushes
-            .retain(|(b, _, _), p| Some(b) == tracked.as_ref() || p.pushed_at >= cut);
-        if let Some(anchor) = self.anchor {
-            repo.anchor = Some(anchor);
-        }
-    }
-}
-
-/// Which changes of the working state are final, over every service they touch: per repository
-/// (display name), per position in its history from the first kept one.
-struct Finality {
-    repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)>,
-}
-
-impl Finality {
-    fn of(
-        derived: &[(String, Arc<ServiceFacts>)],
-        inputs: &super::inputs::Inputs,
-        cut: Timestamp,
-        span: Duration,
-    ) -> Self {
-        let mut repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)> = HashMap::default();
-        for (_, facts) in derived {
-            for c in &facts.changes {
-                let (base, states) = repos.entry(c.repo.clone()).or_insert_with(|| {
-                    let base = inputs
-                        .repos
-                        .get(&c.repo.to_lowercase())
-                        .and_then(|r| r.anchor.as_ref())
-                        .map_or(0, |a| a.next_position);
-                    (base, Vec::new())
-                });
-                let Some(index) = c.position.checked_sub(*base) else {
-                    continue;
-                };
-                let index = index as usize;
-                if index >= states.len() {
-                    states.resize(index + 1, None);
-                }
-                let done = change_is_final(c, cut, span);
-                states[index] = Some(states[index].unwrap_or(true) && done);
-            }
-        }
-        Self { repos }
-    }
-
-    /// Whether the change at `position` of `repo` is final for every service that has it;
-    /// `None` when no service has it.
-    fn get(&self, repo: &str, position: u64) -> Option<bool> {
-        let (base, states) = self.repos.get(repo)?;
-        *states.get(usize::try_from(position.checked_sub(*base)?).ok()?)?
-    }
-}
-
-/// One step of the cut: the instant, the horizon, the attribution window.
-#[derive(Clone, Copy)]
-struct Cut {
-    at: Timestamp,
-    span: Duration,
-    window: Duration,
-}
-
-/// Splits a service's facts at the cut: returns the facts that became final (if any) and those
-/// that stay live, extends the context with the new final ones, and collects the ids of the
-/// deployments and incidents whose inputs may leave. `kept_shas` are the commits still in the
-/// working state.
-fn split_at_cut(
-    facts: ServiceFacts,
-    context: &mut Context,
-    cut: Cut,
-    kept_shas: &HashSet<u64>,
-    leaving_attempts: &mut Vec<String>,
-    leaving_incidents: &mut Vec<String>,
-) -> (Option<ServiceFacts>, ServiceFacts) {
-    let Cut { at, span, window } = cut;
-    let ServiceFacts {
-        mut pending,
-        deployments,
-        changes,
-        incidents,
-    } = facts;
-    let mut newly = ServiceFacts::default();
-    let mut live = ServiceFacts::default();
-    let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
-    let mut waiting: Vec<DeploymentFact> = Vec::new();
-    for d in deployments {
-        if d.finished_at >= at {
-            live.deployments.push(d);
-            continue;
-        }
-        // Crossing the cut for the first time (not already waiting for a recovery).
-        if !context.unsettled.contains_key(&d.id) {
-            leaving_attempts.push(d.id.clone());
-            if d.succeeded && d.production {
-                context
-                    .deployed
-                    .entry(d.environment.clone())
-                    .or_default()
-                    .insert(revision_hash(&d.revision));
-                context.current.insert(
-                    d.environment.clone(),
-                    d.located.as_ref().map(|(r, p)| (r.to_string(), *p)),
-                );
-                if let (Some((repo, position)), false) = (&d.located, d.rollback) {
-                    let mark = context.watermark.entry(repo.to_string()).or_default();
-                    *mark = (*mark).max(*position);
-                }
-            }
-        }
-        let waits =
-            d.succeeded && d.production && d.failed() && d.recovered_at.is_none_or(|t| t >= at);
-        if waits {
-            unsettled.insert(d.id.clone(), Pending::of(pending.get(&d.id), at));
-            waiting.push(d.clone());
-            live.deployments.push(d);
-        } else {
-            pending.remove(&d.id);
-            newly.deployments.push(d);
-        }
-    }
-    for c in changes {
-        if change_is_final(&c, at, span) {
-            newly.changes.push(c);
-        } else {
-            live.changes.push(c);
-        }
-    }
-    for i in incidents {
-        if i.opened_at < at && i.resolved_at.is_some_and(|t| t < at) {
-            leaving_incidents.push(i.id.clone());
-            newly.incidents.push(i);
-        } else {
-            live.incidents.push(i);
-        }
-    }
-    live.pending = pending;
-
-    // The recent list: frozen production deployments within a window of the cut, and those
-    // waiting for a recovery, as they stand now.
-    let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
-    recent.retain(|d| !context.unsettled.contains_key(&d.id));
-    recent.extend(
-        newly
-            .deployments
-            .iter()
-            .filter(|d| d.succeeded && d.production)
-            .cloned(),
-    );
-    recent.retain(|d| d.finished_at >= at - window);
-    recent.extend(waiting);
-    recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
-    context.recent = recent;
-    context.unsettled = unsettled;
-    context
-        .frozen_shas
-        .extend(newly.changes.iter().map(|c| c.sha.clone()));
-    context
-        .frozen_shas
-        .retain(|sha| kept_shas.contains(&commit_hash(sha)));
-    let nothing_new =
-        newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
-    if nothing_new {
-        return (None, live);
-    }
-    newly.sort_by_time();
-    (Some(newly), live)
 }

@@ -3,6 +3,7 @@
 //! recomputes a service's facts from scratch, so arrival order and duplicates cannot change them.
 //! The engine does no I/O.
 
+mod cut;
 pub mod derive;
 pub mod horizon;
 pub mod inputs;
