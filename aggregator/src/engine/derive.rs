@@ -267,27 +267,30 @@ pub fn derive_service(
         .collect();
     forced.sort();
     let mut next_forced = 0;
-    // Where a revision is in push order: a change of the working state, or one whose push left.
-    let locate = |revision: &str| -> Option<(usize, u64)> {
+    // Where each live deployment's revision is in push order: a change of the working state
+    // (repository, index among its changes, position), or one whose push left (no index).
+    let locate = |revision: &str| -> Option<(usize, Option<usize>, u64)> {
         repos
             .iter()
             .enumerate()
             .find_map(|(r, repo)| {
                 repo.position_of
                     .get(revision)
-                    .map(|&i| (r, repo.changes[i].position))
+                    .map(|&i| (r, Some(i), repo.changes[i].position))
             })
             .or_else(|| {
                 let hash = revision_hash(revision);
                 repos
                     .iter()
                     .enumerate()
-                    .find_map(|(r, repo)| Some((r, *repo.evicted.get(&hash)?)))
+                    .find_map(|(r, repo)| Some((r, None, *repo.evicted.get(&hash)?)))
             })
     };
+    let lower_names: Vec<Arc<str>> = repos.iter().map(|r| r.name.to_lowercase().into()).collect();
+    let mut located: Vec<Option<(usize, Option<usize>, u64)>> = vec![None; facts.len()];
     for (d, fact) in facts.iter_mut().enumerate().skip(recent) {
-        let revision = attempts[d - recent].1.fields.revision.as_str();
-        fact.located = locate(revision).map(|(r, p)| (repos[r].name.to_lowercase().into(), p));
+        located[d] = locate(attempts[d - recent].1.fields.revision.as_str());
+        fact.located = located[d].map(|(r, _, p)| (lower_names[r].clone(), p));
     }
     for &d in &production {
         if is_frozen(d) {
@@ -304,10 +307,6 @@ pub fn derive_service(
         );
         let env = environment_of(catalog, attempt(d).fields);
         let revision = attempt(d).fields.revision.as_str();
-        let located = repos
-            .iter()
-            .enumerate()
-            .find_map(|(r, repo)| repo.position_of.get(revision).map(|&i| (r, i)));
         let seen_before = revisions_in_env
             .get(env)
             .is_some_and(|s| s.contains(revision))
@@ -315,7 +314,7 @@ pub fn derive_service(
                 .deployed
                 .get(env)
                 .is_some_and(|s| s.contains(&revision_hash(revision)));
-        let position = locate(revision);
+        let position = located[d].map(|(r, _, p)| (r, p));
         let below_current = match (position, current_in_env.get(env).copied().flatten()) {
             (Some((r, p)), Some((cr, cp))) => r == cr && p < cp,
             _ => false,
@@ -323,7 +322,7 @@ pub fn derive_service(
         let rollback = seen_before || below_current;
         facts[d].rollback = rollback;
         facts[d].linked = position.is_some();
-        if let Some((r, i)) = located
+        if let Some((r, Some(i), _)) = located[d]
             && !rollback
         {
             let from = watermark[r].map_or(0, |w| w + 1);
