@@ -54,6 +54,19 @@ pub struct CatalogError {
     message: String,
 }
 
+/// The key a repository is known by, whatever the case the payloads spell it in: its name in
+/// lower case (borrowed when it already is).
+pub fn repo_key(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(name.to_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 impl Catalog {
     /// Builds the catalog from the configured services.
     pub fn new(services: &[ServiceConfig]) -> Result<Self, CatalogError> {
@@ -84,7 +97,7 @@ impl Catalog {
                     service: service.name.clone(),
                     paths,
                 };
-                let repo = mapping.repo.to_lowercase();
+                let repo = repo_key(&mapping.repo).into_owned();
                 catalog
                     .by_service
                     .entry(service.name.clone())
@@ -131,14 +144,7 @@ impl Catalog {
         if self.repos.is_empty() {
             return None;
         }
-        if repo
-            .bytes()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
-            self.repos.get(&repo.to_lowercase())
-        } else {
-            self.repos.get(repo)
-        }
+        self.repos.get(&*repo_key(repo))
     }
 
     /// The services of a repository: its catalog services, else one service named after it.
@@ -164,7 +170,7 @@ impl Catalog {
         }
         if !self.teams.contains_key(service) && service.contains('/') {
             return Cow::Owned(vec![(
-                service.to_lowercase(),
+                repo_key(service).into_owned(),
                 RepoBinding {
                     service: service.to_string(),
                     paths: None,

@@ -14,6 +14,7 @@ use super::horizon::{Context, Pending, change_is_final};
 use super::inputs::{Anchor, Inputs, PushKey, RepoInputs, commit_hash};
 use super::order::History;
 use super::{HashMap, HashSet};
+use crate::catalog::repo_key;
 
 /// What a cut releases of one repository: the pushes of its tracked branch's history that are
 /// all final and before the cut (a prefix of the history), whose commits are then remembered by
@@ -108,7 +109,7 @@ impl Finality {
                 let (base, states) = repos.entry(c.repo.clone()).or_insert_with(|| {
                     let base = inputs
                         .repos
-                        .get(&c.repo.to_lowercase())
+                        .get(&*repo_key(&c.repo))
                         .and_then(|r| r.anchor.as_ref())
                         .map_or(0, |a| a.next_position);
                     (base, Vec::new())

@@ -71,6 +71,8 @@ struct RepoChange {
 
 struct BoundRepo<'a> {
     name: Arc<str>,
+    /// The repository's key (lower case).
+    key: Arc<str>,
     /// Commits whose push left the working state, with their positions.
     evicted: &'a HashMap<u64, u64>,
     changes: Vec<RepoChange>,
@@ -171,6 +173,7 @@ pub fn derive_service(
         }
         repos.push(BoundRepo {
             name: repo.name.as_str().into(),
+            key: key.as_str().into(),
             evicted: &repo.evicted,
             changes,
             position_of,
@@ -230,7 +233,7 @@ pub fn derive_service(
     let mut watermark: Vec<Option<usize>> = repos
         .iter()
         .map(|repo| {
-            let deployed = context.watermark.get(&*repo.name.to_lowercase())?;
+            let deployed = context.watermark.get(&*repo.key)?;
             repo.changes
                 .partition_point(|c| c.position <= *deployed)
                 .checked_sub(1)
@@ -242,9 +245,7 @@ pub fn derive_service(
         .iter()
         .map(|(env, located)| {
             let located = located.as_ref().and_then(|(repo, position)| {
-                let r = repos
-                    .iter()
-                    .position(|b| b.name.eq_ignore_ascii_case(repo))?;
+                let r = repos.iter().position(|b| *b.key == **repo)?;
                 Some((r, *position))
             });
             (env.as_str(), located)
@@ -286,11 +287,10 @@ pub fn derive_service(
                     .find_map(|(r, repo)| Some((r, None, *repo.evicted.get(&hash)?)))
             })
     };
-    let lower_names: Vec<Arc<str>> = repos.iter().map(|r| r.name.to_lowercase().into()).collect();
     let mut located: Vec<Option<(usize, Option<usize>, u64)>> = vec![None; facts.len()];
     for (d, fact) in facts.iter_mut().enumerate().skip(recent) {
         located[d] = locate(attempts[d - recent].1.fields.revision.as_str());
-        fact.located = located[d].map(|(r, _, p)| (lower_names[r].clone(), p));
+        fact.located = located[d].map(|(r, _, p)| (repos[r].key.clone(), p));
     }
     for &d in &production {
         if is_frozen(d) {

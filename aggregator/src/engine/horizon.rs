@@ -119,14 +119,15 @@ pub fn event_time(event: &Event) -> Timestamp {
     }
 }
 
-/// The hash a final deployment attempt is remembered by (`id` is `source:id`).
-fn deployment_key(id: &str) -> u64 {
-    hash_of_parts(&["deployment:", id])
+/// The hash a final deployment attempt is remembered by: `id` is its attempt id
+/// (`source:id`), or those parts.
+fn deployment_key(id: &[&str]) -> u64 {
+    hash_of_parts(std::iter::once("deployment:").chain(id.iter().copied()))
 }
 
-/// The hash a final incident is remembered by (`id` is `source:id`).
-fn incident_key(id: &str) -> u64 {
-    hash_of_parts(&["incident:", id])
+/// The hash a final incident is remembered by: `id` is its id (`source:id`), or those parts.
+fn incident_key(id: &[&str]) -> u64 {
+    hash_of_parts(std::iter::once("incident:").chain(id.iter().copied()))
 }
 
 /// A change is final before `cut` once deployed or dropped before it, or once pending since
@@ -163,18 +164,16 @@ impl Engine {
                 *newest = (*newest).max(received);
             }
             let forgotten = match event {
-                Event::Deployment(d) => horizon.forgotten.contains(hash_of_parts(&[
-                    "deployment:",
-                    &record.source,
-                    ":",
-                    &d.id,
-                ])),
-                Event::Incident(i) => horizon.forgotten.contains(hash_of_parts(&[
-                    "incident:",
-                    &record.source,
-                    ":",
-                    &i.id,
-                ])),
+                Event::Deployment(d) => {
+                    horizon
+                        .forgotten
+                        .contains(deployment_key(&[&record.source, ":", &d.id]))
+                }
+                Event::Incident(i) => {
+                    horizon
+                        .forgotten
+                        .contains(incident_key(&[&record.source, ":", &i.id]))
+                }
                 _ => false,
             };
             late |= forgotten || cut.is_some_and(|c| at < c);
@@ -334,7 +333,7 @@ impl Engine {
         let inputs = &mut self.state.inputs;
         for id in leaving_attempts {
             inputs.deployments.remove(&id);
-            self.state.horizon.forgotten.insert(deployment_key(&id));
+            self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
         let never_ended: Vec<String> = inputs
             .deployments
@@ -350,11 +349,11 @@ impl Engine {
             .collect();
         for id in never_ended {
             inputs.deployments.remove(&id);
-            self.state.horizon.forgotten.insert(deployment_key(&id));
+            self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
         for id in leaving_incidents {
             inputs.incidents.remove(&id);
-            self.state.horizon.forgotten.insert(incident_key(&id));
+            self.state.horizon.forgotten.insert(incident_key(&[&id]));
         }
         for reports in inputs.health.values_mut() {
             reports.retain(|r| r.at >= cut);
@@ -391,5 +390,28 @@ impl Engine {
 
         self.dirty.extend(touched.iter().cloned());
         touched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::inputs::delivery_hash;
+
+    #[test]
+    fn final_ids_hash_as_checkpoints_remember_them() {
+        // Checkpoints hold these hashes: from parts or whole, they are the SHA-256 of the text.
+        assert_eq!(
+            deployment_key(&["github", ":", "42"]),
+            delivery_hash("deployment:github:42")
+        );
+        assert_eq!(
+            deployment_key(&["github:42"]),
+            delivery_hash("deployment:github:42")
+        );
+        assert_eq!(
+            incident_key(&["pagerduty", ":", "P1"]),
+            delivery_hash("incident:pagerduty:P1")
+        );
     }
 }

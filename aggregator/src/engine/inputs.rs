@@ -14,6 +14,8 @@ use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::repo_key;
+
 /// Everything the engine knows, deduplicated.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inputs {
@@ -187,17 +189,6 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Ord, V> SmallMap<K, V> {
-    /// Inserts or replaces; returns the previous value.
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (key, value));
-                None
-            }
-        }
-    }
-
     /// Inserts, or replaces a different value; returns whether anything changed.
     pub fn replace_if_different(&mut self, key: K, value: V) -> bool
     where
@@ -234,7 +225,7 @@ impl<K: Ord, V> SmallMap<K, V> {
 
 /// Serializes a map with composite keys as a list of pairs (JSON keys must be strings).
 mod map_as_pairs {
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::Hash;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -252,7 +243,6 @@ mod map_as_pairs {
         K: Deserialize<'de> + Eq + Hash,
         V: Deserialize<'de>,
         D: Deserializer<'de>,
-        foldhash::fast::RandomState: BuildHasher,
     {
         Ok(Vec::<(K, V)>::deserialize(deserializer)?
             .into_iter()
@@ -272,11 +262,11 @@ pub fn commit_hash(sha: &str) -> u64 {
 
 /// A stable 64-bit hash of a key (SHA-256 prefix).
 pub fn delivery_hash(key: &str) -> u64 {
-    hash_of_parts(&[key])
+    hash_of_parts([key])
 }
 
 /// The [`delivery_hash`] of the parts joined, without joining them.
-pub fn hash_of_parts(parts: &[&str]) -> u64 {
+pub fn hash_of_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -347,22 +337,15 @@ impl Inputs {
 
     /// The inputs of a repository by its name in any case, created on first sight.
     fn repo_mut(&mut self, name: &str) -> &mut RepoInputs {
-        let lower = if name
-            .bytes()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
-            std::borrow::Cow::Owned(name.to_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(name)
-        };
-        if !self.repos.contains_key(&*lower) {
+        let key = repo_key(name);
+        if !self.repos.contains_key(&*key) {
             let repo = RepoInputs {
                 name: name.to_string(),
                 ..Default::default()
             };
-            self.repos.insert(lower.to_string(), repo);
+            self.repos.insert(key.to_string(), repo);
         }
-        self.repos.get_mut(&*lower).expect("inserted above")
+        self.repos.get_mut(&*key).expect("inserted above")
     }
 
     /// Adds a merged pull request; false when nothing changed.
