@@ -28,13 +28,17 @@ for path in files:
     for statement in statements(path):
         s.query(statement)
     print("ok", path.relative_to(root.parent.parent))
-s.query(f"INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) VALUES "
-        "('a', 0, 5, 'old', 0), ('a', 0, 7, 'new', 0), ('a', 1, 3, 'frozen', 0), ('b', 0, 2, 'b', 1)")
+# One insert per version, as the aggregator writes them (current engines collapse the versions of
+# a key within one insert).
+for rows in ["('a', 0, 5, 'old', 0), ('a', 1, 3, 'frozen', 0), ('b', 0, 2, 'b', 1)", "('a', 0, 7, 'new', 0)"]:
+    s.query(f"INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) VALUES {rows}")
 s.query(f"INSERT INTO {db}.aggregator_state VALUES ('offset', 1, '10'), ('offset', 2, '20')")
 checks = {
     "facts_since.sql": (
-        {"newer": "(log_partition = 0 AND newest > 4) OR (log_partition = 1 AND newest > 1)"},
-        "a\t0\tnew\nb\t0\tb",
+        # Partition 0's state is at 6: the row of version 7 is a write in progress, read later.
+        {"newer": "(log_partition = 0 AND version > 4 AND version <= 6)"
+                  " OR (log_partition = 1 AND version > 1 AND version <= 9)"},
+        "a\t0\told\nb\t0\tb",
     ),
     "state.sql": ({}, "offset\t2\t20"),
     "applied_migrations.sql": ({}, ""),

@@ -21,6 +21,7 @@ use doraflow_schemas::event::{
     Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
     IncidentUpdate, PullRequestMerged, Push,
 };
+use doraflow_schemas::fact::DeploymentFact;
 use doraflow_schemas::time::{Timestamp, parse_rfc3339};
 use doraflow_schemas::{Event, LogRecord, Outcome};
 use serde_json::{Value, json};
@@ -482,6 +483,40 @@ fn the_embedded_store_and_clickhouse_conform() {
         counters: StoreCounters::default(),
     };
     steps.push(again);
+    // A service whose live facts span five weeks, written again by the same aggregator with its
+    // first week gone (frozen meanwhile) and its last deployment changed: the second write
+    // carries only the windows that changed, and the first week's window is emptied.
+    let template = steps
+        .iter()
+        .flat_map(|step| &step.services)
+        .flat_map(|(_, live, frozen)| std::iter::once(live).chain(frozen))
+        .find_map(|facts| facts.deployments.first())
+        .expect("a corpus case with a deployment")
+        .clone();
+    let weeks = ServiceFacts {
+        deployments: (0..12)
+            .map(|n| DeploymentFact {
+                id: format!("w{n}"),
+                finished_at: template.finished_at + chrono::Duration::days(3 * n),
+                ..template.clone()
+            })
+            .collect(),
+        ..ServiceFacts::default()
+    };
+    let mut later = weeks.clone();
+    later.deployments.drain(..3);
+    let last = later.deployments.last_mut().unwrap();
+    last.rework = !last.rework;
+    let (partition, counters) = (steps[0].partition, steps[0].counters.clone());
+    for (version, facts) in [(3_000, weeks), (3_001, later)] {
+        steps.push(Publish {
+            partition,
+            writer: 0,
+            version,
+            services: vec![("windowed".into(), Arc::new(facts), vec![])],
+            counters: counters.clone(),
+        });
+    }
     // An aggregator that takes the second step's partition over replays it and cuts the frozen
     // facts of its first service into other chunks: first at versions below what is written
     // (nothing may change yet), then past them.

@@ -3,19 +3,26 @@
 //! partition); an API process keeps a replica of the store by reading what was written since the
 //! version it last saw of each partition, and adds up the partitions' counters.
 //!
-//! Part 0 of a service is its live facts together with the list of its frozen chunks; each
-//! frozen chunk is a part of its own, named by its content (a hash), written once. A replay may
-//! cut the history into other chunks than the run before it did (replays move the horizon in
-//! bigger steps), so chunks are never addressed by position: the newest part 0 names exactly the
-//! chunks that go with it, and a chunk of an older chunking is simply no longer named. Writes are retried by the caller until they succeed,
-//! so the aggregator waits out a ClickHouse outage without losing or skipping anything.
+//! Part 0 of a service is its index: the frozen chunks and the live windows that make up its
+//! facts. Each frozen chunk is a part of its own, named by its content (a hash), written once. A
+//! replay may cut the history into other chunks than the run before it did (replays move the
+//! horizon in bigger steps), so chunks are never addressed by position: the newest part 0 names
+//! exactly the chunks that go with it, and a chunk of an older chunking is simply no longer named.
+//! The live facts are written in windows of [`WINDOW_DAYS`] days of the facts' own times, each
+//! window a part addressed by its place in time, and a write carries only the windows whose facts
+//! changed since the writer last wrote them: new data touches the newest windows, so a write costs
+//! what changed rather than the whole horizon. A window that left the live facts (frozen since)
+//! is written empty, so the table keeps no stale copy of it. Writes are retried by the caller
+//! until they succeed, so the aggregator waits out a ClickHouse outage without losing or
+//! skipping anything.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+use super::windows::{WINDOW_BIT, Windowed, assemble};
 use super::{ClickHouseSettings, StoreError, connect, statements};
 use crate::engine::ServiceFacts;
 use crate::store::{FactStore, StoreCounters};
@@ -39,24 +46,37 @@ struct ReadFactRow {
     facts: String,
 }
 
-/// Part 0: the live facts and the frozen chunks that go with them.
+/// Part 0: the frozen chunks and the live windows that make up the service's facts, in order.
 #[derive(Serialize)]
-struct LivePart<'a> {
-    live: &'a ServiceFacts,
+struct IndexPart<'a> {
     frozen: &'a [u32],
+    windows: &'a [u32],
 }
 
+/// Part 0 as read: also as written before live windows (the live facts whole, in `live`).
 #[derive(Deserialize)]
-struct ReadLivePart {
-    live: ServiceFacts,
+struct ReadIndexPart {
+    #[serde(default)]
+    live: Option<ServiceFacts>,
     frozen: Vec<u32>,
+    #[serde(default)]
+    windows: Vec<u32>,
 }
 
-/// The part number of a frozen chunk: from the hash of its JSON, never 0 (the live part).
+/// The part number of a frozen chunk: from the hash of its JSON, never 0 (the index) and never
+/// with the bit of live windows.
 fn chunk_part(json: &str) -> u32 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(json.as_bytes());
-    u32::from_le_bytes(digest[..4].try_into().expect("4 bytes")).max(1)
+    (u32::from_le_bytes(digest[..4].try_into().expect("4 bytes")) & !WINDOW_BIT).max(1)
+}
+
+/// What a writer last wrote of one service.
+struct WrittenService {
+    /// The part numbers of its frozen chunks, in order (chunks never change once frozen).
+    frozen: Vec<u32>,
+    /// Its live facts and their windows.
+    live: Windowed,
 }
 
 /// The state key of a partition's aggregator.
@@ -95,9 +115,8 @@ pub struct FactWriter {
     /// Connected on first use (and again after a failure), so that a server down at start-up
     /// is waited for like one that goes down later.
     client: Option<Client>,
-    /// The part numbers of the frozen chunks written per service, in order (chunks never
-    /// change once frozen).
-    frozen_written: HashMap<String, Vec<u32>>,
+    /// What was last written of each service.
+    written: HashMap<String, WrittenService>,
     /// The events-topic partition whose facts this writer writes.
     partition: u32,
 }
@@ -114,7 +133,7 @@ impl FactWriter {
             runtime,
             settings: settings.clone(),
             client: None,
-            frozen_written: HashMap::new(),
+            written: HashMap::new(),
             partition: 0,
         }
     }
@@ -125,8 +144,10 @@ impl FactWriter {
         self
     }
 
-    /// Writes the services' live facts and their frozen chunks not written yet, then the state,
-    /// all with `version`. On error nothing is marked written, so a retry writes it all again.
+    /// Writes the services' frozen chunks and live windows not written yet (a window whose facts
+    /// changed is written again, one that left is written empty) and their indexes, then the
+    /// state, all with `version`. On error nothing is marked written, so a retry writes it all
+    /// again.
     pub fn write(
         &mut self,
         services: &[PublishedService],
@@ -136,11 +157,8 @@ impl FactWriter {
         let mut rows = Vec::new();
         let mut written_now = Vec::new();
         for (service, live, frozen) in services {
-            let mut parts = self
-                .frozen_written
-                .get(service)
-                .cloned()
-                .unwrap_or_default();
+            let before = self.written.get(service);
+            let mut parts = before.map(|b| b.frozen.clone()).unwrap_or_default();
             for chunk in frozen.iter().skip(parts.len()) {
                 let facts = serde_json::to_string(&**chunk).expect("facts serialize");
                 let part = chunk_part(&facts);
@@ -153,18 +171,46 @@ impl FactWriter {
                     log_partition: self.partition,
                 });
             }
+            let live = Windowed::new(live.clone());
+            for window in live.windows() {
+                if before.is_some_and(|b| live.unchanged_since(window, &b.live)) {
+                    continue;
+                }
+                rows.push(FactRow {
+                    service,
+                    part: window.part,
+                    version,
+                    facts: serde_json::to_string(&live.segment(window)).expect("facts serialize"),
+                    log_partition: self.partition,
+                });
+            }
+            for part in before.into_iter().flat_map(|b| live.gone_since(&b.live)) {
+                rows.push(FactRow {
+                    service,
+                    part,
+                    version,
+                    facts: String::new(),
+                    log_partition: self.partition,
+                });
+            }
             rows.push(FactRow {
                 service,
                 part: 0,
                 version,
-                facts: serde_json::to_string(&LivePart {
-                    live,
+                facts: serde_json::to_string(&IndexPart {
                     frozen: &parts,
+                    windows: &live.parts(),
                 })
                 .expect("facts serialize"),
                 log_partition: self.partition,
             });
-            written_now.push((service.clone(), parts));
+            written_now.push((
+                service.clone(),
+                WrittenService {
+                    frozen: parts,
+                    live,
+                },
+            ));
         }
         let state_row = StateRow {
             key: state_key(self.partition),
@@ -198,9 +244,7 @@ impl FactWriter {
             self.client = None;
             return Err(e);
         }
-        for (service, parts) in written_now {
-            self.frozen_written.insert(service, parts);
-        }
+        self.written.extend(written_now);
         Ok(())
     }
 }
@@ -217,10 +261,10 @@ pub struct FactReader {
 /// What a reader holds of one service.
 #[derive(Default)]
 struct ServiceParts {
-    /// The newest live part and the chunks it names.
-    live: Option<(Arc<ServiceFacts>, Vec<u32>)>,
-    /// Every frozen chunk read, by part number.
-    chunks: HashMap<u32, Arc<ServiceFacts>>,
+    /// The newest index.
+    index: Option<ReadIndexPart>,
+    /// The frozen chunks and live windows read that the index may name, by part number.
+    parts: HashMap<u32, Arc<ServiceFacts>>,
 }
 
 impl FactReader {
@@ -255,7 +299,7 @@ impl FactReader {
             .filter(|(p, v)| self.seen.get(*p).is_none_or(|seen| seen < *v))
             .map(|(p, v)| {
                 let seen = self.seen.get(p).map_or(-1, |s| *s as i64);
-                format!("(log_partition = {p} AND newest > {seen} AND newest <= {v})")
+                format!("(log_partition = {p} AND version > {seen} AND version <= {v})")
             })
             .collect();
         let rows: Vec<ReadFactRow> = if newer.is_empty() {
@@ -277,11 +321,13 @@ impl FactReader {
             };
             let service = self.services.entry(row.service.clone()).or_default();
             if row.part == 0 {
-                let part: ReadLivePart = serde_json::from_str(&row.facts).map_err(corrupt)?;
-                service.live = Some((Arc::new(part.live), part.frozen));
+                service.index = Some(serde_json::from_str(&row.facts).map_err(corrupt)?);
+            } else if row.facts.is_empty() {
+                // A live window that left the live facts.
+                service.parts.remove(&row.part);
             } else {
                 let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(corrupt)?;
-                service.chunks.insert(row.part, Arc::new(facts));
+                service.parts.insert(row.part, Arc::new(facts));
             }
             touched.push(row.service);
         }
@@ -299,23 +345,37 @@ impl FactReader {
         }
         let mut store = store.write().expect("store lock");
         for name in &touched {
-            let service = &self.services[name];
-            let Some((live, names)) = &service.live else {
+            let service = self
+                .services
+                .get_mut(name)
+                .expect("touched services were read");
+            let Some(index) = &service.index else {
                 continue;
             };
-            let frozen: Option<Vec<Arc<ServiceFacts>>> = names
-                .iter()
-                .map(|part| service.chunks.get(part).cloned())
-                .collect();
-            let Some(frozen) = frozen else {
-                // A chunk named but not read (rows read before under another partition's
+            let named = |parts: &[u32]| -> Option<Vec<Arc<ServiceFacts>>> {
+                parts
+                    .iter()
+                    .map(|p| service.parts.get(p).cloned())
+                    .collect()
+            };
+            let (Some(frozen), Some(windows)) = (named(&index.frozen), named(&index.windows))
+            else {
+                // A part named but not read (rows read before under another partition's
                 // versions): read everything again next time.
-                tracing::warn!(service = %name, "a frozen chunk is missing: reading every part again");
+                tracing::warn!(service = %name, "a part of the facts is missing: reading every part again");
                 self.seen.clear();
                 self.services.clear();
                 return Ok(0);
             };
-            store.publish(name.clone(), live.clone(), frozen);
+            let live = match &index.live {
+                Some(whole) => whole.clone(),
+                None => assemble(windows.iter().map(|w| &**w)),
+            };
+            store.publish(name.clone(), Arc::new(live), frozen);
+            // Parts no longer named are never named again (a chunk is named by its content, and
+            // a window is written again when it returns).
+            let named: HashSet<u32> = index.frozen.iter().chain(&index.windows).copied().collect();
+            service.parts.retain(|p, _| named.contains(p));
         }
         if let Some(state) = state {
             store.set_counters(state.counters);

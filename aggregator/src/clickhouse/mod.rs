@@ -5,6 +5,7 @@
 //! on a current engine (chdb).
 
 pub mod facts;
+mod windows;
 
 use clickhouse::Client;
 
