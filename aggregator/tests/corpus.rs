@@ -580,3 +580,68 @@ fn the_embedded_store_and_clickhouse_conform() {
         );
     }
 }
+
+/// A store written before the live facts moved into windows (part 0 held them whole) is still
+/// read: an `api` upgraded first reads what the aggregators of the version before wrote.
+#[test]
+fn clickhouse_rows_written_before_live_windows_are_read() {
+    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
+        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+        return;
+    };
+    let settings = ClickHouseSettings {
+        url,
+        database: format!("store_before_windows_{}", std::process::id()),
+        user: None,
+        password: None,
+    };
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
+    let live = run(&case, &records(&case)).remove(0);
+    assert!(!live.deployments.is_empty() || !live.changes.is_empty());
+    let index = json!({"live": live, "frozen": []}).to_string();
+    let state = serde_json::to_string(&PublishedState {
+        offset: 7,
+        counters: StoreCounters::default(),
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let read = runtime.block_on(async {
+        migrate(&settings).await.unwrap();
+        let client = connect(&settings).await.unwrap();
+        let db = &settings.database;
+        client
+            .query(&format!(
+                "INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) \
+                 VALUES ('legacy', 0, 7, ?, 0)"
+            ))
+            .bind(index.as_str())
+            .execute()
+            .await
+            .unwrap();
+        client
+            .query(&format!(
+                "INSERT INTO {db}.aggregator_state VALUES ('published/0', 7, ?)"
+            ))
+            .bind(state.as_str())
+            .execute()
+            .await
+            .unwrap();
+        let store = std::sync::RwLock::new(FactStore::default());
+        let mut reader = FactReader::connect(&settings).await.unwrap();
+        let changed = reader.refresh(&store).await.unwrap();
+        client
+            .query(&format!("DROP DATABASE {db}"))
+            .execute()
+            .await
+            .unwrap();
+        (changed, store.into_inner().unwrap().parts("legacy"))
+    });
+    assert_eq!(read.0, 1);
+    assert_eq!(read.1.len(), 1, "the live part alone");
+    // What is written (and read) of facts: `pending` stays with the aggregator.
+    assert_eq!(
+        serde_json::to_value(&*read.1[0]).unwrap(),
+        serde_json::to_value(&live).unwrap()
+    );
+}

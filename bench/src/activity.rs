@@ -97,7 +97,10 @@ pub struct Request {
     pub body: String,
 }
 
-/// Sends a year of activity for `services` services and prints the throughput.
+/// Sends a year of activity for `services` services and prints the throughput: one service's
+/// year after another, or `interleaved`, day by day across the services (as the webhooks of many
+/// services arrive live).
+#[allow(clippy::too_many_arguments)]
 pub fn year(
     url: &str,
     github: &str,
@@ -106,9 +109,29 @@ pub fn year(
     days: i64,
     deploys_per_day: usize,
     concurrency: usize,
+    interleaved: bool,
 ) -> anyhow::Result<()> {
-    let requests = year_requests(github, pagerduty, services, days, deploys_per_day);
+    let mut requests = year_requests(github, pagerduty, services, days, deploys_per_day);
+    if interleaved {
+        requests = interleave(requests, services);
+    }
     send(url, requests, services, days, concurrency)
+}
+
+/// Deliveries of consecutive services, each with the same days in the same order, taken day by
+/// day across the services: the k-th delivery of every service, then the next.
+fn interleave(requests: Vec<Request>, services: usize) -> Vec<Request> {
+    let per_service = requests.len() / services.max(1);
+    assert_eq!(
+        per_service * services,
+        requests.len(),
+        "the same deliveries per service"
+    );
+    let mut slots: Vec<Option<Request>> = requests.into_iter().map(Some).collect();
+    (0..per_service)
+        .flat_map(|k| (0..services).map(move |s| s * per_service + k))
+        .map(|i| slots[i].take().expect("each delivery once"))
+        .collect()
 }
 
 /// The signed deliveries of a year of activity: per service and day a push of four commits,
@@ -264,4 +287,24 @@ fn send(
         failed.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaving_takes_the_services_day_by_day() {
+        let request = |name: &str| Request {
+            path: "/webhooks/github",
+            headers: vec![],
+            body: name.into(),
+        };
+        let requests = Vec::from(["a1", "a2", "a3", "b1", "b2", "b3"].map(request));
+        let bodies: Vec<String> = interleave(requests, 2)
+            .into_iter()
+            .map(|r| r.body)
+            .collect();
+        assert_eq!(bodies, ["a1", "b1", "a2", "b2", "a3", "b3"]);
+    }
 }

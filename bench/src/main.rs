@@ -71,6 +71,10 @@ enum Command {
         deploys_per_day: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Day by day across the services (as live webhooks arrive) instead of one service's
+        /// year after another.
+        #[arg(long)]
+        interleaved: bool,
     },
     /// The metric engine alone on one core: a year of activity, decode only vs decode + apply
     /// + derive, in normalized events per second.
@@ -138,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             days,
             deploys_per_day,
             concurrency,
+            interleaved,
         } => activity::year(
             &url,
             &github_secret,
@@ -146,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             days,
             deploys_per_day,
             concurrency,
+            interleaved,
         ),
         Command::Engine {
             services,

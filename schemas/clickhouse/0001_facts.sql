@@ -1,6 +1,8 @@
--- Facts per service, versioned: part 0 holds the live facts, parts 1.. the frozen chunks (in
--- order). A replay writes the same (service, part) again with a version at least as high, and
--- reads take the row of the highest version (argMax), so nothing is counted twice.
+-- Facts per service, versioned: part 0 is the index (the frozen chunks and live windows that
+-- make up the facts, in order; before 2026-11-27 it held the live facts whole), the other parts
+-- the frozen chunks and the live windows (aggregator/src/clickhouse/facts.rs). A replay writes
+-- the same (service, part) again with a version at least as high, and reads take the row of the
+-- highest version (argMax), so nothing is counted twice.
 CREATE TABLE IF NOT EXISTS {database}.service_facts (
     service String,
     part UInt32,

@@ -8,11 +8,11 @@
 //! replay may cut the history into other chunks than the run before it did (replays move the
 //! horizon in bigger steps), so chunks are never addressed by position: the newest part 0 names
 //! exactly the chunks that go with it, and a chunk of an older chunking is simply no longer named.
-//! The live facts are written in windows of [`WINDOW_DAYS`] days of the facts' own times, each
-//! window a part addressed by its place in time, and a write carries only the windows whose facts
-//! changed since the writer last wrote them: new data touches the newest windows, so a write costs
-//! what changed rather than the whole horizon. A window that left the live facts (frozen since)
-//! is written empty, so the table keeps no stale copy of it. Writes are retried by the caller
+//! The live facts are written in windows of 14 days of the facts' own times, each window a part
+//! addressed by its place among the live windows (`windows.rs`), and a write carries only the
+//! windows whose facts changed since the writer last wrote them: new data touches the newest
+//! windows, so a write costs what changed rather than the whole horizon. A place no longer used
+//! (the live facts got shorter) is written empty, so the table keeps no stale copy of it. Writes are retried by the caller
 //! until they succeed, so the aggregator waits out a ClickHouse outage without losing or
 //! skipping anything.
 
@@ -372,8 +372,8 @@ impl FactReader {
                 None => assemble(windows.iter().map(|w| &**w)),
             };
             store.publish(name.clone(), Arc::new(live), frozen);
-            // Parts no longer named are never named again (a chunk is named by its content, and
-            // a window is written again when it returns).
+            // A part no longer named is written again before it is named again (a chunk is
+            // named by its content; a writer writes a window place it did not last write).
             let named: HashSet<u32> = index.frozen.iter().chain(&index.windows).copied().collect();
             service.parts.retain(|p, _| named.contains(p));
         }

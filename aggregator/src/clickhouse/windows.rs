@@ -1,8 +1,11 @@
 //! A service's live facts cut into windows of time for writing to ClickHouse: each window holds
 //! the deployments that finished, the changes committed and the incidents opened in the same
-//! [`WINDOW_DAYS`] days (counted from the Unix epoch, UTC), and is written as a part of its own,
-//! numbered by its place in time. Concatenating the windows in order gives the live facts back
-//! exactly, since derivation leaves each list in time order.
+//! [`WINDOW_DAYS`] days (counted from the Unix epoch, UTC), and is written as a part of its own.
+//! A window's part number is its place among the service's live windows (the oldest first), so a
+//! service never has more window parts than it ever had live windows (about a horizon and a third
+//! of them), however long it runs; when the cut moves and the oldest windows leave, the others
+//! move up a place and are written again, once per step of the cut. Concatenating the windows in
+//! order gives the live facts back exactly, since derivation leaves each list in time order.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -15,19 +18,19 @@ use serde::Serialize;
 use crate::engine::ServiceFacts;
 
 /// Days of facts in one live window.
-pub const WINDOW_DAYS: i64 = 7;
+pub const WINDOW_DAYS: i64 = 14;
 const WINDOW_SECS: i64 = WINDOW_DAYS * 86_400;
 /// The bit that marks a live window's part number; a frozen chunk's part number never has it.
 pub const WINDOW_BIT: u32 = 1 << 31;
 
-/// The window a time falls in (weeks since the epoch, floored).
+/// The window a time falls in (windows since the epoch, floored).
 fn window_index(time: Timestamp) -> i64 {
     time.timestamp().div_euclid(WINDOW_SECS)
 }
 
-/// The part number of a window.
-fn window_part(index: i64) -> u32 {
-    WINDOW_BIT | (index as u32 & !WINDOW_BIT)
+/// The part number of the window at a place among the live windows.
+fn window_part(place: usize) -> u32 {
+    WINDOW_BIT | (place as u32 & !WINDOW_BIT)
 }
 
 /// One window of a service's live facts: where its facts are in each list.
@@ -72,10 +75,7 @@ impl Windowed {
         };
         let mut windows: BTreeMap<i64, Window> = BTreeMap::new();
         fn window(windows: &mut BTreeMap<i64, Window>, index: i64) -> &mut Window {
-            windows.entry(index).or_insert_with(|| Window {
-                part: window_part(index),
-                ..Window::default()
-            })
+            windows.entry(index).or_default()
         }
         for (index, range) in runs(&facts.deployments, |d| d.finished_at) {
             window(&mut windows, index).deployments = range;
@@ -86,10 +86,15 @@ impl Windowed {
         for (index, range) in runs(&facts.incidents, |i| i.opened_at) {
             window(&mut windows, index).incidents = range;
         }
-        Self {
-            facts,
-            windows: windows.into_values().collect(),
-        }
+        let windows = windows
+            .into_values()
+            .enumerate()
+            .map(|(place, window)| Window {
+                part: window_part(place),
+                ..window
+            })
+            .collect();
+        Self { facts, windows }
     }
 
     /// The windows, in time order.
@@ -164,6 +169,7 @@ pub fn assemble<'a>(windows: impl IntoIterator<Item = &'a ServiceFacts>) -> Serv
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
+    use doraflow_schemas::fact::FailureReason;
 
     fn deployment(id: &str, finished_at: Timestamp) -> DeploymentFact {
         DeploymentFact {
@@ -228,9 +234,12 @@ mod tests {
     fn windows_put_the_live_facts_together_again() {
         let facts = forty_days();
         let windowed = Windowed::new(Arc::new(facts.clone()));
-        assert_eq!(windowed.windows().len(), 6, "40 days span 6 weeks here");
-        assert!(windowed.parts().iter().all(|p| p & WINDOW_BIT != 0));
-        assert!(windowed.parts().is_sorted(), "time order");
+        // 2026-01-01 starts a 14-day window counted from the epoch: days 0-13, 14-27, 28-39.
+        assert_eq!(windowed.windows().len(), 3);
+        assert_eq!(
+            windowed.parts(),
+            vec![WINDOW_BIT, WINDOW_BIT | 1, WINDOW_BIT | 2]
+        );
         assert_eq!(reassembled(&windowed), facts);
     }
 
@@ -243,33 +252,41 @@ mod tests {
         assert_eq!(reassembled(&windowed), facts);
     }
 
-    #[test]
-    fn only_changed_windows_differ_and_left_windows_are_gone() {
-        let facts = forty_days();
-        let earlier = Windowed::new(Arc::new(facts.clone()));
-        let mut later = facts.clone();
-        // The first week leaves (frozen), the last deployment failed after all.
+    fn changed(later: &Windowed, earlier: &Windowed) -> Vec<u32> {
         later
-            .deployments
-            .retain(|d| d.finished_at >= facts.deployments[3].finished_at);
-        later.incidents.remove(0);
-        later.deployments.last_mut().unwrap().failure_reasons =
-            vec![doraflow_schemas::fact::FailureReason::Incident];
-        let later = Windowed::new(Arc::new(later));
-        let changed: Vec<u32> = later
             .windows()
             .iter()
-            .filter(|w| !later.unchanged_since(w, &earlier))
+            .filter(|w| !later.unchanged_since(w, earlier))
             .map(|w| w.part)
-            .collect();
-        assert_eq!(changed, vec![*earlier.parts().last().unwrap()]);
-        let gone: Vec<u32> = later.gone_since(&earlier).collect();
-        assert_eq!(gone, vec![earlier.parts()[0]]);
-        assert!(
-            earlier
-                .windows()
-                .iter()
-                .all(|w| earlier.unchanged_since(w, &earlier.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_window_that_changed_differs() {
+        let facts = forty_days();
+        let earlier = Windowed::new(Arc::new(facts.clone()));
+        assert!(changed(&earlier, &earlier.clone()).is_empty());
+        let mut later = facts.clone();
+        later.deployments.last_mut().unwrap().failure_reasons = vec![FailureReason::Incident];
+        let later = Windowed::new(Arc::new(later));
+        assert_eq!(changed(&later, &earlier), vec![WINDOW_BIT | 2]);
+        assert_eq!(later.gone_since(&earlier).count(), 0);
+    }
+
+    #[test]
+    fn when_the_oldest_window_leaves_the_others_move_up_and_the_last_place_is_gone() {
+        let facts = forty_days();
+        let earlier = Windowed::new(Arc::new(facts.clone()));
+        let second_window = facts.deployments[5].finished_at; // day 15
+        let mut later = facts.clone();
+        later.deployments.retain(|d| d.finished_at >= second_window);
+        later.incidents.retain(|i| i.opened_at >= second_window);
+        let later = Windowed::new(Arc::new(later));
+        assert_eq!(later.parts(), vec![WINDOW_BIT, WINDOW_BIT | 1]);
+        assert_eq!(changed(&later, &earlier), later.parts());
+        assert_eq!(
+            later.gone_since(&earlier).collect::<Vec<_>>(),
+            vec![WINDOW_BIT | 2]
         );
     }
 }
