@@ -103,6 +103,35 @@ async fn conforms(log: Arc<dyn EventLog>) {
     assert_eq!(all.len(), 80);
     assert_eq!(deliveries.len(), 80);
 
+    // A read while records keep arriving returns what is there rather than waiting to fill its
+    // batch (the aggregator publishes between reads).
+    let from = *log.durable_end().borrow();
+    let trickle = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for burst in 0..300 {
+                let appends = (0..8).map(|n| log.append(&record(2_000 + burst * 8 + n)));
+                for offset in futures_util::future::join_all(appends).await {
+                    offset.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reader = log.clone();
+    let read = tokio::task::spawn_blocking(move || reader.read_from(from, 100_000, Body::Skip))
+        .await
+        .unwrap()
+        .unwrap();
+    let still_arriving = !trickle.is_finished();
+    trickle.await.unwrap();
+    assert!(
+        still_arriving,
+        "the read returned only after the records stopped arriving ({} read)",
+        read.len()
+    );
+
     // A reader subscribed to the end hears of a new record.
     let mut end = log.durable_end();
     end.borrow_and_update();

@@ -36,7 +36,8 @@ const WATERMARK_EVERY: Duration = Duration::from_millis(100);
 /// How long a read waits for records that the watermark says are there (a fresh assignment
 /// first connects and fetches).
 const READ_WAIT: Duration = Duration::from_secs(10);
-/// How long a read looks past the watermark for records the broker has not counted in it yet.
+/// How long a read looks past the watermark for records the broker has not counted in it yet
+/// (in all: records that keep arriving do not keep a read from returning).
 const TAIL_PROBE: Duration = Duration::from_millis(20);
 
 /// A reader's position, so that sequential reads do not seek.
@@ -353,6 +354,7 @@ impl EventLog for KafkaLog {
         }
         let mut records = Vec::new();
         let deadline = std::time::Instant::now() + READ_WAIT;
+        let mut tail_deadline = None;
         while records.len() < max {
             let waiting_for_known = records.len() < known;
             let wait = if waiting_for_known {
@@ -362,7 +364,16 @@ impl EventLog for KafkaLog {
                 }
                 left.min(Duration::from_millis(100))
             } else {
-                TAIL_PROBE
+                // Past the known records the tail is probed for TAIL_PROBE in all: under a
+                // steady trickle a read would otherwise only return once `max` records came,
+                // holding back the facts of those it has (minutes at a low rate).
+                let tail_deadline =
+                    *tail_deadline.get_or_insert_with(|| std::time::Instant::now() + TAIL_PROBE);
+                let left = tail_deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                left
             };
             let Some(message) = reader.consumer.poll(wait) else {
                 if waiting_for_known {
