@@ -266,8 +266,19 @@ impl Consumer {
     }
 
     /// Re-derives the services touched since the last call and publishes them, with the
-    /// counters and the offset they reflect, in one store update.
+    /// counters and the offset they reflect, in one store update. With a writer (the
+    /// distributed deployment, where no API reads this process's store) the services are only
+    /// marked for the next write and derived then, at most every [`WRITE_EVERY`]: deriving a
+    /// busy partition's services every [`PUBLISH_EVERY`] for a store nobody reads took most of
+    /// the aggregator's time under load.
     fn publish_dirty(&mut self) {
+        if self.writer.is_some() {
+            let dirty = self.engine.take_dirty();
+            self.unwritten.extend(dirty);
+            self.publish_counters();
+            self.flush_writes(false);
+            return;
+        }
         let dirty = self.engine.take_dirty();
         let derived = self.published(dirty);
         {
