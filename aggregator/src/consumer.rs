@@ -208,17 +208,28 @@ impl Consumer {
 
     /// Applies every durable record not yet applied, without re-deriving; returns how many.
     fn apply_available(&mut self) -> usize {
+        self.apply_for(None).0
+    }
+
+    /// Applies durable records not yet applied, for at most `budget` when one is given (records
+    /// that keep arriving would otherwise keep the loop from ever publishing); returns how many,
+    /// and whether it stopped with records perhaps left.
+    fn apply_for(&mut self, budget: Option<Duration>) -> (usize, bool) {
+        let started = Instant::now();
         let mut applied = 0;
         loop {
+            if budget.is_some_and(|b| started.elapsed() >= b) {
+                return (applied, true);
+            }
             let records = match self.log.read_from(self.offset, BATCH, Body::Skip) {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(error = %e, offset = self.offset, "reading the event log failed");
-                    return applied;
+                    return (applied, false);
                 }
             };
             let Some(last) = records.last() else {
-                return applied;
+                return (applied, false);
             };
             self.offset = last.next_offset;
             if let Some(t) = doraflow_telemetry::recording() {
@@ -347,9 +358,10 @@ impl Consumer {
     }
 
     /// Follows the log until `shutdown` turns true, then checkpoints. Blocking: run it on its
-    /// own thread. Records are applied as they become durable; the services they touched are
-    /// re-derived and published at most every [`PUBLISH_EVERY`], so that a busy service is not
-    /// recomputed for every small batch (freshness stays well under a second).
+    /// own thread. Records are applied as they become durable, for at most [`PUBLISH_EVERY`] at a
+    /// time (records that keep arriving never hold a publish back longer); the services they
+    /// touched are re-derived and published at most every [`PUBLISH_EVERY`], so that a busy
+    /// service is not recomputed for every small batch (freshness stays well under a second).
     pub fn run(
         mut self,
         runtime: tokio::runtime::Handle,
@@ -386,7 +398,8 @@ impl Consumer {
             if *shutdown.borrow() {
                 break;
             }
-            unpublished |= self.apply_available() > 0;
+            let (applied, more) = self.apply_for(Some(PUBLISH_EVERY));
+            unpublished |= applied > 0;
             if let Some(t) = doraflow_telemetry::recording()
                 && self.ownership.is_none()
             {
@@ -411,6 +424,10 @@ impl Consumer {
                     Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
                 last_checkpoint = Instant::now();
+            }
+            if more {
+                // The budget ran out with records perhaps left: read on without waiting.
+                continue;
             }
             let mut wait = if unpublished {
                 PUBLISH_EVERY.saturating_sub(last_publish.elapsed())
