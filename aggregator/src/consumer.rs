@@ -283,14 +283,13 @@ impl Consumer {
     /// busy partition's services every [`PUBLISH_EVERY`] for a store nobody reads took most of
     /// the aggregator's time under load.
     fn publish_dirty(&mut self) {
+        let dirty = self.engine.take_dirty();
         if self.writer.is_some() {
-            let dirty = self.engine.take_dirty();
             self.unwritten.extend(dirty);
             self.publish_counters();
             self.flush_writes(false);
             return;
         }
-        let dirty = self.engine.take_dirty();
         let derived = self.published(dirty);
         {
             let started = Instant::now();

@@ -12,9 +12,9 @@
 //! addressed by its place among the live windows (`windows.rs`), and a write carries only the
 //! windows whose facts changed since the writer last wrote them: new data touches the newest
 //! windows, so a write costs what changed rather than the whole horizon. A place no longer used
-//! (the live facts got shorter) is written empty, so the table keeps no stale copy of it. Writes are retried by the caller
-//! until they succeed, so the aggregator waits out a ClickHouse outage without losing or
-//! skipping anything.
+//! (the live facts got shorter) is written empty, so the table keeps no stale copy of it. Writes
+//! are retried by the caller until they succeed, so the aggregator waits out a ClickHouse outage
+//! without losing or skipping anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -156,54 +156,42 @@ impl FactWriter {
     ) -> Result<(), StoreError> {
         let mut rows = Vec::new();
         let mut written_now = Vec::new();
+        let log_partition = self.partition;
         for (service, live, frozen) in services {
+            let row = |part, facts| FactRow {
+                service,
+                part,
+                version,
+                facts,
+                log_partition,
+            };
             let before = self.written.get(service);
             let mut parts = before.map(|b| b.frozen.clone()).unwrap_or_default();
             for chunk in frozen.iter().skip(parts.len()) {
                 let facts = serde_json::to_string(&**chunk).expect("facts serialize");
                 let part = chunk_part(&facts);
                 parts.push(part);
-                rows.push(FactRow {
-                    service,
-                    part,
-                    version,
-                    facts,
-                    log_partition: self.partition,
-                });
+                rows.push(row(part, facts));
             }
             let live = Windowed::new(live.clone());
             for window in live.windows() {
                 if before.is_some_and(|b| live.unchanged_since(window, &b.live)) {
                     continue;
                 }
-                rows.push(FactRow {
-                    service,
-                    part: window.part,
-                    version,
-                    facts: serde_json::to_string(&live.segment(window)).expect("facts serialize"),
-                    log_partition: self.partition,
-                });
+                let facts = serde_json::to_string(&live.segment(window)).expect("facts serialize");
+                rows.push(row(window.part, facts));
             }
             for part in before.into_iter().flat_map(|b| live.gone_since(&b.live)) {
-                rows.push(FactRow {
-                    service,
-                    part,
-                    version,
-                    facts: String::new(),
-                    log_partition: self.partition,
-                });
+                rows.push(row(part, String::new()));
             }
-            rows.push(FactRow {
-                service,
-                part: 0,
-                version,
-                facts: serde_json::to_string(&IndexPart {
-                    frozen: &parts,
-                    windows: &live.parts(),
-                })
-                .expect("facts serialize"),
-                log_partition: self.partition,
-            });
+            let index = IndexPart {
+                frozen: &parts,
+                windows: &live.parts(),
+            };
+            rows.push(row(
+                0,
+                serde_json::to_string(&index).expect("facts serialize"),
+            ));
             written_now.push((
                 service.clone(),
                 WrittenService {
