@@ -36,7 +36,7 @@ impl Release {
         let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
         let mut leaving = Vec::new();
         let mut leaving_changes = 0;
-        let mut tip = None;
+        let mut tip: Option<&PushKey> = None;
         for &(push_key, push, new_changes) in &branch.pushes {
             // The changes it brought first; its other commits came with pushes before it (all
             // final, or it would not be reached) or left the working state already.
@@ -52,7 +52,7 @@ impl Release {
             }
             leaving.push(push_key.clone());
             leaving_changes += new_changes;
-            tip = Some(push_key.2.clone());
+            tip = Some(push_key);
         }
         // The leaving pushes brought the first changes of the history.
         let located = branch.changes[..leaving_changes]
@@ -63,13 +63,14 @@ impl Release {
             leaving,
             located,
             anchor: tip.map(|tip| Anchor {
-                tip,
+                tip: tip.2.clone(),
                 next_position: base + leaving_changes as u64,
             }),
         }
     }
 
     pub(super) fn apply(self, repo: &mut RepoInputs, cut: Timestamp) {
+        repo.evicted.reserve(self.located.len());
         repo.evicted.extend(self.located);
         for push_key in self.leaving {
             if let Some(push) = repo.pushes.remove(&push_key)
@@ -163,8 +164,19 @@ pub(super) fn split_at_cut(
         changes,
         incidents,
     } = facts;
-    let mut newly = ServiceFacts::default();
-    let mut live = ServiceFacts::default();
+    // Sized up front: these lists are long and their elements large.
+    let mut newly = ServiceFacts {
+        deployments: Vec::with_capacity(deployments.len()),
+        changes: Vec::with_capacity(changes.len()),
+        incidents: Vec::with_capacity(incidents.len()),
+        ..Default::default()
+    };
+    let mut live = ServiceFacts {
+        deployments: Vec::with_capacity(deployments.len()),
+        changes: Vec::with_capacity(changes.len()),
+        incidents: Vec::with_capacity(incidents.len()),
+        ..Default::default()
+    };
     let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
     let mut waiting: Vec<DeploymentFact> = Vec::new();
     for d in deployments {

@@ -194,7 +194,8 @@ pub fn derive_service(
     // Frozen production deployments that live ones may still refer to (attribution, rollbacks,
     // fix forwards) come first: they finished before every live one.
     let recent = context.recent.len();
-    let mut facts: Vec<DeploymentFact> = context.recent.clone();
+    let mut facts: Vec<DeploymentFact> = Vec::with_capacity(recent + attempts.len());
+    facts.extend_from_slice(&context.recent);
     facts.extend(
         attempts
             .iter()
@@ -362,7 +363,7 @@ pub fn derive_service(
         .iter()
         .map(|d| d.environment.as_str().into())
         .collect();
-    let mut changes = Vec::new();
+    let mut changes = Vec::with_capacity(repos.iter().map(|r| r.changes.len()).sum());
     for (r, repo) in repos.iter().enumerate() {
         for (c, change) in repo.changes.iter().enumerate() {
             if !change.touches || change.frozen {
@@ -403,7 +404,7 @@ pub fn derive_service(
         .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
         .collect();
     incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
-    let mut incident_facts = Vec::new();
+    let mut incident_facts = Vec::with_capacity(incidents.len());
     let mut attributed: Vec<Vec<usize>> = vec![Vec::new(); facts.len()];
     for (k, (id, incident)) in incidents.iter().enumerate() {
         let target = attribute(&facts, &production, incident, window);
@@ -543,13 +544,20 @@ pub fn derive_service(
         }
     }
 
-    // Rework (§5).
+    // Rework (§5). Only failed deployments before it can make one a fix forward (few).
+    let failed: Vec<(usize, usize)> = production
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| facts[**f].failed())
+        .map(|(pos, &f)| (pos, f))
+        .collect();
     for (pos, &d) in production.iter().enumerate() {
         if is_frozen(d) {
             continue;
         }
         let finished = facts[d].finished_at;
-        let fix_forward = production[..pos].iter().any(|&f| {
+        let before = failed.partition_point(|(p, _)| *p < pos);
+        let fix_forward = failed[..before].iter().any(|&(_, f)| {
             facts[f].failed()
                 && facts[f].environment == facts[d].environment
                 && facts[f].detected_at.is_some_and(|t| t <= finished)

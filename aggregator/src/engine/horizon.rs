@@ -190,7 +190,7 @@ impl Engine {
     }
 
     /// The cut the horizon allows now, if it is at least a step past the current one.
-    fn next_cut(&self, steps_per_horizon: i32) -> Option<Timestamp> {
+    fn next_cut(&self, step: Duration) -> Option<Timestamp> {
         let horizon = &self.state.horizon;
         let span = Duration::seconds(self.definitions.horizon_secs);
         let by_event = (horizon.newest_event? - span).date_naive();
@@ -210,24 +210,24 @@ impl Engine {
         let reference = horizon
             .cut
             .or_else(|| horizon.received_by_day.keys().next().map(|d| midnight(*d)))?;
-        (cut >= reference + span / steps_per_horizon).then_some(cut)
+        (cut >= reference + step).then_some(cut)
     }
 
     /// Moves the cut forward when the horizon allows, in steps of a third of the horizon:
     /// freezes the facts before it and drops their inputs. Returns the services whose facts were
     /// split anew (to publish again).
     pub fn advance_horizon(&mut self) -> BTreeSet<String> {
-        self.advance_horizon_in_steps(3)
+        self.advance_horizon_in_steps(Duration::seconds(self.definitions.horizon_secs) / 3)
     }
 
     /// The same in steps of a whole horizon: for replaying a long log, where every step derives
     /// every service (the working state may then span two horizons).
     pub fn advance_horizon_replaying(&mut self) -> BTreeSet<String> {
-        self.advance_horizon_in_steps(1)
+        self.advance_horizon_in_steps(Duration::seconds(self.definitions.horizon_secs))
     }
 
-    fn advance_horizon_in_steps(&mut self, steps_per_horizon: i32) -> BTreeSet<String> {
-        let Some(cut) = self.next_cut(steps_per_horizon) else {
+    fn advance_horizon_in_steps(&mut self, step: Duration) -> BTreeSet<String> {
+        let Some(cut) = self.next_cut(step) else {
             return BTreeSet::new();
         };
         let window = Duration::seconds(self.definitions.attribution_window_secs);

@@ -47,6 +47,20 @@ fn attempt_service<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'a s
         .unwrap_or(UNMAPPED)
 }
 
+/// Files `id` under `service` in an index of ids by service, cloning names only when new.
+fn index_under(index: &mut BTreeMap<String, BTreeSet<String>>, service: &str, id: &str) {
+    match index.get_mut(service) {
+        Some(ids) => {
+            if !ids.contains(id) {
+                ids.insert(id.to_string());
+            }
+        }
+        None => {
+            index.insert(service.to_string(), BTreeSet::from([id.to_string()]));
+        }
+    }
+}
+
 /// The services one event concerns (none for a push to a repository of no service or an
 /// incident of no service; the unmapped bucket for a deployment of no service).
 pub fn services_of(catalog: &Catalog, event: &Event) -> Vec<String> {
@@ -93,7 +107,8 @@ pub struct Engine {
     attempts_by_service: BTreeMap<String, BTreeSet<String>>,
     incidents_by_service: BTreeMap<String, BTreeSet<String>>,
     apps_by_service: BTreeMap<String, BTreeSet<String>>,
-    dirty: BTreeSet<String>,
+    /// Services whose facts may have changed (a hash set: apply marks one per event).
+    dirty: HashSet<String>,
     /// The facts last derived per service, while its inputs have not changed since.
     cache: HashMap<String, Arc<ServiceFacts>>,
 }
@@ -108,7 +123,7 @@ impl Engine {
             attempts_by_service: BTreeMap::new(),
             incidents_by_service: BTreeMap::new(),
             apps_by_service: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: HashSet::default(),
             cache: HashMap::default(),
         };
         engine.reindex();
@@ -249,46 +264,37 @@ impl Engine {
                 Event::Deployment(update) => {
                     let (id, changed) = self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
-                        self.attempts_by_service
-                            .entry(service.clone())
-                            .or_default()
-                            .insert(id.clone());
+                        index_under(&mut self.attempts_by_service, service, &id);
                     }
                     changed
                 }
                 Event::Incident(update) => {
                     let (id, changed) = self.state.inputs.add_incident(&record.source, update);
                     for service in &services {
-                        self.incidents_by_service
-                            .entry(service.clone())
-                            .or_default()
-                            .insert(id.clone());
+                        index_under(&mut self.incidents_by_service, service, &id);
                     }
                     changed
                 }
                 Event::Health(report) => {
                     for service in &services {
-                        self.apps_by_service
-                            .entry(service.clone())
-                            .or_default()
-                            .insert(report.app.clone());
+                        index_under(&mut self.apps_by_service, service, &report.app);
                     }
                     self.state.inputs.add_health(report)
                 }
             };
             // An event that repeats known facts under another delivery id changes nothing.
             if changed {
-                for service in &services {
-                    self.cache.remove(service);
+                for service in services {
+                    self.cache.remove(&service);
+                    self.dirty.insert(service);
                 }
-                self.dirty.extend(services);
             }
         }
     }
 
-    /// Takes the services whose facts may have changed since the last call.
+    /// Takes the services whose facts may have changed since the last call, in name order.
     pub fn take_dirty(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.dirty)
+        std::mem::take(&mut self.dirty).into_iter().collect()
     }
 
     /// The live facts of one service: derived again only if its inputs changed since.
