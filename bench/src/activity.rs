@@ -254,6 +254,15 @@ fn send(
     );
     let queue = Mutex::new(requests.into_iter());
     let failed = AtomicU64::new(0);
+    // When the first delivery leaves (building and signing the requests came before): what an
+    // end-to-end measurement starts from.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    println!(
+        "first delivery at {:.3} (unix seconds)",
+        since_epoch.as_secs_f64()
+    );
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..concurrency {
