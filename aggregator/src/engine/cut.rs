@@ -57,7 +57,7 @@ impl Release {
         // The leaving pushes brought the first changes of the history.
         let located = branch.changes[..leaving_changes]
             .iter()
-            .map(|c| (commit_hash(&c.commit.sha), c.position))
+            .map(|c| (c.hash, c.position))
             .collect();
         Self {
             leaving,

@@ -15,6 +15,8 @@ pub struct OrderedChange<'a> {
     pub commit: &'a Commit,
     /// Position (0-based) in the branch's history order.
     pub position: u64,
+    /// The hash the commit is remembered by once its push leaves ([`commit_hash`]).
+    pub hash: u64,
 }
 
 /// A forced push in push order: the changes before `index` that no deployment had deployed by
@@ -132,6 +134,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
                 out.push(OrderedChange {
                     commit,
                     position: base + out.len() as u64,
+                    hash,
                 });
             }
         }
