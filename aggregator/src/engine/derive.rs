@@ -558,8 +558,7 @@ pub fn derive_service(
         let finished = facts[d].finished_at;
         let before = failed.partition_point(|(p, _)| *p < pos);
         let fix_forward = failed[..before].iter().any(|&(_, f)| {
-            facts[f].failed()
-                && facts[f].environment == facts[d].environment
+            facts[f].environment == facts[d].environment
                 && facts[f].detected_at.is_some_and(|t| t <= finished)
                 && facts[f].recovered_at.is_none_or(|t| t > finished)
         });
