@@ -581,44 +581,42 @@ fn the_embedded_store_and_clickhouse_conform() {
     }
 }
 
-/// A store written before the live facts moved into windows (part 0 held them whole) is still
-/// read: an `api` upgraded first reads what the aggregators of the version before wrote.
-#[test]
-fn clickhouse_rows_written_before_live_windows_are_read() {
-    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
-        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
-        return;
-    };
+/// Writes rows of `service_facts` for a service `legacy` as an older version wrote them (part,
+/// facts) with a state at their version, and reads them with this version's reader: how many
+/// services changed, and the service's parts (frozen chunks, then live facts).
+fn read_rows_written_before(
+    url: &str,
+    database: &str,
+    rows: &[(u32, String)],
+) -> (usize, Vec<Arc<ServiceFacts>>) {
     let settings = ClickHouseSettings {
-        url,
-        database: format!("store_before_windows_{}", std::process::id()),
+        url: url.to_string(),
+        database: format!("{database}_{}", std::process::id()),
         user: None,
         password: None,
     };
-    let case: Value =
-        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
-    let live = run(&case, &records(&case)).remove(0);
-    assert!(!live.deployments.is_empty() || !live.changes.is_empty());
-    let index = json!({"live": live, "frozen": []}).to_string();
     let state = serde_json::to_string(&PublishedState {
         offset: 7,
         counters: StoreCounters::default(),
     })
     .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let read = runtime.block_on(async {
+    runtime.block_on(async {
         migrate(&settings).await.unwrap();
         let client = connect(&settings).await.unwrap();
         let db = &settings.database;
-        client
-            .query(&format!(
-                "INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) \
-                 VALUES ('legacy', 0, 7, ?, 0)"
-            ))
-            .bind(index.as_str())
-            .execute()
-            .await
-            .unwrap();
+        for (part, facts) in rows {
+            client
+                .query(&format!(
+                    "INSERT INTO {db}.service_facts (service, part, version, facts, log_partition) \
+                     VALUES ('legacy', ?, 7, ?, 0)"
+                ))
+                .bind(part)
+                .bind(facts.as_str())
+                .execute()
+                .await
+                .unwrap();
+        }
         client
             .query(&format!(
                 "INSERT INTO {db}.aggregator_state VALUES ('published/0', 7, ?)"
@@ -636,7 +634,23 @@ fn clickhouse_rows_written_before_live_windows_are_read() {
             .await
             .unwrap();
         (changed, store.into_inner().unwrap().parts("legacy"))
-    });
+    })
+}
+
+/// A store written before the live facts moved into windows (part 0 held them whole) is still
+/// read: an `api` upgraded first reads what the aggregators of the version before wrote.
+#[test]
+fn clickhouse_rows_written_before_live_windows_are_read() {
+    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
+        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+        return;
+    };
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
+    let live = run(&case, &records(&case)).remove(0);
+    assert!(!live.deployments.is_empty() || !live.changes.is_empty());
+    let index = json!({"live": live, "frozen": []}).to_string();
+    let read = read_rows_written_before(&url, "store_before_windows", &[(0, index)]);
     assert_eq!(read.0, 1);
     assert_eq!(read.1.len(), 1, "the live part alone");
     // What is written (and read) of facts: `pending` stays with the aggregator.
@@ -644,4 +658,44 @@ fn clickhouse_rows_written_before_live_windows_are_read() {
         serde_json::to_value(&*read.1[0]).unwrap(),
         serde_json::to_value(&live).unwrap()
     );
+}
+
+/// A store written before the binary encoding of facts (frozen chunks and live windows as JSON)
+/// is still read, and gives the same facts.
+#[test]
+fn clickhouse_parts_written_as_json_are_read() {
+    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
+        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+        return;
+    };
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
+    let facts = run(&case, &records(&case)).remove(0);
+    assert!(!facts.deployments.is_empty() && !facts.changes.is_empty());
+    // The first deployment frozen, the rest live in one window (part numbers as that version
+    // chose them: a chunk's from its hash, a window's with the high bit).
+    let frozen = ServiceFacts {
+        deployments: facts.deployments[..1].to_vec(),
+        ..ServiceFacts::default()
+    };
+    let live = ServiceFacts {
+        deployments: facts.deployments[1..].to_vec(),
+        ..facts.clone()
+    };
+    let window = 1u32 << 31;
+    let rows = [
+        (
+            0,
+            json!({"frozen": [12345], "windows": [window]}).to_string(),
+        ),
+        (12345, serde_json::to_string(&frozen).unwrap()),
+        (window, serde_json::to_string(&live).unwrap()),
+    ];
+    let read = read_rows_written_before(&url, "store_json_parts", &rows);
+    assert_eq!(read.0, 1);
+    assert_eq!(read.1.len(), 2, "the frozen chunk, then the live facts");
+    assert_eq!(read.1[0].deployments, frozen.deployments);
+    assert_eq!(read.1[1].deployments, live.deployments);
+    assert_eq!(read.1[1].changes, facts.changes);
+    assert_eq!(read.1[1].incidents, facts.incidents);
 }

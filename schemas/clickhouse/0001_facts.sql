@@ -1,6 +1,8 @@
 -- Facts per service, versioned: part 0 is the index (the frozen chunks and live windows that
 -- make up the facts, in order; before 2026-11-27 it held the live facts whole), the other parts
--- the frozen chunks and the live windows (aggregator/src/clickhouse/facts.rs). A replay writes
+-- the frozen chunks and the live windows (aggregator/src/clickhouse/facts.rs), in `facts`: the
+-- index as JSON, chunks and windows in a binary encoding (encoding.rs; JSON before 2026-11-27,
+-- still read). A replay writes
 -- the same (service, part) again with a version at least as high, and reads take the row of the
 -- highest version (argMax), so nothing is counted twice.
 CREATE TABLE IF NOT EXISTS {database}.service_facts (

@@ -12,18 +12,20 @@
 //! addressed by its place among the live windows (`windows.rs`), and a write carries only the
 //! windows whose facts changed since the writer last wrote them: new data touches the newest
 //! windows, so a write costs what changed rather than the whole horizon. A place no longer used
-//! (the live facts got shorter) is written empty, so the table keeps no stale copy of it. Writes
+//! (the live facts got shorter) is written empty, so the table keeps no stale copy of it. Chunks
+//! and windows are stored in a compact binary encoding (`encoding.rs`), the index as JSON. Writes
 //! are retried by the caller until they succeed, so the aggregator waits out a ClickHouse outage
 //! without losing or skipping anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
 use super::windows::{WINDOW_BIT, Windowed, assemble};
-use super::{ClickHouseSettings, StoreError, connect, statements};
+use super::{ClickHouseSettings, StoreError, connect, encoding, statements};
 use crate::engine::ServiceFacts;
 use crate::store::{FactStore, StoreCounters};
 
@@ -35,7 +37,8 @@ struct FactRow<'a> {
     service: &'a str,
     part: u32,
     version: u64,
-    facts: String,
+    #[serde(with = "serde_bytes")]
+    facts: &'a [u8],
     log_partition: u32,
 }
 
@@ -43,7 +46,15 @@ struct FactRow<'a> {
 struct ReadFactRow {
     service: String,
     part: u32,
-    facts: String,
+    #[serde(with = "serde_bytes")]
+    facts: Vec<u8>,
+}
+
+/// A row to write: its service, part and where its facts are in the batch's buffer.
+struct PlannedRow<'a> {
+    service: &'a str,
+    part: u32,
+    facts: Range<usize>,
 }
 
 /// Part 0: the frozen chunks and the live windows that make up the service's facts, in order.
@@ -63,11 +74,11 @@ struct ReadIndexPart {
     windows: Vec<u32>,
 }
 
-/// The part number of a frozen chunk: from the hash of its JSON, never 0 (the index) and never
-/// with the bit of live windows.
-fn chunk_part(json: &str) -> u32 {
+/// The part number of a frozen chunk: from the hash of its encoding, never 0 (the index) and
+/// never with the bit of live windows.
+fn chunk_part(encoded: &[u8]) -> u32 {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(json.as_bytes());
+    let digest = Sha256::digest(encoded);
     (u32::from_le_bytes(digest[..4].try_into().expect("4 bytes")) & !WINDOW_BIT).max(1)
 }
 
@@ -154,44 +165,47 @@ impl FactWriter {
         state: &PublishedState,
         version: u64,
     ) -> Result<(), StoreError> {
+        // Every row's facts go into one buffer, in order: one allocation that grows, rather
+        // than one per row.
+        let mut buffer = Vec::new();
         let mut rows = Vec::new();
         let mut written_now = Vec::new();
-        let log_partition = self.partition;
         for (service, live, frozen) in services {
-            let row = |part, facts| FactRow {
-                service,
-                part,
-                version,
-                facts,
-                log_partition,
+            let mut row = |part, buffer: &Vec<u8>, start| {
+                rows.push(PlannedRow {
+                    service,
+                    part,
+                    facts: start..buffer.len(),
+                })
             };
             let before = self.written.get(service);
             let mut parts = before.map(|b| b.frozen.clone()).unwrap_or_default();
             for chunk in frozen.iter().skip(parts.len()) {
-                let facts = serde_json::to_string(&**chunk).expect("facts serialize");
-                let part = chunk_part(&facts);
+                let start = buffer.len();
+                buffer = encoding::append(&**chunk, buffer);
+                let part = chunk_part(&buffer[start..]);
                 parts.push(part);
-                rows.push(row(part, facts));
+                row(part, &buffer, start);
             }
             let live = Windowed::new(live.clone());
             for window in live.windows() {
                 if before.is_some_and(|b| live.unchanged_since(window, &b.live)) {
                     continue;
                 }
-                let facts = serde_json::to_string(&live.segment(window)).expect("facts serialize");
-                rows.push(row(window.part, facts));
+                let start = buffer.len();
+                buffer = encoding::append(&live.segment(window), buffer);
+                row(window.part, &buffer, start);
             }
             for part in before.into_iter().flat_map(|b| live.gone_since(&b.live)) {
-                rows.push(row(part, String::new()));
+                row(part, &buffer, buffer.len());
             }
             let index = IndexPart {
                 frozen: &parts,
                 windows: &live.parts(),
             };
-            rows.push(row(
-                0,
-                serde_json::to_string(&index).expect("facts serialize"),
-            ));
+            let start = buffer.len();
+            serde_json::to_writer(&mut buffer, &index).expect("the index serializes");
+            row(0, &buffer, start);
             written_now.push((
                 service.clone(),
                 WrittenService {
@@ -219,7 +233,14 @@ impl FactWriter {
             if !rows.is_empty() {
                 let mut insert = client.insert::<FactRow>("service_facts").await?;
                 for row in &rows {
-                    insert.write(row).await?;
+                    let row = FactRow {
+                        service: row.service,
+                        part: row.part,
+                        version,
+                        facts: &buffer[row.facts.clone()],
+                        log_partition: self.partition,
+                    };
+                    insert.write(&row).await?;
                 }
                 insert.end().await?;
             }
@@ -304,17 +325,17 @@ impl FactReader {
         }
         let mut touched = Vec::new();
         for row in rows {
-            let corrupt = |e: serde_json::Error| {
-                StoreError::Corrupt(format!("{} part {}: {e}", row.service, row.part))
-            };
+            let corrupt =
+                |e: String| StoreError::Corrupt(format!("{} part {}: {e}", row.service, row.part));
             let service = self.services.entry(row.service.clone()).or_default();
             if row.part == 0 {
-                service.index = Some(serde_json::from_str(&row.facts).map_err(corrupt)?);
+                let index = serde_json::from_slice(&row.facts).map_err(|e| corrupt(e.to_string()));
+                service.index = Some(index?);
             } else if row.facts.is_empty() {
                 // A live window that left the live facts.
                 service.parts.remove(&row.part);
             } else {
-                let facts: ServiceFacts = serde_json::from_str(&row.facts).map_err(corrupt)?;
+                let facts = encoding::decode(&row.facts).map_err(corrupt)?;
                 service.parts.insert(row.part, Arc::new(facts));
             }
             touched.push(row.service);

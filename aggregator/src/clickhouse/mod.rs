@@ -4,6 +4,7 @@
 //! test server here) and current versions run; `scripts/check-clickhouse-sql.py` runs every file
 //! on a current engine (chdb).
 
+mod encoding;
 pub mod facts;
 mod windows;
 
