@@ -32,6 +32,7 @@ pub fn encode(record: &LogRecord) -> Vec<u8> {
 struct EventsOnly {
     delivery: String,
     source: String,
+    #[serde(with = "doraflow_schemas::time::wire")]
     received_at: doraflow_schemas::time::Timestamp,
     outcome: doraflow_schemas::Outcome,
 }

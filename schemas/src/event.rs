@@ -16,6 +16,7 @@ pub struct LogRecord {
     /// Source name: `github`, `pagerduty`, ...
     pub source: String,
     /// When doraflow received it.
+    #[serde(with = "crate::time::wire")]
     pub received_at: Timestamp,
     /// Request headers that matter for re-derivation (lower-case names).
     pub headers: Vec<(String, String)>,
@@ -81,6 +82,7 @@ pub struct Push {
     /// A forced push (history rewritten).
     pub forced: bool,
     /// When the push happened (head commit time, else receive time).
+    #[serde(with = "crate::time::wire")]
     pub pushed_at: Timestamp,
     /// Commits, oldest first, as the payload lists them.
     pub commits: Vec<Commit>,
@@ -100,6 +102,7 @@ pub struct Commit {
     /// Full SHA (shared with the facts derived from it).
     pub sha: Arc<str>,
     /// The commit timestamp from the payload, in UTC.
+    #[serde(with = "crate::time::wire")]
     pub timestamp: Timestamp,
     /// First line of the commit message (shared with the facts derived from it).
     pub title: Arc<str>,
@@ -118,6 +121,7 @@ pub struct PullRequestMerged {
     /// The commit that landed on the base branch.
     pub merge_commit_sha: String,
     /// When it was merged.
+    #[serde(with = "crate::time::wire")]
     pub merged_at: Timestamp,
     /// Label names.
     pub labels: Vec<String>,
@@ -151,6 +155,7 @@ pub struct DeploymentUpdate {
     /// This update's state.
     pub state: DeploymentState,
     /// When this update happened.
+    #[serde(with = "crate::time::wire")]
     pub at: Timestamp,
     /// The environment's tier when the source states it (GitLab `environment_tier`); otherwise
     /// the tier follows from the name (metrics.md §1).
@@ -241,8 +246,10 @@ pub struct IncidentUpdate {
     /// What happened.
     pub change: IncidentChange,
     /// When it happened.
+    #[serde(with = "crate::time::wire")]
     pub occurred_at: Timestamp,
     /// When the incident was created, when the payload says.
+    #[serde(default, with = "crate::time::wire::option")]
     pub created_at: Option<Timestamp>,
 }
 
@@ -268,5 +275,6 @@ pub struct HealthReport {
     /// The reported health.
     pub status: HealthStatus,
     /// When it was reported.
+    #[serde(with = "crate::time::wire")]
     pub at: Timestamp,
 }

@@ -45,7 +45,7 @@ pub struct DeploymentFact {
     /// Revision deployed.
     pub revision: String,
     /// When it ended (latest terminal status).
-    #[serde(with = "crate::time::compact")]
+    #[serde(with = "crate::time::wire")]
     pub finished_at: Timestamp,
     /// `true`: success; `false`: a failed attempt (never counted as a deployment).
     pub succeeded: bool,
@@ -64,10 +64,10 @@ pub struct DeploymentFact {
     /// The rollback deployment that undid it.
     pub rolled_back_by: Option<String>,
     /// Earliest failure signal.
-    #[serde(default, with = "crate::time::compact::option")]
+    #[serde(default, with = "crate::time::wire::option")]
     pub detected_at: Option<Timestamp>,
     /// When every failure signal recovered; `None` while failed and unrecovered.
-    #[serde(default, with = "crate::time::compact::option")]
+    #[serde(default, with = "crate::time::wire::option")]
     pub recovered_at: Option<Timestamp>,
     /// Rework (metrics.md §5).
     pub rework: bool,
@@ -109,7 +109,7 @@ pub struct ChangeFact {
     /// Commit SHA.
     pub sha: Arc<str>,
     /// Commit timestamp.
-    #[serde(with = "crate::time::compact")]
+    #[serde(with = "crate::time::wire")]
     pub timestamp: Timestamp,
     /// First line of the message.
     pub title: Arc<str>,
@@ -120,14 +120,14 @@ pub struct ChangeFact {
     /// Environment of that deployment.
     pub environment: Option<Arc<str>>,
     /// `finished_at` of that deployment.
-    #[serde(default, with = "crate::time::compact::option")]
+    #[serde(default, with = "crate::time::wire::option")]
     pub deployed_at: Option<Timestamp>,
     /// Lead time in seconds (negative values clamped to 0).
     pub lead_time: Option<f64>,
     /// The raw lead time was negative.
     pub clock_skew: bool,
     /// When a forced push dropped it before any deployment deployed it (metrics.md §2.5).
-    #[serde(default, with = "crate::time::compact::option")]
+    #[serde(default, with = "crate::time::wire::option")]
     pub dropped_at: Option<Timestamp>,
     /// A fix (hotfix pattern or hotfix-labelled pull request).
     pub fix: bool,
@@ -143,10 +143,10 @@ pub struct IncidentFact {
     /// Title.
     pub title: String,
     /// When it opened.
-    #[serde(with = "crate::time::compact")]
+    #[serde(with = "crate::time::wire")]
     pub opened_at: Timestamp,
     /// When it was resolved (cleared by a reopen).
-    #[serde(default, with = "crate::time::compact::option")]
+    #[serde(default, with = "crate::time::wire::option")]
     pub resolved_at: Option<Timestamp>,
     /// The deployment it is attributed to.
     pub attributed_to: Option<String>,

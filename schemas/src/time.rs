@@ -1,5 +1,5 @@
 //! Time helpers shared by every crate: one `Timestamp` type (UTC), a duration parser for
-//! configuration values such as `24h`, and the serde form of timestamps in facts ([`compact`]).
+//! configuration values such as `24h`, and the serde form of timestamps in events and facts ([`wire`]).
 
 use chrono::{DateTime, Utc};
 
@@ -31,12 +31,16 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Serde for a fact's timestamp: RFC 3339 text in human-readable formats (JSON: the API,
-/// checkpoints, facts written before 2026-11-27), seconds and nanoseconds since the epoch in
-/// binary ones (the facts stored in ClickHouse), where formatting and parsing the text cost more
-/// than everything else about a fact. Both forms are exact.
-pub mod compact {
-    use serde::de::Error as _;
+/// Serde for the timestamps of events and facts (`#[serde(with = "time::wire")]`): RFC 3339 text
+/// in human-readable formats (JSON: the event log, the API, checkpoints), read on a fast path for
+/// the form chrono writes; seconds and nanoseconds since the epoch in binary ones (the facts
+/// stored in ClickHouse). Formatting and parsing the text cost more than everything else about a
+/// fact, and parsing it was the largest single cost of decoding an event. Both forms are exact.
+pub mod wire {
+    use std::fmt;
+
+    use chrono::{DateTime, FixedOffset, NaiveDate};
+    use serde::de::{Error as _, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::Timestamp;
@@ -50,10 +54,10 @@ pub mod compact {
         }
     }
 
-    /// Deserializes what [`serialize`] wrote.
+    /// Deserializes what [`serialize`] wrote, and any text chrono's own `Deserialize` accepts.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
         if deserializer.is_human_readable() {
-            Timestamp::deserialize(deserializer)
+            deserializer.deserialize_str(TextVisitor)
         } else {
             let (seconds, nanoseconds) = <(i64, u32)>::deserialize(deserializer)?;
             Timestamp::from_timestamp(seconds, nanoseconds)
@@ -61,18 +65,82 @@ pub mod compact {
         }
     }
 
-    /// A timestamp in its compact form, for [`option`].
-    struct Compact(Timestamp);
+    struct TextVisitor;
 
-    impl Serialize for Compact {
+    impl Visitor<'_> for TextVisitor {
+        type Value = Timestamp;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an RFC 3339 date and time")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+            match parse_fast(text) {
+                Some(time) => Ok(time),
+                // What chrono's `Deserialize` does, with its errors.
+                None => text
+                    .parse::<DateTime<FixedOffset>>()
+                    .map(|t| t.to_utc())
+                    .map_err(E::custom),
+            }
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]` then `Z` or `±HH:MM`, the form chrono writes; `None` for
+    /// anything else (a leap second, more than nine digits of fraction, another separator...),
+    /// which chrono then parses.
+    pub(super) fn parse_fast(text: &str) -> Option<Timestamp> {
+        let bytes = text.as_bytes();
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            bytes.get(range)?.iter().try_fold(0u32, |n, &b| {
+                b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+            })
+        };
+        let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+        if separators.iter().any(|&(i, c)| bytes.get(i) != Some(&c)) {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+        let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+        let mut at = 19;
+        let mut nanos = 0;
+        if bytes.get(at) == Some(&b'.') {
+            let end = bytes[at + 1..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(bytes.len(), |p| at + 1 + p);
+            let len = end - at - 1;
+            if !(1..=9).contains(&len) {
+                return None;
+            }
+            nanos = digits(at + 1..end)? * 10u32.pow(9 - len as u32);
+            at = end;
+        }
+        let offset_secs = match &bytes[at..] {
+            [b'Z'] => 0,
+            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+                let secs = (digits(at + 1..at + 3)? * 3600 + digits(at + 4..at + 6)? * 60) as i64;
+                if *sign == b'-' { -secs } else { secs }
+            }
+            _ => return None,
+        };
+        let local = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+        let utc = local.checked_sub_signed(chrono::TimeDelta::seconds(offset_secs))?;
+        Some(utc.and_utc())
+    }
+
+    /// A timestamp in its wire form, for [`option`].
+    struct Wire(Timestamp);
+
+    impl Serialize for Wire {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serialize(&self.0, serializer)
         }
     }
 
-    impl<'de> Deserialize<'de> for Compact {
+    impl<'de> Deserialize<'de> for Wire {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserialize(deserializer).map(Compact)
+            deserialize(deserializer).map(Wire)
         }
     }
 
@@ -80,21 +148,21 @@ pub mod compact {
     pub mod option {
         use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-        use super::{Compact, Timestamp};
+        use super::{Timestamp, Wire};
 
         /// Serializes `time` as text or as `(seconds, nanoseconds)`, or none.
         pub fn serialize<S: Serializer>(
             time: &Option<Timestamp>,
             serializer: S,
         ) -> Result<S::Ok, S::Error> {
-            time.map(Compact).serialize(serializer)
+            time.map(Wire).serialize(serializer)
         }
 
         /// Deserializes what [`serialize`] wrote.
         pub fn deserialize<'de, D: Deserializer<'de>>(
             deserializer: D,
         ) -> Result<Option<Timestamp>, D::Error> {
-            Ok(Option::<Compact>::deserialize(deserializer)?.map(|c| c.0))
+            Ok(Option::<Wire>::deserialize(deserializer)?.map(|w| w.0))
         }
     }
 }
@@ -111,6 +179,49 @@ mod tests {
         assert_eq!(parse_duration_secs("h"), None);
         assert_eq!(parse_duration_secs("12"), None);
         assert_eq!(parse_duration_secs("3y"), None);
+    }
+
+    /// The fast path gives what chrono gives, and leaves to chrono what it does not parse.
+    #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        use chrono::{DateTime, FixedOffset};
+        let chrono = |t: &str| t.parse::<DateTime<FixedOffset>>().ok().map(|t| t.to_utc());
+        for text in [
+            "2026-03-01T10:00:00Z",
+            "2026-03-01T10:00:00.5Z",
+            "2026-03-01T10:00:00.123456789Z",
+            "2026-03-01T10:00:00.000001+00:00",
+            "2026-03-01T00:30:00+02:00",
+            "2026-03-01T23:30:00-05:30",
+            "1969-12-31T23:59:59.999Z",
+            "2024-02-29T12:00:00Z",
+        ] {
+            assert_eq!(wire::parse_fast(text), chrono(text), "{text}");
+            assert!(chrono(text).is_some(), "{text}");
+        }
+        for text in [
+            "2023-02-29T12:00:00Z",
+            "2026-13-01T10:00:00Z",
+            "2026-03-01T24:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2026-03-01T10:00:00.1234567891Z",
+            "2026-03-01T10:00:00",
+            "2026-03-01 10:00:00Z",
+            "2026-03-01T10:00:00+0200",
+            "2026-03-01T10:00:00.Z",
+            "2026-3-01T10:00:00Z",
+            "",
+        ] {
+            assert_eq!(wire::parse_fast(text), None, "{text}");
+        }
+        // Left to chrono: a leap second and a space separator are still read.
+        #[derive(serde::Deserialize)]
+        struct At(#[serde(with = "wire")] Timestamp);
+        for text in ["2016-12-31T23:59:60Z", "2026-03-01 10:00:00Z"] {
+            let at: At = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(Some(at.0), chrono(text), "{text}");
+        }
+        assert!(serde_json::from_str::<At>("\"yesterday\"").is_err());
     }
 
     #[test]

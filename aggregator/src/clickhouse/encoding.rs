@@ -1,6 +1,6 @@
 //! How a frozen chunk or a live window of a service's facts is stored in `service_facts.facts`:
 //! two marker bytes, `00 01`, then the facts in postcard (fields in declaration order, integers
-//! as varints, timestamps as seconds and nanoseconds since the epoch: `time::compact`). Encoding
+//! as varints, timestamps as seconds and nanoseconds since the epoch: `time::wire`). Encoding
 //! the facts as JSON was the largest cost of an aggregator's replay, ahead of the engine, and
 //! ClickHouse's share grew with the bytes; this form is a fraction of both.
 //!
@@ -18,9 +18,18 @@ const MARKER: [u8; 2] = [0, 1];
 
 /// Appends the encoding of `facts` (a [`ServiceFacts`] or anything serialized the same way) to
 /// `out`.
-pub fn append(facts: &impl Serialize, mut out: Vec<u8>) -> Vec<u8> {
+pub fn append(facts: &impl Serialize, out: &mut Vec<u8>) {
     out.extend_from_slice(&MARKER);
-    postcard::to_extend(facts, out).expect("facts encode to a vector")
+    postcard::to_extend(facts, Appender(out)).expect("facts encode to a vector");
+}
+
+/// A borrowed vector that postcard can append to.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.0.extend(bytes);
+    }
 }
 
 /// Decodes a part written by [`append`], or as JSON before it.
@@ -93,7 +102,8 @@ mod tests {
     #[test]
     fn facts_come_back_exactly_and_smaller_than_json() {
         let facts = facts();
-        let bytes = append(&facts, vec![9]);
+        let mut bytes = vec![9];
+        append(&facts, &mut bytes);
         assert_eq!(
             bytes[..3],
             [9, 0, 1],

@@ -50,13 +50,6 @@ struct ReadFactRow {
     facts: Vec<u8>,
 }
 
-/// A row to write: its service, part and where its facts are in the batch's buffer.
-struct PlannedRow<'a> {
-    service: &'a str,
-    part: u32,
-    facts: Range<usize>,
-}
-
 /// Part 0: the frozen chunks and the live windows that make up the service's facts, in order.
 #[derive(Serialize)]
 struct IndexPart<'a> {
@@ -88,6 +81,50 @@ struct WrittenService {
     frozen: Vec<u32>,
     /// Its live facts and their windows.
     live: Windowed,
+}
+
+/// Encodes the parts of one service to write, given what was last written of it (`before`):
+/// its frozen chunks not written yet, its live windows whose facts changed, the windows that
+/// left (empty), then its index. Each part's facts are appended to `buffer` and the part listed
+/// in `rows` with where its facts are; returns what will have been written.
+fn encode_service(
+    live: &Arc<ServiceFacts>,
+    frozen: &[Arc<ServiceFacts>],
+    before: Option<&WrittenService>,
+    buffer: &mut Vec<u8>,
+    rows: &mut Vec<(u32, Range<usize>)>,
+) -> WrittenService {
+    let mut parts = before.map(|b| b.frozen.clone()).unwrap_or_default();
+    for chunk in frozen.iter().skip(parts.len()) {
+        let start = buffer.len();
+        encoding::append(&**chunk, buffer);
+        let part = chunk_part(&buffer[start..]);
+        parts.push(part);
+        rows.push((part, start..buffer.len()));
+    }
+    let live = Windowed::new(live.clone());
+    for window in live.windows() {
+        if before.is_some_and(|b| live.unchanged_since(window, &b.live)) {
+            continue;
+        }
+        let start = buffer.len();
+        encoding::append(&live.segment(window), buffer);
+        rows.push((window.part, start..buffer.len()));
+    }
+    for part in before.into_iter().flat_map(|b| live.gone_since(&b.live)) {
+        rows.push((part, buffer.len()..buffer.len()));
+    }
+    let index = IndexPart {
+        frozen: &parts,
+        windows: &live.parts(),
+    };
+    let start = buffer.len();
+    serde_json::to_writer(&mut *buffer, &index).expect("the index serializes");
+    rows.push((0, start..buffer.len()));
+    WrittenService {
+        frozen: parts,
+        live,
+    }
 }
 
 /// The state key of a partition's aggregator.
@@ -165,55 +202,6 @@ impl FactWriter {
         state: &PublishedState,
         version: u64,
     ) -> Result<(), StoreError> {
-        // Every row's facts go into one buffer, in order: one allocation that grows, rather
-        // than one per row.
-        let mut buffer = Vec::new();
-        let mut rows = Vec::new();
-        let mut written_now = Vec::new();
-        for (service, live, frozen) in services {
-            let mut row = |part, buffer: &Vec<u8>, start| {
-                rows.push(PlannedRow {
-                    service,
-                    part,
-                    facts: start..buffer.len(),
-                })
-            };
-            let before = self.written.get(service);
-            let mut parts = before.map(|b| b.frozen.clone()).unwrap_or_default();
-            for chunk in frozen.iter().skip(parts.len()) {
-                let start = buffer.len();
-                buffer = encoding::append(&**chunk, buffer);
-                let part = chunk_part(&buffer[start..]);
-                parts.push(part);
-                row(part, &buffer, start);
-            }
-            let live = Windowed::new(live.clone());
-            for window in live.windows() {
-                if before.is_some_and(|b| live.unchanged_since(window, &b.live)) {
-                    continue;
-                }
-                let start = buffer.len();
-                buffer = encoding::append(&live.segment(window), buffer);
-                row(window.part, &buffer, start);
-            }
-            for part in before.into_iter().flat_map(|b| live.gone_since(&b.live)) {
-                row(part, &buffer, buffer.len());
-            }
-            let index = IndexPart {
-                frozen: &parts,
-                windows: &live.parts(),
-            };
-            let start = buffer.len();
-            serde_json::to_writer(&mut buffer, &index).expect("the index serializes");
-            row(0, &buffer, start);
-            written_now.push((
-                service.clone(),
-                WrittenService {
-                    frozen: parts,
-                    live,
-                },
-            ));
-        }
         let state_row = StateRow {
             key: state_key(self.partition),
             version,
@@ -230,31 +218,48 @@ impl FactWriter {
         }
         let client = self.client.as_ref().expect("connected");
         let written = self.runtime.block_on(async {
-            if !rows.is_empty() {
+            let mut written_now = Vec::with_capacity(services.len());
+            if !services.is_empty() {
                 let mut insert = client.insert::<FactRow>("service_facts").await?;
-                for row in &rows {
-                    let row = FactRow {
-                        service: row.service,
-                        part: row.part,
-                        version,
-                        facts: &buffer[row.facts.clone()],
-                        log_partition: self.partition,
-                    };
-                    insert.write(&row).await?;
+                // One service's rows at a time, their facts encoded into one buffer that every
+                // service reuses: the insert streams what it is given, so a replay's large
+                // first write never holds all its rows in memory.
+                let mut buffer = Vec::new();
+                let mut rows = Vec::new();
+                for (service, live, frozen) in services {
+                    buffer.clear();
+                    rows.clear();
+                    let before = self.written.get(service);
+                    let written = encode_service(live, frozen, before, &mut buffer, &mut rows);
+                    for (part, facts) in &rows {
+                        let row = FactRow {
+                            service,
+                            part: *part,
+                            version,
+                            facts: &buffer[facts.clone()],
+                            log_partition: self.partition,
+                        };
+                        insert.write(&row).await?;
+                    }
+                    written_now.push((service.clone(), written));
                 }
                 insert.end().await?;
             }
             let mut insert = client.insert::<StateRow>("aggregator_state").await?;
             insert.write(&state_row).await?;
             insert.end().await?;
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(written_now)
         });
-        if let Err(e) = written {
-            self.client = None;
-            return Err(e);
+        match written {
+            Ok(written_now) => {
+                self.written.extend(written_now);
+                Ok(())
+            }
+            Err(e) => {
+                self.client = None;
+                Err(e)
+            }
         }
-        self.written.extend(written_now);
-        Ok(())
     }
 }
 
