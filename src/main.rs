@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// mimalloc: the ingest path allocates many short-lived buffers of a few kilobytes, where glibc's
-/// allocator measured as a fifth of the request cost (docs/benchmarks.md).
+/// allocator measured as a fifth of the request cost (docs/benchmarks.md). Built without its
+/// transparent huge pages (`no_thp`): it asked the kernel for huge pages on its arenas, and every
+/// page it returned and took again was zeroed whole, 2 MiB at a time; that was a quarter of an
+/// aggregator's replay (docs/benchmarks.md, "The aggregator alone").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
