@@ -27,6 +27,11 @@ use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 /// How long an append may wait for the broker before it is refused (PagerDuty, the most
 /// impatient sender, waits 5 s for an answer).
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(4_000);
+/// How long the producer waits for more records to batch with one (`linger.ms`). Each delivery
+/// writes two records (raw and events topics) and waits for both: batching them with the
+/// deliveries around it halved the CPU of `ingest` and of the broker against 2 ms, for 8 ms more
+/// before a 202 (docs/benchmarks.md, session 9).
+const LINGER_MS: &str = "10";
 /// The longest a fetch waits at the broker. Some brokers (tansu) hold every fetch this long even
 /// when records are there: at librdkafka's default (500 ms) a replay read 30,000 records/s
 /// from tansu, at 10 ms 160,000 (docs/benchmarks.md). It also bounds the reader's delay.
@@ -122,13 +127,13 @@ impl KafkaLog {
         })
     }
 
-    /// An idempotent producer with `acks=all`.
+    /// An idempotent producer with `acks=all`. It waits up to [`LINGER_MS`] to batch records.
     fn producer(brokers: &str) -> Result<FutureProducer<Reporting>, LogError> {
         statistics::enable(&mut ClientConfig::new())
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            .set("linger.ms", LINGER_MS)
             .set("message.timeout.ms", APPEND_TIMEOUT.as_millis().to_string())
             .create_with_context(Reporting("producer"))
             .map_err(unavailable)
