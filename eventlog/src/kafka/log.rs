@@ -29,9 +29,10 @@ use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(4_000);
 /// How long the producer waits for more records to batch with one (`linger.ms`). Each delivery
 /// writes two records (raw and events topics) and waits for both: batching them with the
-/// deliveries around it halved the CPU of `ingest` and of the broker against 2 ms, for 8 ms more
-/// before a 202 (docs/benchmarks.md, session 9).
-const LINGER_MS: &str = "10";
+/// deliveries around it cut the CPU of `ingest` and of the broker by about half against 2 ms
+/// (docs/benchmarks.md, session 9). 10 ms did as well on CPU but kept the partitions of a
+/// killed aggregator from ever reaching its successor on tansu 0.6 (the distributed test).
+const LINGER_MS: &str = "5";
 /// The longest a fetch waits at the broker. Some brokers (tansu) hold every fetch this long even
 /// when records are there: at librdkafka's default (500 ms) a replay read 30,000 records/s
 /// from tansu, at 10 ms 160,000 (docs/benchmarks.md). It also bounds the reader's delay.
