@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
-/// Why a deployment counts as a change failure.
+/// Why a deployment counts as a change failure. Stored facts name a variant by its place
+/// (aggregator/src/clickhouse/encoding.rs): add new variants at the end.
 #[derive(
     Debug,
     Clone,

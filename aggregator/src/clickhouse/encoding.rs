@@ -5,8 +5,9 @@
 //! ClickHouse's share grew with the bytes; this form is a fraction of both.
 //!
 //! Parts written before 2026-11-27 hold the facts as JSON and are still read: JSON never starts
-//! with a zero byte. A change to the fact types' fields (added, removed, reordered) must take a
-//! new marker and keep decoding the old one, since postcard does not name fields. The index
+//! with a zero byte. A change to the fact types' fields (added, removed, reordered) or to the
+//! order of an enum's variants among them (`FailureReason`) must take a new marker and keep
+//! decoding the old one, since postcard names neither fields nor variants. The index
 //! (part 0) stays JSON: it is small and read by nothing else.
 
 use serde::Serialize;
