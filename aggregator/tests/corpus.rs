@@ -421,8 +421,7 @@ fn observed(store: &FactStore) -> Value {
 /// replay that writes older versions afterwards changes nothing.
 #[test]
 fn the_embedded_store_and_clickhouse_conform() {
-    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
-        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+    let Some(url) = clickhouse_url() else {
         return;
     };
     let paths = corpus_paths();
@@ -581,6 +580,21 @@ fn the_embedded_store_and_clickhouse_conform() {
     }
 }
 
+/// The ClickHouse server of the tests (`DORAFLOW_TEST_CLICKHOUSE`, started by scripts/test), or
+/// `None`, said once, when there is none and the ClickHouse run is skipped.
+fn clickhouse_url() -> Option<String> {
+    let url = std::env::var("DORAFLOW_TEST_CLICKHOUSE").ok();
+    if url.is_none() {
+        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+    }
+    url
+}
+
+/// The first corpus case.
+fn first_case() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap()
+}
+
 /// Writes rows of `service_facts` for a service `legacy` as an older version wrote them (part,
 /// facts) with a state at their version, and reads them with this version's reader: how many
 /// services changed, and the service's parts (frozen chunks, then live facts).
@@ -641,12 +655,10 @@ fn read_rows_written_before(
 /// read: an `api` upgraded first reads what the aggregators of the version before wrote.
 #[test]
 fn clickhouse_rows_written_before_live_windows_are_read() {
-    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
-        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+    let Some(url) = clickhouse_url() else {
         return;
     };
-    let case: Value =
-        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
+    let case = first_case();
     let live = run(&case, &records(&case)).remove(0);
     assert!(!live.deployments.is_empty() || !live.changes.is_empty());
     let index = json!({"live": live, "frozen": []}).to_string();
@@ -664,12 +676,10 @@ fn clickhouse_rows_written_before_live_windows_are_read() {
 /// is still read, and gives the same facts.
 #[test]
 fn clickhouse_parts_written_as_json_are_read() {
-    let Ok(url) = std::env::var("DORAFLOW_TEST_CLICKHOUSE") else {
-        eprintln!("DORAFLOW_TEST_CLICKHOUSE is not set: the ClickHouse run is skipped");
+    let Some(url) = clickhouse_url() else {
         return;
     };
-    let case: Value =
-        serde_json::from_str(&std::fs::read_to_string(&corpus_paths()[0]).unwrap()).unwrap();
+    let case = first_case();
     let facts = run(&case, &records(&case)).remove(0);
     assert!(!facts.deployments.is_empty() && !facts.changes.is_empty());
     // The first deployment frozen, the rest live in one window (part numbers as that version

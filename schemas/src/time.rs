@@ -1,5 +1,6 @@
 //! Time helpers shared by every crate: one `Timestamp` type (UTC), a duration parser for
-//! configuration values such as `24h`, and the serde form of timestamps in events and facts ([`wire`]).
+//! configuration values such as `24h`, and the serde form of timestamps in events and facts
+//! ([`wire`]).
 
 use chrono::{DateTime, Utc};
 
