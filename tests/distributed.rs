@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use doraflow_eventlog::kafka::group::SESSION_TIMEOUT_MS;
 use doraflow_eventlog::kafka::{KafkaLog, KafkaSettings, Topic, single_partition};
 use doraflow_eventlog::{Body, EventLog};
 use support::scenario::{self, DAYS};
@@ -348,11 +349,8 @@ fn a_killed_aggregator_and_a_clickhouse_outage_lose_nothing_and_count_nothing_tw
     let month = scenario::month(11);
     let (first, rest) = month.deliveries.split_at(month.deliveries.len() / 2);
 
-    // The aggregator is killed with -9 while the first half arrives. (It is given a few
-    // seconds in the group first, aggregating all three partitions: tansu 0.6 never hands the
-    // partitions of a member that died soon after joining to the next one; Apache Kafka does,
-    // see docs/operations.md. On a loaded machine a member can take seconds from "assigned" to
-    // reading, so the wait counts from the reading.)
+    // The aggregator is killed with -9 while the first half arrives, once it is reading all
+    // three partitions (on a loaded machine a member can take seconds from "assigned" to reading).
     let mut aggregate = d.aggregate("a");
     let deadline = Instant::now() + Duration::from_secs(60);
     while d
@@ -368,13 +366,13 @@ fn a_killed_aggregator_and_a_clickhouse_outage_lose_nothing_and_count_nothing_tw
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(3));
     let sender = {
         let (base, first) = (d.ingest_base.clone(), first.to_vec());
         std::thread::spawn(move || send_all(&base, &first, 4))
     };
     std::thread::sleep(Duration::from_millis(300));
     aggregate.0.kill().unwrap();
+    let killed = Instant::now();
     let _ = aggregate.0.wait();
     assert!(sender.join().unwrap().iter().all(|s| *s == 202));
 
@@ -395,8 +393,15 @@ fn a_killed_aggregator_and_a_clickhouse_outage_lose_nothing_and_count_nothing_tw
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The killed member's partitions come back to the new one once the group gives up on it
-    // (session timeout); it then waits for ClickHouse.
+    // The new member joins once the group has given up on the killed one (session timeout), as
+    // an aggregator restarted by a supervisor after a crash does; it then waits for ClickHouse.
+    // (Joining earlier works on Apache Kafka, but tansu 0.6 then forms the group without
+    // assignments: docs/operations.md.)
+    let session_timeout = Duration::from_millis(SESSION_TIMEOUT_MS.parse().unwrap());
+    std::thread::sleep(
+        (killed + session_timeout + Duration::from_secs(1))
+            .saturating_duration_since(Instant::now()),
+    );
     let _aggregate = d.aggregate("a");
     assert!(send_all(&d.ingest_base, rest, 4).iter().all(|s| *s == 202));
     let deadline = Instant::now() + Duration::from_secs(120);

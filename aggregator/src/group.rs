@@ -54,6 +54,13 @@ struct Shares {
 
 impl Shares {
     fn start(&self, partitions: &[u32]) {
+        if partitions.is_empty() {
+            // Normal when the group has more members than partitions; on tansu 0.6 also what a
+            // member gets that joined while a dead member was still the leader (operations.md).
+            tracing::warn!(
+                "the group assigned this member no partitions: it aggregates nothing until the next rebalance"
+            );
+        }
         let mut running = self.running.lock().expect("running lock");
         for &partition in partitions {
             if running.contains_key(&partition) {
