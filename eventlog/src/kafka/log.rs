@@ -28,10 +28,11 @@ use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 /// impatient sender, waits 5 s for an answer).
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(4_000);
 /// How long the producer waits for more records to batch with one (`linger.ms`). Each delivery
-/// writes two records (raw and events topics) and waits for both; under load 5 ms batches them
+/// writes two records (raw and events topics) and waits for both; under load 10 ms batches them
 /// with the deliveries around it, which cut the CPU of `ingest` and of the broker per delivery by
-/// about half against 2 ms (docs/benchmarks.md) for 5 ms more on each 202.
-const LINGER_MS: &str = "5";
+/// about 40 % against 2 ms (docs/benchmarks.md, session 10) for up to 10 ms more on each 202.
+/// 5 ms batched well only in some runs.
+const LINGER_MS: &str = "10";
 /// The longest a fetch waits at the broker. Some brokers (tansu) hold every fetch this long even
 /// when records are there: at librdkafka's default (500 ms) a replay read 30,000 records/s
 /// from tansu, at 10 ms 160,000 (docs/benchmarks.md). It also bounds the reader's delay.
