@@ -203,10 +203,10 @@ impl Deployment {
     }
 }
 
-/// The servers' addresses, and the turn of the calling test: these tests run one at a time, since
-/// under the load of several deployments at once on two cores tansu 0.6 sometimes keeps a killed
-/// aggregator as the group's leader for good (docs/operations.md), which the kill test then reads
-/// as a lost partition.
+/// The servers' addresses, and the turn of the calling test: these tests run one at a time (each
+/// starts a deployment of several processes; several at once on two cores stretched the kill
+/// test's timing, which on tansu 0.6 decides whether a restarted aggregator gets its partitions:
+/// docs/operations.md).
 fn servers() -> Option<(String, String, MutexGuard<'static, ()>)> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     match (
