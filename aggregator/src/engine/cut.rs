@@ -249,10 +249,8 @@ pub(super) fn split_at_cut(
     context.unsettled = unsettled;
     context
         .frozen_shas
-        .extend(newly.changes.iter().map(|c| c.sha.clone()));
-    context
-        .frozen_shas
-        .retain(|sha| kept_shas.contains(&commit_hash(sha)));
+        .extend(newly.changes.iter().map(|c| commit_hash(&c.sha)));
+    context.frozen_shas.retain(|hash| kept_shas.contains(hash));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {

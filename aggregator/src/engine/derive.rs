@@ -168,7 +168,7 @@ pub fn derive_service(
                 position: change.position,
                 touches: binding.touches(&commit.files),
                 fix: labelled || definitions.hotfix.is_match(&commit.title),
-                frozen: context.frozen_shas.contains(&commit.sha),
+                frozen: context.frozen_shas.contains(&change.hash),
             });
         }
         repos.push(BoundRepo {

@@ -39,8 +39,9 @@ pub struct Context {
     /// Frozen production deployments live ones may still refer to: finished within the
     /// attribution window before the cut, or failed and not recovered before it.
     pub recent: Vec<DeploymentFact>,
-    /// Frozen changes whose push is still in the working state.
-    pub frozen_shas: HashSet<Arc<str>>,
+    /// Frozen changes whose push is still in the working state, by the hash their commits are
+    /// remembered by ([`commit_hash`]: a SHA's first 16 hex digits).
+    pub frozen_shas: HashSet<u64>,
     /// Failed deployments past the cut still waiting for a recovery (they stay in `recent` and
     /// in the live facts until they recover before a cut).
     pub unsettled: BTreeMap<String, Pending>,

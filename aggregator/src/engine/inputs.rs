@@ -291,13 +291,11 @@ impl Inputs {
     pub fn add_push(&mut self, push: &Push, keep_files: bool) -> bool {
         let repo = self.repo_mut(&push.repo);
         let mut changed = false;
-        let candidate = (push.pushed_at, push.default_branch.clone());
-        if repo
-            .default_branch
-            .as_ref()
-            .is_none_or(|current| candidate > *current)
-        {
-            repo.default_branch = Some(candidate);
+        let newer = repo.default_branch.as_ref().is_none_or(|(at, name)| {
+            (push.pushed_at, push.default_branch.as_str()) > (*at, name.as_str())
+        });
+        if newer {
+            repo.default_branch = Some((push.pushed_at, push.default_branch.clone()));
             changed = true;
         }
         let key = (push.branch.clone(), push.before.clone(), push.after.clone());

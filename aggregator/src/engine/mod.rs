@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
-use doraflow_schemas::event::AppKind;
+use doraflow_schemas::event::{AppKind, AppRef};
 use doraflow_schemas::{Event, LogRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -35,20 +35,37 @@ pub const UNMAPPED: &str = "";
 /// The service of a deployment attempt, or the unmapped bucket: an application's service,
 /// else the repository's (metrics.md §1).
 fn attempt_service<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'a str {
-    if let Some(app) = &fields.app {
+    service_of_attempt(
+        catalog,
+        fields.app.as_ref(),
+        fields.repo.as_deref(),
+        fields.service_hint.as_deref(),
+        &fields.environment,
+    )
+}
+
+/// The same from an attempt's parts (an update's, without copying them).
+fn service_of_attempt<'a>(
+    catalog: &'a Catalog,
+    app: Option<&'a AppRef>,
+    repo: Option<&'a str>,
+    hint: Option<&'a str>,
+    environment: &'a str,
+) -> &'a str {
+    if let Some(app) = app {
         return catalog.app(app.kind, &app.name, None).0;
     }
     catalog
-        .deployment_service(
-            fields.repo.as_deref().unwrap_or_default(),
-            fields.service_hint.as_deref(),
-            &fields.environment,
-        )
+        .deployment_service(repo.unwrap_or_default(), hint, environment)
         .unwrap_or(UNMAPPED)
 }
 
+/// Ids (of deployment attempts, incidents or applications) by service. The ids are a hash set:
+/// every deployment update files its attempt, and derivation sorts what it reads anyway.
+type ByService = BTreeMap<String, HashSet<String>>;
+
 /// Files `id` under `service` in an index of ids by service, cloning names only when new.
-fn index_under(index: &mut BTreeMap<String, BTreeSet<String>>, service: &str, id: &str) {
+fn index_under(index: &mut ByService, service: &str, id: &str) {
     match index.get_mut(service) {
         Some(ids) => {
             if !ids.contains(id) {
@@ -56,7 +73,7 @@ fn index_under(index: &mut BTreeMap<String, BTreeSet<String>>, service: &str, id
             }
         }
         None => {
-            index.insert(service.to_string(), BTreeSet::from([id.to_string()]));
+            index.insert(service.to_string(), HashSet::from_iter([id.to_string()]));
         }
     }
 }
@@ -67,7 +84,16 @@ pub fn services_of(catalog: &Catalog, event: &Event) -> Vec<String> {
     match event {
         Event::Push(p) => catalog.repo_services(&p.repo),
         Event::PullRequestMerged(p) => catalog.repo_services(&p.repo),
-        Event::Deployment(d) => vec![attempt_service(catalog, &AttemptFields::of(d)).to_string()],
+        Event::Deployment(d) => vec![
+            service_of_attempt(
+                catalog,
+                d.app.as_ref(),
+                d.repo.as_deref(),
+                d.service_hint.as_deref(),
+                &d.environment,
+            )
+            .to_string(),
+        ],
         Event::Incident(i) => catalog
             .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
             .into_iter()
@@ -104,9 +130,9 @@ pub struct Engine {
     state: EngineState,
     catalog: Catalog,
     definitions: Definitions,
-    attempts_by_service: BTreeMap<String, BTreeSet<String>>,
-    incidents_by_service: BTreeMap<String, BTreeSet<String>>,
-    apps_by_service: BTreeMap<String, BTreeSet<String>>,
+    attempts_by_service: ByService,
+    incidents_by_service: ByService,
+    apps_by_service: ByService,
     /// Services whose facts may have changed (a hash set: apply marks one per event).
     dirty: HashSet<String>,
     /// The facts last derived per service, while its inputs have not changed since.
