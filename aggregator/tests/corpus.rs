@@ -533,6 +533,7 @@ fn the_embedded_store_and_clickhouse_conform() {
             changes: whole.changes.clone(),
             incidents: whole.incidents.clone(),
             pending: whole.pending.clone(),
+            open_changes: Vec::new(),
         }),
     ];
     let rechunked = |version| Publish {

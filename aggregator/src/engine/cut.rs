@@ -106,23 +106,28 @@ impl Finality {
     ) -> Self {
         let mut repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)> = HashMap::default();
         for (_, facts) in derived {
-            for c in &facts.changes {
-                let (base, states) = repos.entry(c.repo.clone()).or_insert_with(|| {
+            // A derivation of final facts only names the changes it left out (not final).
+            let changes = facts
+                .changes
+                .iter()
+                .map(|c| (&c.repo, c.position, change_is_final(c, cut, span)))
+                .chain(facts.open_changes.iter().map(|(repo, p)| (repo, *p, false)));
+            for (repo, position, done) in changes {
+                let (base, states) = repos.entry(repo.clone()).or_insert_with(|| {
                     let base = inputs
                         .repos
-                        .get(&*repo_key(&c.repo))
+                        .get(&*repo_key(repo))
                         .and_then(|r| r.anchor.as_ref())
                         .map_or(0, |a| a.next_position);
                     (base, Vec::new())
                 });
-                let Some(index) = c.position.checked_sub(*base) else {
+                let Some(index) = position.checked_sub(*base) else {
                     continue;
                 };
                 let index = index as usize;
                 if index >= states.len() {
                     states.resize(index + 1, None);
                 }
-                let done = change_is_final(c, cut, span);
                 states[index] = Some(states[index].unwrap_or(true) && done);
             }
         }
@@ -145,10 +150,10 @@ pub(super) struct Cut {
     pub(super) window: Duration,
 }
 
-/// Splits a service's facts at the cut: returns the facts that became final (if any) and those
-/// that stay live, extends the context with the new final ones, and collects the ids of the
-/// deployments and incidents whose inputs may leave. `kept_shas` are the commits still in the
-/// working state.
+/// Splits a service's facts at the cut: returns the facts that became final (if any; the others,
+/// possibly incomplete, are dropped), extends the context with the new final ones, and collects
+/// the ids of the deployments and incidents whose inputs may leave. `kept_shas` are the commits
+/// still in the working state.
 pub(super) fn split_at_cut(
     facts: ServiceFacts,
     context: &mut Context,
@@ -156,13 +161,14 @@ pub(super) fn split_at_cut(
     kept_shas: &HashSet<u64>,
     leaving_attempts: &mut Vec<String>,
     leaving_incidents: &mut Vec<String>,
-) -> (Option<ServiceFacts>, ServiceFacts) {
+) -> Option<ServiceFacts> {
     let Cut { at, span, window } = cut;
     let ServiceFacts {
-        mut pending,
+        pending,
         deployments,
         changes,
         incidents,
+        open_changes: _,
     } = facts;
     // Sized up front: these lists are long and their elements large.
     let mut newly = ServiceFacts {
@@ -171,17 +177,31 @@ pub(super) fn split_at_cut(
         incidents: Vec::with_capacity(incidents.len()),
         ..Default::default()
     };
-    let mut live = ServiceFacts {
-        deployments: Vec::with_capacity(deployments.len()),
-        changes: Vec::with_capacity(changes.len()),
-        incidents: Vec::with_capacity(incidents.len()),
-        ..Default::default()
+    let waits = |d: &DeploymentFact| {
+        d.succeeded && d.production && d.failed() && d.recovered_at.is_none_or(|t| t >= at)
     };
+    // Deployments that stay live: an incident attributed to one stays live with it, or the
+    // deployment would lose it.
+    let staying: HashSet<&str> = deployments
+        .iter()
+        .filter(|d| d.finished_at >= at || waits(d))
+        .map(|d| d.id.as_str())
+        .collect();
+    for i in incidents {
+        let deployment_final = i
+            .attributed_to
+            .as_deref()
+            .is_none_or(|d| !staying.contains(d));
+        if i.opened_at < at && i.resolved_at.is_some_and(|t| t < at) && deployment_final {
+            leaving_incidents.push(i.id.clone());
+            newly.incidents.push(i);
+        }
+    }
+    drop(staying);
     let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
     let mut waiting: Vec<DeploymentFact> = Vec::new();
     for d in deployments {
         if d.finished_at >= at {
-            live.deployments.push(d);
             continue;
         }
         // Crossing the cut for the first time (not already waiting for a recovery).
@@ -203,33 +223,16 @@ pub(super) fn split_at_cut(
                 }
             }
         }
-        let waits =
-            d.succeeded && d.production && d.failed() && d.recovered_at.is_none_or(|t| t >= at);
-        if waits {
+        if waits(&d) {
             unsettled.insert(d.id.clone(), Pending::of(pending.get(&d.id), at));
-            waiting.push(d.clone());
-            live.deployments.push(d);
+            waiting.push(d);
         } else {
-            pending.remove(&d.id);
             newly.deployments.push(d);
         }
     }
-    for c in changes {
-        if change_is_final(&c, at, span) {
-            newly.changes.push(c);
-        } else {
-            live.changes.push(c);
-        }
-    }
-    for i in incidents {
-        if i.opened_at < at && i.resolved_at.is_some_and(|t| t < at) {
-            leaving_incidents.push(i.id.clone());
-            newly.incidents.push(i);
-        } else {
-            live.incidents.push(i);
-        }
-    }
-    live.pending = pending;
+    newly
+        .changes
+        .extend(changes.into_iter().filter(|c| change_is_final(c, at, span)));
 
     // The recent list: frozen production deployments within a window of the cut, and those
     // waiting for a recovery, as they stand now.
@@ -254,8 +257,8 @@ pub(super) fn split_at_cut(
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {
-        return (None, live);
+        return None;
     }
     newly.sort_by_time();
-    (Some(newly), live)
+    Some(newly)
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use doraflow_schemas::event::{AppKind, HealthStatus, Tier};
 
-use super::horizon::Context;
+use super::horizon::{Context, change_parts_are_final};
 use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
 use super::order::{History, history};
 use crate::catalog::Catalog;
@@ -33,6 +33,10 @@ pub struct ServiceFacts {
     pub changes: Vec<ChangeFact>,
     /// Every incident of the service.
     pub incidents: Vec<IncidentFact>,
+    /// Of a derivation of the final facts only ([`ServiceScope::final_before`]): the changes left
+    /// out, not final (repository and position), which keep their pushes in the working state.
+    #[serde(skip)]
+    pub open_changes: Vec<(Arc<str>, u64)>,
 }
 
 impl ServiceFacts {
@@ -105,6 +109,37 @@ pub struct ServiceScope<'a> {
     pub context: Option<&'a Context>,
     /// Branch histories already built, by repository key (built here when absent).
     pub histories: Option<&'a HashMap<&'a str, History<'a>>>,
+    /// Derive only the facts a cut at this instant makes final, not the others: see
+    /// `final_only` in this module.
+    pub final_before: Option<Timestamp>,
+}
+
+/// A cut freezes the facts before it, and they depend on nothing later than an attribution
+/// window after it, but for incidents naming a revision (§3), which may come at any time. So a
+/// derivation for a cut leaves out the deployments finished more than a window after it, unless
+/// they deployed a revision an incident names, and the health reports after then; every change
+/// of the history is still linked (positions and forced pushes need them all), but only final
+/// changes become facts. The facts before the cut are exactly those of a full derivation; the
+/// others are incomplete and are not kept. Facts are built for about a window past the cut, not a
+/// horizon.
+fn final_only(
+    attempts: &mut Vec<(&str, Attempt, Timestamp, bool)>,
+    incidents: &[(String, SettledIncident)],
+    reports: &mut Vec<Report>,
+    until: Timestamp,
+) {
+    let named: Vec<String> = incidents
+        .iter()
+        .flat_map(|(_, i)| hex_tokens().find_iter(&i.title))
+        .map(|t| t.as_str().to_lowercase())
+        .collect();
+    attempts.retain(|(_, attempt, finished_at, _)| {
+        *finished_at <= until || {
+            let revision = attempt.fields.revision.to_lowercase();
+            named.iter().any(|token| revision.starts_with(token))
+        }
+    });
+    reports.retain(|r| r.entry.at <= until);
 }
 
 /// Derives the facts of a service from the inputs its scope names.
@@ -121,9 +156,11 @@ pub fn derive_service(
         apps,
         context,
         histories,
+        final_before,
     } = scope;
     let window = definitions.attribution_window_secs;
     let horizon = definitions.horizon_secs;
+    let final_before = final_before.map(|cut| (cut, chrono::Duration::seconds(horizon)));
     let empty = Context::default();
     let context = context.unwrap_or(&empty);
 
@@ -189,6 +226,32 @@ pub fn derive_service(
             Some((id, attempt, finished_at, succeeded))
         })
         .collect();
+    // Incidents, in opening order.
+    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
+        .collect();
+    incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
+
+    // Health reports of the service's applications, in time order, with their environments.
+    let mut reports: Vec<Report> = apps
+        .iter()
+        .filter_map(|app| Some((app, inputs.health.get(app)?)))
+        .flat_map(|(app, entries)| {
+            entries.iter().map(move |e| Report {
+                app,
+                environment: catalog
+                    .app(AppKind::Argocd, app, e.environment.as_deref())
+                    .1,
+                entry: e,
+            })
+        })
+        .collect();
+    reports.sort_by(|a, b| (a.entry, a.app).cmp(&(b.entry, b.app)));
+    if let Some((cut, _)) = final_before {
+        let until = cut + chrono::Duration::seconds(window);
+        final_only(&mut attempts, &incidents, &mut reports, until);
+    }
     attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
 
     // Frozen production deployments that live ones may still refer to (attribution, rollbacks,
@@ -364,12 +427,26 @@ pub fn derive_service(
         .map(|d| d.environment.as_str().into())
         .collect();
     let mut changes = Vec::with_capacity(repos.iter().map(|r| r.changes.len()).sum());
+    let mut open_changes = Vec::new();
     for (r, repo) in repos.iter().enumerate() {
         for (c, change) in repo.changes.iter().enumerate() {
             if !change.touches || change.frozen {
                 continue;
             }
             let by = deployed_by[r][c];
+            if let Some((cut, span)) = final_before {
+                let deployed_at = by.map(|d| facts[d].finished_at);
+                if !change_parts_are_final(
+                    change.timestamp,
+                    deployed_at,
+                    dropped_at[r][c],
+                    cut,
+                    span,
+                ) {
+                    open_changes.push((repo.name.clone(), change.position));
+                    continue;
+                }
+            }
             let raw = by.map(|d| secs(change.timestamp, facts[d].finished_at));
             changes.push(ChangeFact {
                 service: service_name.clone(),
@@ -399,11 +476,6 @@ pub fn derive_service(
     }
 
     // Incidents and their attribution (§3).
-    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
-        .iter()
-        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
-        .collect();
-    incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
     let mut incident_facts = Vec::with_capacity(incidents.len());
     let mut attributed: Vec<Vec<usize>> = vec![Vec::new(); facts.len()];
     for (k, (id, incident)) in incidents.iter().enumerate() {
@@ -420,22 +492,6 @@ pub fn derive_service(
             attributed_to: target.map(|d| facts[d].id.clone()),
         });
     }
-
-    // Health reports of the service's applications, in time order, with their environments.
-    let mut reports: Vec<Report> = apps
-        .iter()
-        .filter_map(|app| Some((app, inputs.health.get(app)?)))
-        .flat_map(|(app, entries)| {
-            entries.iter().map(move |e| Report {
-                app,
-                environment: catalog
-                    .app(AppKind::Argocd, app, e.environment.as_deref())
-                    .1,
-                entry: e,
-            })
-        })
-        .collect();
-    reports.sort_by(|a, b| (a.entry, a.app).cmp(&(b.entry, b.app)));
 
     // Change failures, detection and recovery (§3, §4).
     let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
@@ -583,6 +639,7 @@ pub fn derive_service(
         deployments: facts,
         changes,
         incidents: incident_facts,
+        open_changes,
     }
 }
 

@@ -7,6 +7,9 @@
 //! only moves over days whose deliveries all arrived more than a horizon before the newest
 //! delivery: a backfill of old history, arriving at once, stays open and is computed exactly.
 //! It moves in steps of a third of the horizon, so the state spans between one and 1⅓ horizons.
+//! A step derives each service's final facts only (see `derive::final_only`): they depend on
+//! nothing later than an attribution window past the cut but incidents naming a revision, so the
+//! live rest is derived when asked for, not twice.
 //! A delivery about a time before the cut, or about a deployment or incident already final, is
 //! *too late*: it is counted and changes nothing.
 
@@ -134,9 +137,20 @@ fn incident_key(id: &[&str]) -> u64 {
 /// A change is final before `cut` once deployed or dropped before it, or once pending since
 /// before `cut - span`: then nothing not too late can deploy or drop it (metrics §2.7).
 pub(super) fn change_is_final(c: &ChangeFact, cut: Timestamp, span: Duration) -> bool {
-    c.deployed_at.is_some_and(|t| t < cut)
-        || c.dropped_at.is_some_and(|t| t < cut)
-        || (c.deployed_at.is_none() && c.dropped_at.is_none() && c.timestamp < cut - span)
+    change_parts_are_final(c.timestamp, c.deployed_at, c.dropped_at, cut, span)
+}
+
+/// [`change_is_final`] from a change's timestamp and when it was deployed and dropped.
+pub(super) fn change_parts_are_final(
+    timestamp: Timestamp,
+    deployed_at: Option<Timestamp>,
+    dropped_at: Option<Timestamp>,
+    cut: Timestamp,
+    span: Duration,
+) -> bool {
+    deployed_at.is_some_and(|t| t < cut)
+        || dropped_at.is_some_and(|t| t < cut)
+        || (deployed_at.is_none() && dropped_at.is_none() && timestamp < cut - span)
 }
 
 fn midnight(day: NaiveDate) -> Timestamp {
@@ -261,7 +275,7 @@ impl Engine {
                 .map(|s| {
                     let facts = match self.cache.get(&s) {
                         Some(facts) => facts.clone(),
-                        None => Arc::new(self.derive_with(&s, Some(&histories))),
+                        None => Arc::new(self.derive_with(&s, Some(&histories), Some(cut))),
                     };
                     (s, facts)
                 })
@@ -301,17 +315,18 @@ impl Engine {
                 .flat_map(|p| p.commits.iter().map(|c| commit_hash(&c.sha))),
         );
 
-        // Freeze each service's final facts and extend its context; what stays live is what the
-        // live rules now derive (freezing changes no fact), so the cache keeps it.
+        // Freeze each service's final facts and extend its context (freezing changes no fact: the
+        // live rules derive the rest as before).
         let mut leaving_attempts: Vec<String> = Vec::new();
         let mut leaving_incidents: Vec<String> = Vec::new();
         let mut touched = BTreeSet::new();
         for (service, facts) in derived {
-            // The cache's copy is replaced below, so the facts are usually this step's alone.
+            // The live facts are derived again when asked for: a derivation for the cut has only
+            // the final ones complete (the cache's copy, if any, is usually the only other owner).
             self.cache.remove(&service);
             let facts = Arc::unwrap_or_clone(facts);
             let frozen = self.state.frozen.entry(service.clone()).or_default();
-            let (newly, live) = split_at_cut(
+            let newly = split_at_cut(
                 facts,
                 &mut frozen.context,
                 Cut {
@@ -326,7 +341,6 @@ impl Engine {
             if let Some(newly) = newly {
                 frozen.facts.push(Arc::new(newly));
             }
-            self.cache.insert(service.clone(), Arc::new(live));
             touched.insert(service);
         }
 

@@ -335,14 +335,16 @@ impl Engine {
 
     /// Derives the facts of one service (or of the unmapped bucket).
     pub fn derive(&self, service: &str) -> ServiceFacts {
-        self.derive_with(service, None)
+        self.derive_with(service, None, None)
     }
 
-    /// The same, reading branch histories already built (by repository key) where given.
+    /// The same, reading branch histories already built (by repository key) where given, and
+    /// only the facts a cut at `final_before` makes final where given.
     fn derive_with(
         &self,
         service: &str,
         histories: Option<&HashMap<&str, order::History>>,
+        final_before: Option<doraflow_schemas::time::Timestamp>,
     ) -> ServiceFacts {
         let attempts: Vec<(&str, inputs::Attempt)> = self
             .attempts_by_service
@@ -379,6 +381,7 @@ impl Engine {
                 apps: &apps,
                 context: self.state.frozen.get(service).map(|f| &f.context),
                 histories,
+                final_before,
             },
         );
         if service == UNMAPPED {
