@@ -20,7 +20,10 @@ use crate::catalog::repo_key;
 /// all final and before the cut (a prefix of the history), whose commits are then remembered by
 /// position, and old pushes to other branches.
 pub(super) struct Release {
-    leaving: Vec<PushKey>,
+    /// The leaving pushes of the tracked branch, by address: the plan borrows them, and nothing
+    /// is inserted into the repository's pushes (so nothing moves) until the release applies.
+    /// (Their keys were three strings to copy for each push.)
+    leaving: HashSet<usize>,
     located: Vec<(u64, u64)>,
     anchor: Option<Anchor>,
 }
@@ -34,7 +37,7 @@ impl Release {
         span: Duration,
     ) -> Self {
         let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
-        let mut leaving = Vec::new();
+        let mut leaving = HashSet::default();
         let mut leaving_changes = 0;
         let mut tip: Option<&PushKey> = None;
         for &(push_key, push, new_changes) in &branch.pushes {
@@ -50,7 +53,7 @@ impl Release {
             if !all_final {
                 break;
             }
-            leaving.push(push_key.clone());
+            leaving.insert(std::ptr::from_ref(push) as usize);
             leaving_changes += new_changes;
             tip = Some(push_key);
         }
@@ -72,19 +75,25 @@ impl Release {
     pub(super) fn apply(self, repo: &mut RepoInputs, cut: Timestamp) {
         repo.evicted.reserve(self.located.len());
         repo.evicted.extend(self.located);
-        for push_key in self.leaving {
-            if let Some(push) = repo.pushes.remove(&push_key)
-                && !repo.merged_labels.is_empty()
-            {
-                for commit in &push.commits {
-                    repo.merged_labels.remove(&*commit.sha);
+        let RepoInputs {
+            pushes,
+            merged_labels,
+            default_branch,
+            ..
+        } = repo;
+        let tracked = default_branch.as_ref().map(|(_, b)| b);
+        pushes.retain(|(branch, _, _), push| {
+            if self.leaving.contains(&(std::ptr::from_ref(push) as usize)) {
+                if !merged_labels.is_empty() {
+                    for commit in &push.commits {
+                        merged_labels.remove(&*commit.sha);
+                    }
                 }
+                return false;
             }
-        }
-        // Pushes to other branches carry no changes; old ones simply leave.
-        let tracked = repo.default_branch.as_ref().map(|(_, b)| b.clone());
-        repo.pushes
-            .retain(|(b, _, _), p| Some(b) == tracked.as_ref() || p.pushed_at >= cut);
+            // Pushes to other branches carry no changes; old ones simply leave.
+            Some(branch) == tracked || push.pushed_at >= cut
+        });
         if let Some(anchor) = self.anchor {
             repo.anchor = Some(anchor);
         }

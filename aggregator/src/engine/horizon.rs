@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::Engine;
 use super::cut::{Cut, Finality, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
-use super::inputs::{Generations, commit_hash, hash_of_parts};
+use super::inputs::{Generations, hash_of_parts};
 use super::order::{History, history};
 
 /// What the live rules of a service need to know about its frozen past.
@@ -43,7 +43,8 @@ pub struct Context {
     /// attribution window before the cut, or failed and not recovered before it.
     pub recent: Vec<DeploymentFact>,
     /// Frozen changes whose push is still in the working state, by the hash their commits are
-    /// remembered by ([`commit_hash`]: a SHA's first 16 hex digits).
+    /// remembered by ([`commit_hash`](super::inputs::commit_hash): a SHA's first 16 hex
+    /// digits).
     pub frozen_shas: HashSet<u64>,
     /// Failed deployments past the cut still waiting for a recovery (they stay in `recent` and
     /// in the live facts until they recover before a cut).
@@ -312,7 +313,7 @@ impl Engine {
             repos
                 .values()
                 .flat_map(|r| r.pushes.values())
-                .flat_map(|p| p.commits.iter().map(|c| commit_hash(&c.sha))),
+                .flat_map(|p| p.hashes.iter().copied()),
         );
 
         // Freeze each service's final facts and extend its context (freezing changes no fact: the

@@ -107,6 +107,7 @@ impl Generations {
 
 /// One push, as much as the engine needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PushRecord")]
 pub struct StoredPush {
     /// Forced push.
     pub forced: bool,
@@ -114,6 +115,43 @@ pub struct StoredPush {
     pub pushed_at: Timestamp,
     /// Commits oldest first.
     pub commits: Vec<Commit>,
+    /// The commits' [`commit_hash`]es, in the same order: computed once as the push arrives
+    /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Checkpoints
+    /// leave them out; they are computed again as one is read.
+    #[serde(skip_serializing)]
+    pub hashes: Vec<u64>,
+}
+
+/// A stored push as checkpoints hold it (without the hashes).
+#[derive(Deserialize)]
+struct PushRecord {
+    forced: bool,
+    pushed_at: Timestamp,
+    commits: Vec<Commit>,
+}
+
+impl From<PushRecord> for StoredPush {
+    fn from(record: PushRecord) -> Self {
+        Self::new(record.forced, record.pushed_at, record.commits)
+    }
+}
+
+impl StoredPush {
+    /// A push of `commits`, with their hashes.
+    pub fn new(forced: bool, pushed_at: Timestamp, commits: Vec<Commit>) -> Self {
+        let hashes = commits.iter().map(|c| commit_hash(&c.sha)).collect();
+        Self {
+            forced,
+            pushed_at,
+            commits,
+            hashes,
+        }
+    }
+
+    /// The commits with their hashes.
+    pub fn hashed_commits(&self) -> impl Iterator<Item = (&Commit, u64)> {
+        self.commits.iter().zip(self.hashes.iter().copied())
+    }
 }
 
 /// Every update of one deployment attempt.
@@ -313,11 +351,7 @@ impl Inputs {
                 },
             })
             .collect();
-        let stored = StoredPush {
-            forced: push.forced,
-            pushed_at: push.pushed_at,
-            commits,
-        };
+        let stored = StoredPush::new(push.forced, push.pushed_at, commits);
         match repo.pushes.entry(key) {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(stored);

@@ -60,9 +60,10 @@ fn service_of_attempt<'a>(
         .unwrap_or(UNMAPPED)
 }
 
-/// Ids (of deployment attempts, incidents or applications) by service. The ids are a hash set:
-/// every deployment update files its attempt, and derivation sorts what it reads anyway.
-type ByService = BTreeMap<String, HashSet<String>>;
+/// Ids (of deployment attempts, incidents or applications) by service, in hash maps: every
+/// deployment update files its attempt (a B-tree of service names sharing a long prefix was a
+/// tenth of applying), and derivation and the cut sort what they read anyway.
+type ByService = HashMap<String, HashSet<String>>;
 
 /// Files `id` under `service` in an index of ids by service, cloning names only when new.
 fn index_under(index: &mut ByService, service: &str, id: &str) {
@@ -146,9 +147,9 @@ impl Engine {
             state,
             catalog,
             definitions,
-            attempts_by_service: BTreeMap::new(),
-            incidents_by_service: BTreeMap::new(),
-            apps_by_service: BTreeMap::new(),
+            attempts_by_service: HashMap::default(),
+            incidents_by_service: HashMap::default(),
+            apps_by_service: HashMap::default(),
             dirty: HashSet::default(),
             cache: HashMap::default(),
         };

@@ -6,7 +6,7 @@ use super::{HashMap, HashSet};
 
 use doraflow_schemas::event::Commit;
 
-use super::inputs::{PushKey, RepoInputs, StoredPush, commit_hash};
+use super::inputs::{PushKey, RepoInputs, StoredPush};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -15,7 +15,8 @@ pub struct OrderedChange<'a> {
     pub commit: &'a Commit,
     /// Position (0-based) in the branch's history order.
     pub position: u64,
-    /// The hash the commit is remembered by once its push leaves ([`commit_hash`]).
+    /// The hash the commit is remembered by once its push leaves
+    /// ([`commit_hash`](super::inputs::commit_hash)).
     pub hash: u64,
 }
 
@@ -125,8 +126,7 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
                 carried: push.commits.iter().map(|c| &*c.sha).collect(),
             });
         }
-        for commit in &push.commits {
-            let hash = commit_hash(&commit.sha);
+        for (commit, hash) in push.hashed_commits() {
             if !repo.evicted.is_empty() && repo.evicted.contains_key(&hash) {
                 continue;
             }
