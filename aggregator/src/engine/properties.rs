@@ -37,6 +37,27 @@ fn catalog() -> Catalog {
     Catalog::new(&[service("a", "acme/a", "PA"), service("b", "acme/b", "PB")]).unwrap()
 }
 
+/// A GitHub delivery of one event.
+fn record_of(delivery: String, received_at: Timestamp, event: Event) -> LogRecord {
+    LogRecord {
+        delivery,
+        source: "github".into(),
+        received_at,
+        headers: vec![],
+        body: Default::default(),
+        outcome: Outcome::Events {
+            events: vec![event],
+        },
+    }
+}
+
+/// A 40-digit hex SHA for `n`, distinct in its first 16 digits (what commits are remembered by),
+/// so incidents can name it by prefix.
+fn hex_sha(n: u64) -> String {
+    let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{h:016x}{h:024x}")
+}
+
 /// A deterministic pseudo-random month from a seed.
 fn month(seed: u64) -> Vec<LogRecord> {
     let mut state = seed | 1;
@@ -51,16 +72,7 @@ fn month(seed: u64) -> Vec<LogRecord> {
     let mut key = 0;
     let mut record = |event: Event| {
         key += 1;
-        LogRecord {
-            delivery: format!("d{key}"),
-            source: "github".into(),
-            received_at: start,
-            headers: vec![],
-            body: Default::default(),
-            outcome: Outcome::Events {
-                events: vec![event],
-            },
-        }
+        record_of(format!("d{key}"), start, event)
     };
     for (s, repo, pd) in [(0u64, "acme/a", "PA"), (1, "acme/b", "PB")] {
         let mut head = "0".to_string();
@@ -71,12 +83,7 @@ fn month(seed: u64) -> Vec<LogRecord> {
             if n > 0 {
                 let commits: Vec<Commit> = (0..n)
                     .map(|i| Commit {
-                        // Hex SHAs, distinct in their first 16 digits, so incidents can name them.
-                        sha: {
-                            let h = ((s * 1000 + day as u64) * 100 + i)
-                                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                            format!("{h:016x}{h:024x}").into()
-                        },
+                        sha: hex_sha((s * 1000 + day as u64) * 100 + i).into(),
                         // Sometimes after the deployment: clock skew.
                         timestamp: date + Duration::minutes(next(900) as i64),
                         title: if next(5) == 0 {
@@ -506,10 +513,7 @@ fn deliveries_about_final_facts_are_too_late_and_change_nothing() {
 fn an_incident_stays_live_while_the_deployment_it_is_attributed_to_does() {
     let start: Timestamp = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
     let day = |d: i64, h: i64| start + Duration::days(d) + Duration::hours(h);
-    let sha = |n: u64| {
-        let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        format!("{h:016x}{h:024x}")
-    };
+    let sha = hex_sha;
     let mut events = Vec::new();
     for d in 0..10u64 {
         let (before, after) = (sha(d), sha(d + 1));
@@ -562,16 +566,7 @@ fn an_incident_stays_live_while_the_deployment_it_is_attributed_to_does() {
     let records: Vec<LogRecord> = events
         .into_iter()
         .enumerate()
-        .map(|(n, event)| LogRecord {
-            delivery: format!("k{n}"),
-            source: "github".into(),
-            received_at: start,
-            headers: vec![],
-            body: Default::default(),
-            outcome: Outcome::Events {
-                events: vec![event],
-            },
-        })
+        .map(|(n, event)| record_of(format!("k{n}"), start, event))
         .collect();
     let records = received_as_they_happen(&records);
     let mut open = horizon_engine();
