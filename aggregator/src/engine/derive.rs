@@ -2,7 +2,7 @@
 //! inputs to its facts. Deployments are linked to changes in push order, rollbacks and incidents
 //! make change failures, recoveries and rework follow from them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use doraflow_schemas::event::{AppKind, HealthStatus, Tier};
+use doraflow_schemas::event::{AppKind, Commit, HealthStatus, Tier};
 
 use super::horizon::{Context, change_parts_are_final};
 use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
@@ -61,14 +61,13 @@ pub struct Recovery {
     pub degraded: Option<(String, Timestamp, Option<Timestamp>)>,
 }
 
-/// A change of one bound repository, with what the rules need.
-struct RepoChange {
-    sha: Arc<str>,
-    timestamp: Timestamp,
-    title: Arc<str>,
+/// A change of one bound repository, with what the rules need. It borrows its commit: a
+/// derivation builds one for every change of the working state, and sharing the commit's strings
+/// (reference counts on as many cache lines) is left to the change facts it builds.
+struct RepoChange<'a> {
+    commit: &'a Commit,
     position: u64,
     touches: bool,
-    fix: bool,
     /// Final (deployed or expired before the horizon's cut): neither deployable nor reported.
     frozen: bool,
 }
@@ -79,10 +78,23 @@ struct BoundRepo<'a> {
     key: Arc<str>,
     /// Commits whose push left the working state, with their positions.
     evicted: &'a HashMap<u64, u64>,
-    changes: Vec<RepoChange>,
-    position_of: HashMap<Arc<str>, usize>,
+    /// Labels of merged pull requests, by merge commit SHA.
+    labels: &'a BTreeMap<String, BTreeSet<String>>,
+    changes: Vec<RepoChange<'a>>,
+    /// Index of each change by its commit's hash (unique within a history).
+    position_of: HashMap<u64, usize>,
     /// Forced pushes: when, and the changes before them they do not carry again.
     forced: Vec<(Timestamp, Vec<usize>)>,
+}
+
+/// A fix (§5): its title matches the hotfix pattern, or a pull request merged as it carries a
+/// hotfix label. Asked only of the changes a rule needs (a derivation builds many more).
+fn is_fix(definitions: &Definitions, repo: &BoundRepo, commit: &Commit) -> bool {
+    definitions.hotfix.is_match(&commit.title)
+        || repo
+            .labels
+            .get(&*commit.sha)
+            .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)))
 }
 
 /// Seconds between two instants, as a float.
@@ -193,18 +205,11 @@ pub fn derive_service(
             .collect();
         for change in &branch.changes {
             let commit = change.commit;
-            let labelled = repo
-                .merged_labels
-                .get(&*commit.sha)
-                .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)));
-            position_of.insert(commit.sha.clone(), changes.len());
+            position_of.insert(change.hash, changes.len());
             changes.push(RepoChange {
-                sha: commit.sha.clone(),
-                timestamp: commit.timestamp,
-                title: commit.title.clone(),
+                commit,
                 position: change.position,
                 touches: binding.touches(&commit.files),
-                fix: labelled || definitions.hotfix.is_match(&commit.title),
                 frozen: context.frozen_shas.contains(&change.hash),
             });
         }
@@ -212,6 +217,7 @@ pub fn derive_service(
             name: repo.name.as_str().into(),
             key: key.as_str().into(),
             evicted: &repo.evicted,
+            labels: &repo.merged_labels,
             changes,
             position_of,
             forced,
@@ -335,16 +341,16 @@ pub fn derive_service(
     // Where each live deployment's revision is in push order: a change of the working state
     // (repository, index among its changes, position), or one whose push left (no index).
     let locate = |revision: &str| -> Option<(usize, Option<usize>, u64)> {
+        let hash = revision_hash(revision);
         repos
             .iter()
             .enumerate()
             .find_map(|(r, repo)| {
-                repo.position_of
-                    .get(revision)
-                    .map(|&i| (r, Some(i), repo.changes[i].position))
+                let &i = repo.position_of.get(&hash)?;
+                let change = &repo.changes[i];
+                (*change.commit.sha == *revision).then_some((r, Some(i), change.position))
             })
             .or_else(|| {
-                let hash = revision_hash(revision);
                 repos
                     .iter()
                     .enumerate()
@@ -393,7 +399,8 @@ pub fn derive_service(
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
                 let change = &repos[r].changes[c];
                 // A change pending longer than the horizon has expired (no lead time).
-                let expired = (facts[d].finished_at - change.timestamp).num_seconds() > horizon;
+                let expired =
+                    (facts[d].finished_at - change.commit.timestamp).num_seconds() > horizon;
                 if change.touches
                     && !change.frozen
                     && !expired
@@ -437,7 +444,7 @@ pub fn derive_service(
             if let Some((cut, span)) = final_before {
                 let deployed_at = by.map(|d| facts[d].finished_at);
                 if !change_parts_are_final(
-                    change.timestamp,
+                    change.commit.timestamp,
                     deployed_at,
                     dropped_at[r][c],
                     cut,
@@ -447,13 +454,14 @@ pub fn derive_service(
                     continue;
                 }
             }
-            let raw = by.map(|d| secs(change.timestamp, facts[d].finished_at));
+            let commit = change.commit;
+            let raw = by.map(|d| secs(commit.timestamp, facts[d].finished_at));
             changes.push(ChangeFact {
                 service: service_name.clone(),
                 repo: repo.name.clone(),
-                sha: change.sha.clone(),
-                timestamp: change.timestamp,
-                title: change.title.clone(),
+                sha: commit.sha.clone(),
+                timestamp: commit.timestamp,
+                title: commit.title.clone(),
                 position: change.position,
                 deployed_by: by.map(|d| ids[d].clone()),
                 environment: by.map(|d| environments[d].clone()),
@@ -461,7 +469,7 @@ pub fn derive_service(
                 lead_time: raw.map(|v| v.max(0.0)),
                 dropped_at: dropped_at[r][c],
                 clock_skew: raw.is_some_and(|v| v < 0.0),
-                fix: change.fix,
+                fix: is_fix(definitions, repo, commit),
             });
         }
     }
@@ -469,7 +477,9 @@ pub fn derive_service(
         facts[d].changes = list.len() as u32;
         let mut leads: Vec<f64> = list
             .iter()
-            .map(|&(r, c)| secs(repos[r].changes[c].timestamp, facts[d].finished_at).max(0.0))
+            .map(|&(r, c)| {
+                secs(repos[r].changes[c].commit.timestamp, facts[d].finished_at).max(0.0)
+            })
             .collect();
         leads.sort_by(f64::total_cmp);
         facts[d].lead_time_p50 = crate::summary::nearest_rank(&leads, 0.5);
@@ -621,7 +631,7 @@ pub fn derive_service(
         let all_fixes = !deployed_changes[d].is_empty()
             && deployed_changes[d]
                 .iter()
-                .all(|&(r, c)| repos[r].changes[c].fix);
+                .all(|&(r, c)| is_fix(definitions, &repos[r], repos[r].changes[c].commit));
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
     }
 
@@ -758,7 +768,7 @@ fn drop_forced(
         for &c in &repos[r].forced[k].1 {
             let change = &repos[r].changes[c];
             if change.touches
-                && (at - change.timestamp).num_seconds() <= horizon
+                && (at - change.commit.timestamp).num_seconds() <= horizon
                 && deployed_by[r][c].is_none()
                 && dropped_at[r][c].is_none()
             {
