@@ -107,6 +107,18 @@ fn hex_tokens() -> &'static Regex {
     TOKENS.get_or_init(|| Regex::new(r"(?i)\b[0-9a-f]{7,40}\b").expect("valid regex"))
 }
 
+/// The revision prefixes an incident's title names (§3): its 7 to 40 character hex tokens.
+fn named_prefixes(title: &str) -> impl Iterator<Item = &str> {
+    hex_tokens().find_iter(title).map(|token| token.as_str())
+}
+
+/// True when `revision` starts with the named `prefix`, in any case.
+fn names(prefix: &str, revision: &str) -> bool {
+    revision
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
 /// What one service's derivation reads: the ids of its inputs and its frozen context.
 pub struct ServiceScope<'a> {
     /// The service.
@@ -140,16 +152,15 @@ fn final_only(
     reports: &mut Vec<Report>,
     until: Timestamp,
 ) {
-    let named: Vec<String> = incidents
+    let named: Vec<&str> = incidents
         .iter()
-        .flat_map(|(_, i)| hex_tokens().find_iter(&i.title))
-        .map(|t| t.as_str().to_lowercase())
+        .flat_map(|(_, i)| named_prefixes(&i.title))
         .collect();
     attempts.retain(|(_, attempt, finished_at, _)| {
-        *finished_at <= until || {
-            let revision = attempt.fields.revision.to_lowercase();
-            named.iter().any(|token| revision.starts_with(token))
-        }
+        *finished_at <= until
+            || named
+                .iter()
+                .any(|prefix| names(prefix, &attempt.fields.revision))
     });
     reports.retain(|r| r.entry.at <= until);
 }
@@ -787,12 +798,11 @@ fn attribute(
     incident: &SettledIncident,
     window: i64,
 ) -> Option<usize> {
-    for token in hex_tokens().find_iter(&incident.title) {
-        let prefix = token.as_str().to_lowercase();
+    for prefix in named_prefixes(&incident.title) {
         let named: Vec<usize> = production
             .iter()
             .copied()
-            .filter(|&d| facts[d].revision.to_lowercase().starts_with(&prefix))
+            .filter(|&d| names(prefix, &facts[d].revision))
             .collect();
         if let Some(&first) = named.first() {
             let before = named
