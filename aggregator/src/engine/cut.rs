@@ -40,6 +40,7 @@ impl Release {
         let mut leaving = HashSet::default();
         let mut leaving_changes = 0;
         let mut tip: Option<&PushKey> = None;
+        let finals = finals.repo(&repo.name);
         for &(push_key, push, new_changes) in &branch.pushes {
             // The changes it brought first; its other commits came with pushes before it (all
             // final, or it would not be reached) or left the working state already.
@@ -47,7 +48,7 @@ impl Release {
             let all_final = push.pushed_at < cut
                 && brought.iter().all(|c| {
                     finals
-                        .get(&repo.name, c.position)
+                        .and_then(|f| f.get(c.position))
                         .unwrap_or(c.commit.timestamp < cut - span)
                 });
             if !all_final {
@@ -91,8 +92,9 @@ impl Release {
                 }
                 return false;
             }
-            // Pushes to other branches carry no changes; old ones simply leave.
-            Some(branch) == tracked || push.pushed_at >= cut
+            // Pushes to other branches carry no changes; old ones simply leave (the time is
+            // asked first: the branch name lies elsewhere in memory).
+            push.pushed_at >= cut || Some(branch) == tracked
         });
         if let Some(anchor) = self.anchor {
             repo.anchor = Some(anchor);
@@ -103,7 +105,36 @@ impl Release {
 /// Which changes of the working state are final, over every service they touch: per repository
 /// (display name), per position in its history from the first kept one.
 pub(super) struct Finality {
-    repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)>,
+    repos: HashMap<Arc<str>, RepoFinality>,
+}
+
+/// [`Finality`] in one repository: the first kept position and, from it on, whether each change
+/// is final for every service that has it (`None`: no service has it).
+#[derive(Default)]
+pub(super) struct RepoFinality {
+    base: u64,
+    states: Vec<Option<bool>>,
+}
+
+impl RepoFinality {
+    /// Whether the change at `position` is final for every service that has it; `None` when no
+    /// service has it.
+    pub(super) fn get(&self, position: u64) -> Option<bool> {
+        *self
+            .states
+            .get(usize::try_from(position.checked_sub(self.base)?).ok()?)?
+    }
+
+    fn note(&mut self, position: u64, done: bool) {
+        let Some(index) = position.checked_sub(self.base) else {
+            return;
+        };
+        let index = index as usize;
+        if index >= self.states.len() {
+            self.states.resize(index + 1, None);
+        }
+        self.states[index] = Some(self.states[index].unwrap_or(true) && done);
+    }
 }
 
 impl Finality {
@@ -113,7 +144,7 @@ impl Finality {
         cut: Timestamp,
         span: Duration,
     ) -> Self {
-        let mut repos: HashMap<Arc<str>, (u64, Vec<Option<bool>>)> = HashMap::default();
+        let mut repos: HashMap<Arc<str>, RepoFinality> = HashMap::default();
         for (_, facts) in derived {
             // A derivation of final facts only names the changes it left out (not final).
             let changes = facts
@@ -121,33 +152,34 @@ impl Finality {
                 .iter()
                 .map(|c| (&c.repo, c.position, change_is_final(c, cut, span)))
                 .chain(facts.open_changes.iter().map(|(repo, p)| (repo, *p, false)));
+            // Changes come in runs of one repository (one shared name): looked up once a run.
+            let mut run: Option<(&Arc<str>, &mut RepoFinality)> = None;
             for (repo, position, done) in changes {
-                let (base, states) = repos.entry(repo.clone()).or_insert_with(|| {
-                    let base = inputs
-                        .repos
-                        .get(&*repo_key(repo))
-                        .and_then(|r| r.anchor.as_ref())
-                        .map_or(0, |a| a.next_position);
-                    (base, Vec::new())
-                });
-                let Some(index) = position.checked_sub(*base) else {
-                    continue;
-                };
-                let index = index as usize;
-                if index >= states.len() {
-                    states.resize(index + 1, None);
+                let same = run
+                    .as_ref()
+                    .is_some_and(|(name, _)| Arc::ptr_eq(name, repo) || ***name == **repo);
+                if !same {
+                    let states = repos.entry(repo.clone()).or_insert_with(|| RepoFinality {
+                        base: inputs
+                            .repos
+                            .get(&*repo_key(repo))
+                            .and_then(|r| r.anchor.as_ref())
+                            .map_or(0, |a| a.next_position),
+                        states: Vec::new(),
+                    });
+                    run = Some((repo, states));
                 }
-                states[index] = Some(states[index].unwrap_or(true) && done);
+                if let Some((_, states)) = run.as_mut() {
+                    states.note(position, done);
+                }
             }
         }
         Self { repos }
     }
 
-    /// Whether the change at `position` of `repo` is final for every service that has it;
-    /// `None` when no service has it.
-    pub(super) fn get(&self, repo: &str, position: u64) -> Option<bool> {
-        let (base, states) = self.repos.get(repo)?;
-        *states.get(usize::try_from(position.checked_sub(*base)?).ok()?)?
+    /// The finality of one repository's changes (by display name), if any service has one.
+    pub(super) fn repo(&self, repo: &str) -> Option<&RepoFinality> {
+        self.repos.get(repo)
     }
 }
 
@@ -161,13 +193,13 @@ pub(super) struct Cut {
 
 /// Splits a service's facts at the cut: returns the facts that became final (if any; the others,
 /// possibly incomplete, are dropped), extends the context with the new final ones, and collects
-/// the ids of the deployments and incidents whose inputs may leave. `kept_shas` are the commits
-/// still in the working state.
+/// the ids of the deployments and incidents whose inputs may leave. `kept` says whether a commit
+/// of the service's repositories (by hash) is still in the working state.
 pub(super) fn split_at_cut(
     facts: ServiceFacts,
     context: &mut Context,
     cut: Cut,
-    kept_shas: &HashSet<u64>,
+    kept: impl Fn(u64) -> bool,
     leaving_attempts: &mut Vec<String>,
     leaving_incidents: &mut Vec<String>,
 ) -> Option<ServiceFacts> {
@@ -247,14 +279,15 @@ pub(super) fn split_at_cut(
     // waiting for a recovery, as they stand now.
     let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
     recent.retain(|d| !context.unsettled.contains_key(&d.id));
+    recent.retain(|d| d.finished_at >= at - window);
+    // Only the newly final ones within the window are copied (the others would be dropped).
     recent.extend(
         newly
             .deployments
             .iter()
-            .filter(|d| d.succeeded && d.production)
+            .filter(|d| d.succeeded && d.production && d.finished_at >= at - window)
             .cloned(),
     );
-    recent.retain(|d| d.finished_at >= at - window);
     recent.extend(waiting);
     recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
     context.recent = recent;
@@ -262,7 +295,7 @@ pub(super) fn split_at_cut(
     context
         .frozen_shas
         .extend(newly.changes.iter().map(|c| commit_hash(&c.sha)));
-    context.frozen_shas.retain(|hash| kept_shas.contains(hash));
+    context.frozen_shas.retain(|hash| kept(*hash));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {

@@ -23,11 +23,11 @@ use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
-use super::Engine;
 use super::cut::{Cut, Finality, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, hash_of_parts};
 use super::order::{History, history};
+use super::{Engine, attempt_service};
 
 /// What the live rules of a service need to know about its frozen past.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -299,22 +299,19 @@ impl Engine {
                 release.apply(repo, cut);
             }
         }
-        // The commits still in the working state, by hash (a collision only keeps a frozen SHA
-        // a step longer).
-        let repos = &self.state.inputs.repos;
-        let commits: usize = repos
-            .values()
-            .flat_map(|r| r.pushes.values())
-            .map(|p| p.commits.len())
-            .sum();
-        let mut kept_shas: HashSet<u64> =
-            HashSet::with_capacity_and_hasher(commits, Default::default());
-        kept_shas.extend(
-            repos
-                .values()
-                .flat_map(|r| r.pushes.values())
-                .flat_map(|p| p.hashes.iter().copied()),
-        );
+        // The commits still in the working state, by repository key and hash (a collision only
+        // keeps a frozen SHA a step longer): small sets, one per repository, that a service's
+        // frozen changes are checked against.
+        let kept_shas: HashMap<&str, HashSet<u64>> = self
+            .state
+            .inputs
+            .repos
+            .iter()
+            .map(|(key, repo)| {
+                let hashes = repo.pushes.values().flat_map(|p| p.hashes.iter().copied());
+                (key.as_str(), hashes.collect())
+            })
+            .collect();
 
         // Freeze each service's final facts and extend its context (freezing changes no fact: the
         // live rules derive the rest as before).
@@ -327,6 +324,12 @@ impl Engine {
             self.cache.remove(&service);
             let facts = Arc::unwrap_or_clone(facts);
             let frozen = self.state.frozen.entry(service.clone()).or_default();
+            let first_leaving = leaving_attempts.len();
+            let repos = self.catalog.repos_of(&service);
+            let kept: Vec<&HashSet<u64>> = repos
+                .iter()
+                .filter_map(|(key, _)| kept_shas.get(key.as_str()))
+                .collect();
             let newly = split_at_cut(
                 facts,
                 &mut frozen.context,
@@ -335,12 +338,18 @@ impl Engine {
                     span,
                     window,
                 },
-                &kept_shas,
+                |hash| kept.iter().any(|set| set.contains(&hash)),
                 &mut leaving_attempts,
                 &mut leaving_incidents,
             );
             if let Some(newly) = newly {
                 frozen.facts.push(Arc::new(newly));
+            }
+            // The leaving attempts are this service's: filed under it (see `attempts_refiled`).
+            if let Some(ids) = self.attempts_by_service.get_mut(&service) {
+                for id in &leaving_attempts[first_leaving..] {
+                    ids.remove(id);
+                }
             }
             touched.insert(service);
         }
@@ -351,21 +360,31 @@ impl Engine {
             inputs.deployments.remove(&id);
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
-        let never_ended: Vec<String> = inputs
+        let catalog = &self.catalog;
+        let never_ended: Vec<(String, String)> = inputs
             .deployments
             .iter()
-            .filter(|(_, a)| {
-                a.settle().is_some_and(|s| s.end.is_none())
+            .filter_map(|(id, a)| {
+                let settled = a.settle()?;
+                let idle = settled.end.is_none()
                     && a.updates
                         .keys()
                         .next_back()
-                        .is_some_and(|(at, _)| *at < cut)
+                        .is_some_and(|(at, _)| *at < cut);
+                idle.then(|| {
+                    (
+                        id.clone(),
+                        attempt_service(catalog, settled.fields).to_string(),
+                    )
+                })
             })
-            .map(|(id, _)| id.clone())
             .collect();
-        for id in never_ended {
+        for (id, service) in never_ended {
             inputs.deployments.remove(&id);
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
+            if let Some(ids) = self.attempts_by_service.get_mut(&service) {
+                ids.remove(&id);
+            }
         }
         for id in leaving_incidents {
             inputs.incidents.remove(&id);
@@ -375,8 +394,10 @@ impl Engine {
             reports.retain(|r| r.at >= cut);
         }
         inputs.health.retain(|_, reports| !reports.is_empty());
-        for ids in self.attempts_by_service.values_mut() {
-            ids.retain(|id| inputs.deployments.contains_key(id));
+        if std::mem::take(&mut self.attempts_refiled) {
+            for ids in self.attempts_by_service.values_mut() {
+                ids.retain(|id| inputs.deployments.contains_key(id));
+            }
         }
         for ids in self.incidents_by_service.values_mut() {
             ids.retain(|id| inputs.incidents.contains_key(id));

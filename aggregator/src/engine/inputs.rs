@@ -393,17 +393,25 @@ impl Inputs {
         !known || labels.len() != before
     }
 
-    /// Adds a deployment update; returns the attempt id and whether anything changed.
-    pub fn add_deployment(&mut self, source: &str, update: &DeploymentUpdate) -> (String, bool) {
+    /// Adds a deployment update; returns the attempt id, whether anything changed, and whether
+    /// the attempt was known before.
+    pub fn add_deployment(
+        &mut self,
+        source: &str,
+        update: &DeploymentUpdate,
+    ) -> (String, bool, bool) {
         let id = format!("{source}:{}", update.id);
         let fields = AttemptFields::of(update);
-        let changed = self
-            .deployments
-            .entry(id.clone())
-            .or_default()
+        let (known, attempt) = match self.deployments.entry(id.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => (true, entry.into_mut()),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                (false, entry.insert(AttemptInputs::default()))
+            }
+        };
+        let changed = attempt
             .updates
             .replace_if_different((update.at, update.state), fields);
-        (id, changed)
+        (id, changed, known)
     }
 
     /// Adds a health report; returns whether it was new.

@@ -65,18 +65,21 @@ fn service_of_attempt<'a>(
 /// tenth of applying), and derivation and the cut sort what they read anyway.
 type ByService = HashMap<String, HashSet<String>>;
 
-/// Files `id` under `service` in an index of ids by service, cloning names only when new.
-fn index_under(index: &mut ByService, service: &str, id: &str) {
+/// Files `id` under `service` in an index of ids by service, cloning names only when new;
+/// returns whether it was new there.
+fn index_under(index: &mut ByService, service: &str, id: &str) -> bool {
     match index.get_mut(service) {
         Some(ids) => {
-            if !ids.contains(id) {
-                ids.insert(id.to_string());
+            if ids.contains(id) {
+                return false;
             }
+            ids.insert(id.to_string());
         }
         None => {
             index.insert(service.to_string(), HashSet::from_iter([id.to_string()]));
         }
     }
+    true
 }
 
 /// The services one event concerns (none for a push to a repository of no service or an
@@ -132,6 +135,10 @@ pub struct Engine {
     catalog: Catalog,
     definitions: Definitions,
     attempts_by_service: ByService,
+    /// A known attempt was filed under another service since the last cut (its later updates
+    /// name another): the cut then sweeps every service's attempts, else it unfiles the attempts
+    /// that leave from their own service only.
+    attempts_refiled: bool,
     incidents_by_service: ByService,
     apps_by_service: ByService,
     /// Services whose facts may have changed (a hash set: apply marks one per event).
@@ -148,6 +155,7 @@ impl Engine {
             catalog,
             definitions,
             attempts_by_service: HashMap::default(),
+            attempts_refiled: false,
             incidents_by_service: HashMap::default(),
             apps_by_service: HashMap::default(),
             dirty: HashSet::default(),
@@ -289,9 +297,11 @@ impl Engine {
                 }
                 Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
                 Event::Deployment(update) => {
-                    let (id, changed) = self.state.inputs.add_deployment(&record.source, update);
+                    let (id, changed, known) =
+                        self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
-                        index_under(&mut self.attempts_by_service, service, &id);
+                        let filed = index_under(&mut self.attempts_by_service, service, &id);
+                        self.attempts_refiled |= filed && known;
                     }
                     changed
                 }

@@ -375,6 +375,34 @@ fn horizon_engine() -> Engine {
     Engine::new(EngineState::default(), catalog(), short_horizon())
 }
 
+/// Where the engine's index of attempts by service disagrees with its inputs: an attempt filed
+/// under a service is in the working state, and each one in it is filed under its service.
+fn index_faults(engine: &Engine) -> Vec<String> {
+    let deployments = &engine.state.inputs.deployments;
+    let mut faults = Vec::new();
+    for (service, ids) in &engine.attempts_by_service {
+        for id in ids.iter().filter(|id| !deployments.contains_key(*id)) {
+            faults.push(format!(
+                "{id} is filed under {service:?} but left the working state"
+            ));
+        }
+    }
+    for (id, attempt) in deployments {
+        let Some(settled) = attempt.settle() else {
+            continue;
+        };
+        let service = engine.attempt_service(settled.fields);
+        if !engine
+            .attempts_by_service
+            .get(service)
+            .is_some_and(|ids| ids.contains(id))
+        {
+            faults.push(format!("{id} is not filed under its service {service:?}"));
+        }
+    }
+    faults
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -431,6 +459,8 @@ proptest! {
                 engine.apply(r);
                 if n % 10 == 0 && !engine.advance_horizon().is_empty() {
                     cuts += 1;
+                    let faults = index_faults(&engine);
+                    assert!(faults.is_empty(), "{}", faults.join("\n"));
                 }
             }
             engine.advance_horizon();
@@ -461,6 +491,78 @@ fn differences(left: &ServiceFacts, right: &ServiceFacts) -> Vec<String> {
     side(&left.changes, &right.changes, &mut out);
     side(&left.incidents, &right.incidents, &mut out);
     out
+}
+
+/// An attempt whose later update maps it to another service is filed under both; when it
+/// leaves the working state at a cut, it leaves both indexes.
+#[test]
+fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
+    let update = |key: &str, id: &str, repo: &str, state, at: Timestamp| LogRecord {
+        delivery: key.into(),
+        source: "github".into(),
+        received_at: at + Duration::minutes(1),
+        headers: vec![],
+        body: Default::default(),
+        outcome: Outcome::Events {
+            events: vec![Event::Deployment(DeploymentUpdate {
+                id: id.into(),
+                repo: Some(repo.into()),
+                service_hint: None,
+                environment: "production".into(),
+                revision: "abc".into(),
+                state,
+                at,
+                tier: None,
+                app: None,
+            })],
+        },
+    };
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let mut engine = horizon_engine();
+    engine.apply(&update(
+        "1",
+        "moved",
+        "acme/a",
+        DeploymentState::Pending,
+        start,
+    ));
+    engine.apply(&update(
+        "2",
+        "moved",
+        "acme/b",
+        DeploymentState::Success,
+        start + Duration::hours(1),
+    ));
+    let filed = |engine: &Engine, service: &str| {
+        engine
+            .attempts_by_service
+            .get(service)
+            .is_some_and(|ids| ids.contains("github:moved"))
+    };
+    assert!(filed(&engine, "a") && filed(&engine, "b"));
+    // Ten days later the cut passes it.
+    engine.apply(&update(
+        "3",
+        "later",
+        "acme/b",
+        DeploymentState::Success,
+        start + Duration::days(10),
+    ));
+    assert!(!engine.advance_horizon().is_empty());
+    assert!(
+        !engine
+            .state()
+            .inputs
+            .deployments
+            .contains_key("github:moved")
+    );
+    assert!(!filed(&engine, "a") && !filed(&engine, "b"));
+    let faults = index_faults(&engine);
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+    assert_eq!(
+        engine.frozen_facts("b")[0].deployments[0].id,
+        "github:moved"
+    );
 }
 
 #[test]
