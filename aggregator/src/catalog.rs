@@ -148,10 +148,10 @@ impl Catalog {
     }
 
     /// The services of a repository: its catalog services, else one service named after it.
-    pub fn repo_services(&self, repo: &str) -> Vec<String> {
+    pub fn repo_services<'a>(&'a self, repo: &'a str) -> Vec<&'a str> {
         match self.bindings(repo) {
-            Some(bindings) => bindings.iter().map(|b| b.service.clone()).collect(),
-            None => vec![repo.to_string()],
+            Some(bindings) => bindings.iter().map(|b| b.service.as_str()).collect(),
+            None => vec![repo],
         }
     }
 
@@ -213,12 +213,16 @@ impl Catalog {
     }
 
     /// The service of an incident: the catalog alias of its service id or name, else the name.
-    pub fn incident_service(&self, id: Option<&str>, name: Option<&str>) -> Option<String> {
+    pub fn incident_service<'a>(
+        &'a self,
+        id: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Option<&'a str> {
         id.and_then(|i| self.incident_aliases.get(i))
             .or_else(|| name.and_then(|n| self.incident_aliases.get(n)))
-            .cloned()
-            .or_else(|| name.map(String::from))
-            .or_else(|| id.map(String::from))
+            .map(String::as_str)
+            .or(name)
+            .or(id)
     }
 
     /// The service and environment of an application (metrics.md §1): the catalog's alias and
@@ -368,17 +372,15 @@ mod tests {
     fn incidents_map_by_id_then_name_then_default_to_the_name() {
         let c = catalog();
         assert_eq!(
-            c.incident_service(Some("PXXXXXX"), Some("whatever"))
-                .as_deref(),
+            c.incident_service(Some("PXXXXXX"), Some("whatever")),
             Some("checkout")
         );
         assert_eq!(
-            c.incident_service(Some("P1"), Some("Checkout API"))
-                .as_deref(),
+            c.incident_service(Some("P1"), Some("Checkout API")),
             Some("checkout")
         );
         assert_eq!(
-            c.incident_service(Some("P1"), Some("pig208")).as_deref(),
+            c.incident_service(Some("P1"), Some("pig208")),
             Some("pig208")
         );
         assert_eq!(c.services_of_team("payments"), vec!["checkout"]);

@@ -23,12 +23,12 @@ pub fn partitions_of(catalog: &Catalog, record: &LogRecord, partitions: u32) -> 
         .flat_map(|e| {
             let services = services_of(catalog, e);
             if services.is_empty() {
-                vec![UNMAPPED.to_string()]
+                vec![UNMAPPED]
             } else {
                 services
             }
         })
-        .map(|service| partition_of(&service, partitions))
+        .map(|service| partition_of(service, partitions))
         .collect();
     placed.sort_unstable();
     placed.dedup();

@@ -260,7 +260,12 @@ impl Engine {
             .cloned()
             .collect();
         for repo in self.state.inputs.repos.values() {
-            services.extend(self.catalog.repo_services(&repo.name));
+            services.extend(
+                self.catalog
+                    .repo_services(&repo.name)
+                    .into_iter()
+                    .map(String::from),
+            );
         }
         // Each branch history is built once, for the derivations and for the release.
         let (derived, releases) = {

@@ -239,6 +239,11 @@ impl<K: Ord, V> SmallMap<K, V> {
                 true
             }
             Err(i) => {
+                // Most attempts and incidents get one or two updates: the first takes one slot,
+                // not the four a vector starts with (an attempt's update is some 150 bytes).
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (key, value));
                 true
             }

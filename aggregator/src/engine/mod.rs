@@ -84,27 +84,24 @@ fn index_under(index: &mut ByService, service: &str, id: &str) -> bool {
 
 /// The services one event concerns (none for a push to a repository of no service or an
 /// incident of no service; the unmapped bucket for a deployment of no service).
-pub fn services_of(catalog: &Catalog, event: &Event) -> Vec<String> {
+pub fn services_of<'a>(catalog: &'a Catalog, event: &'a Event) -> Vec<&'a str> {
     match event {
         Event::Push(p) => catalog.repo_services(&p.repo),
         Event::PullRequestMerged(p) => catalog.repo_services(&p.repo),
-        Event::Deployment(d) => vec![
-            service_of_attempt(
-                catalog,
-                d.app.as_ref(),
-                d.repo.as_deref(),
-                d.service_hint.as_deref(),
-                &d.environment,
-            )
-            .to_string(),
-        ],
+        Event::Deployment(d) => vec![service_of_attempt(
+            catalog,
+            d.app.as_ref(),
+            d.repo.as_deref(),
+            d.service_hint.as_deref(),
+            &d.environment,
+        )],
         Event::Incident(i) => catalog
             .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
             .into_iter()
             .collect(),
         Event::Health(h) => {
             let (service, _) = catalog.app(AppKind::Argocd, &h.app, h.environment.as_deref());
-            vec![service.to_string()]
+            vec![service]
         }
     }
 }
@@ -192,10 +189,12 @@ impl Engine {
                 let settled = i.settle()?;
                 Some((
                     id.clone(),
-                    self.catalog.incident_service(
-                        settled.service_id.as_deref(),
-                        settled.service_name.as_deref(),
-                    ),
+                    self.catalog
+                        .incident_service(
+                            settled.service_id.as_deref(),
+                            settled.service_name.as_deref(),
+                        )
+                        .map(String::from),
                 ))
             })
             .collect();
@@ -229,7 +228,8 @@ impl Engine {
             .map(|r| r.name.clone())
             .collect();
         for repo in repos {
-            self.dirty.extend(self.catalog.repo_services(&repo));
+            let services = self.catalog.repo_services(&repo);
+            self.dirty.extend(services.into_iter().map(String::from));
         }
         self.dirty.extend(self.attempts_by_service.keys().cloned());
         self.dirty.extend(self.incidents_by_service.keys().cloned());
@@ -239,10 +239,6 @@ impl Engine {
 
     fn attempt_service<'a>(&'a self, fields: &'a AttemptFields) -> &'a str {
         attempt_service(&self.catalog, fields)
-    }
-
-    fn services_of(&self, event: &Event) -> Vec<String> {
-        services_of(&self.catalog, event)
     }
 
     /// Folds one log record into the state. Duplicates (same delivery key) are counted and
@@ -265,22 +261,30 @@ impl Engine {
         };
         if !self.state.inputs.first_sighting(&record.delivery) {
             self.state.duplicates_total += u64::from(counts_totals(record));
-            let mut services: BTreeSet<String> = BTreeSet::new();
-            for event in events {
-                services.extend(self.services_of(event));
-            }
+            let services: BTreeSet<&str> = events
+                .iter()
+                .flat_map(|e| services_of(&self.catalog, e))
+                .collect();
             for service in services {
-                *self.state.duplicates.entry(service).or_default() += 1;
+                *self
+                    .state
+                    .duplicates
+                    .entry(service.to_string())
+                    .or_default() += 1;
             }
             return;
         }
         if self.observe(record, events) {
-            let services = events.iter().flat_map(|e| self.services_of(e)).collect();
+            let services = events
+                .iter()
+                .flat_map(|e| services_of(&self.catalog, e))
+                .map(String::from)
+                .collect();
             self.count_too_late(services, counts_totals(record));
             return;
         }
         for event in events {
-            let services = self.services_of(event);
+            let services = services_of(&self.catalog, event);
             let changed = match event {
                 Event::Push(push) => {
                     if push.commits_not_listed > 0 {
@@ -288,7 +292,7 @@ impl Engine {
                             *self
                                 .state
                                 .commits_not_listed
-                                .entry(service.clone())
+                                .entry(service.to_string())
                                 .or_default() += push.commits_not_listed;
                         }
                     }
@@ -320,10 +324,16 @@ impl Engine {
                 }
             };
             // An event that repeats known facts under another delivery id changes nothing.
+            // (Asked before changed: replaying a log, the cache is empty and most events concern
+            // a service already marked.)
             if changed {
                 for service in services {
-                    self.cache.remove(&service);
-                    self.dirty.insert(service);
+                    if !self.cache.is_empty() {
+                        self.cache.remove(service);
+                    }
+                    if !self.dirty.contains(service) {
+                        self.dirty.insert(service.to_string());
+                    }
                 }
             }
         }
