@@ -274,6 +274,7 @@ pub fn derive_service(
     // Frozen production deployments that live ones may still refer to (attribution, rollbacks,
     // fix forwards) come first: they finished before every live one.
     let recent = context.recent.len();
+    let mut production = Production::new(definitions);
     let mut facts: Vec<DeploymentFact> = Vec::with_capacity(recent + attempts.len());
     facts.extend_from_slice(&context.recent);
     facts.extend(
@@ -283,7 +284,7 @@ pub fn derive_service(
                 id: id.to_string(),
                 service: Some(service.to_string()),
                 environment: environment_of(catalog, attempt.fields).to_string(),
-                production: is_production(definitions, catalog, attempt.fields),
+                production: production.of(catalog, attempt.fields),
                 revision: attempt.fields.revision.clone(),
                 finished_at: *finished_at,
                 succeeded: *succeeded,
@@ -682,14 +683,35 @@ pub fn environment_of<'a>(catalog: &'a Catalog, fields: &'a AttemptFields) -> &'
     }
 }
 
-/// True for an attempt in a production-tier environment: the tier the source states (GitLab),
-/// else the environment's name matched by the production pattern.
-pub fn is_production(definitions: &Definitions, catalog: &Catalog, fields: &AttemptFields) -> bool {
-    match fields.tier {
-        Some(tier) => tier == Tier::Production,
-        None => definitions
-            .production
-            .is_match(environment_of(catalog, fields)),
+/// Which attempts are in a production-tier environment: the tier the source states (GitLab),
+/// else the environment's name matched by the production pattern. The pattern is a regular
+/// expression and a service deploys to a handful of environments: each name is matched once.
+pub struct Production<'a> {
+    definitions: &'a Definitions,
+    matched: Vec<(&'a str, bool)>,
+}
+
+impl<'a> Production<'a> {
+    /// Nothing matched yet.
+    pub fn new(definitions: &'a Definitions) -> Self {
+        Self {
+            definitions,
+            matched: Vec::new(),
+        }
+    }
+
+    /// True for an attempt in a production-tier environment.
+    pub fn of(&mut self, catalog: &'a Catalog, fields: &'a AttemptFields) -> bool {
+        if let Some(tier) = fields.tier {
+            return tier == Tier::Production;
+        }
+        let environment = environment_of(catalog, fields);
+        if let Some(&(_, production)) = self.matched.iter().find(|(e, _)| *e == environment) {
+            return production;
+        }
+        let production = self.definitions.production.is_match(environment);
+        self.matched.push((environment, production));
+        production
     }
 }
 

@@ -21,8 +21,9 @@ use crate::catalog::repo_key;
 pub struct Inputs {
     /// Hashes of the delivery keys already applied.
     pub seen: Generations,
-    /// Per repository (lower-case `owner/name`).
-    pub repos: BTreeMap<String, RepoInputs>,
+    /// Per repository (lower-case `owner/name`; a hash map: looked up per push, and nothing
+    /// depends on its order).
+    pub repos: HashMap<String, RepoInputs>,
     /// Deployment attempts by source-given id (a hash map: looked up per attempt at every
     /// derive; nothing depends on its order).
     pub deployments: HashMap<String, AttemptInputs>,
