@@ -493,14 +493,19 @@ fn differences(left: &ServiceFacts, right: &ServiceFacts) -> Vec<String> {
     out
 }
 
-/// An attempt whose later update maps it to another service is filed under both; when it
-/// leaves the working state at a cut, it leaves both indexes.
-#[test]
-fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
-    let update = |key: &str, id: &str, repo: &str, state, at: Timestamp| LogRecord {
+/// A delivery of one production deployment status of `repo`, revision `0-0-0`.
+fn deployment_record(
+    key: &str,
+    id: &str,
+    repo: &str,
+    state: DeploymentState,
+    at: Timestamp,
+    received_at: Timestamp,
+) -> LogRecord {
+    LogRecord {
         delivery: key.into(),
         source: "github".into(),
-        received_at: at + Duration::minutes(1),
+        received_at,
         headers: vec![],
         body: Default::default(),
         outcome: Outcome::Events {
@@ -509,13 +514,22 @@ fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
                 repo: Some(repo.into()),
                 service_hint: None,
                 environment: "production".into(),
-                revision: "abc".into(),
+                revision: "0-0-0".into(),
                 state,
                 at,
                 tier: None,
                 app: None,
             })],
         },
+    }
+}
+
+/// An attempt whose later update maps it to another service is filed under both; when it
+/// leaves the working state at a cut, it leaves both indexes.
+#[test]
+fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
+    let update = |key: &str, id: &str, repo: &str, state, at: Timestamp| {
+        deployment_record(key, id, repo, state, at, at + Duration::minutes(1))
     };
     let start = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
     let mut engine = horizon_engine();
@@ -576,25 +590,9 @@ fn deliveries_about_final_facts_are_too_late_and_change_nothing() {
     let cut = engine.state().horizon.cut.expect("the cut moved");
     let before = all_facts(&engine, "a");
     let frozen_id = engine.frozen_facts("a")[0].deployments[0].id.clone();
-    let late = |key: &str, id: &str, at: Timestamp| LogRecord {
-        delivery: key.into(),
-        source: "github".into(),
-        received_at: at + Duration::days(30),
-        headers: vec![],
-        body: Default::default(),
-        outcome: Outcome::Events {
-            events: vec![Event::Deployment(DeploymentUpdate {
-                id: id.into(),
-                repo: Some("acme/a".into()),
-                service_hint: None,
-                environment: "production".into(),
-                revision: "0-0-0".into(),
-                state: DeploymentState::Success,
-                at,
-                tier: None,
-                app: None,
-            })],
-        },
+    let late = |key: &str, id: &str, at: Timestamp| {
+        let received = at + Duration::days(30);
+        deployment_record(key, id, "acme/a", DeploymentState::Success, at, received)
     };
     // A new deployment before the cut, and a new status of a final one after it.
     engine.apply(&late("late-1", "new", cut - Duration::hours(1)));
