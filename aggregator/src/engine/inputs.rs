@@ -294,7 +294,6 @@ mod map_as_pairs {
     }
 }
 
-/// A stable 64-bit hash of a delivery key (stable across builds, so checkpoints stay valid).
 /// The hash a commit or revision is remembered by: a SHA is already a hash, so its first 16 hex
 /// digits are taken as they are (cheap, and stable across builds); anything else is hashed.
 pub fn commit_hash(sha: &str) -> u64 {
@@ -304,7 +303,8 @@ pub fn commit_hash(sha: &str) -> u64 {
     }
 }
 
-/// A stable 64-bit hash of a key (SHA-256 prefix).
+/// A stable 64-bit hash of a key (SHA-256 prefix; stable across builds, so checkpoints stay
+/// valid).
 pub fn delivery_hash(key: &str) -> u64 {
     hash_of_parts([key])
 }
