@@ -399,10 +399,17 @@ impl Engine {
             reports.retain(|r| r.at >= cut);
         }
         inputs.health.retain(|_, reports| !reports.is_empty());
-        if std::mem::take(&mut self.attempts_refiled) {
+        let refiled_gone: Vec<String> = self
+            .attempts_refiled
+            .iter()
+            .filter(|id| !inputs.deployments.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in refiled_gone {
             for ids in self.attempts_by_service.values_mut() {
-                ids.retain(|id| inputs.deployments.contains_key(id));
+                ids.remove(&id);
             }
+            self.attempts_refiled.remove(&id);
         }
         for ids in self.incidents_by_service.values_mut() {
             ids.retain(|id| inputs.incidents.contains_key(id));

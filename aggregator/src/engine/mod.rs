@@ -132,10 +132,10 @@ pub struct Engine {
     catalog: Catalog,
     definitions: Definitions,
     attempts_by_service: ByService,
-    /// A known attempt was filed under another service since the last cut (its later updates
-    /// name another): the cut then sweeps every service's attempts, else it unfiles the attempts
-    /// that leave from their own service only.
-    attempts_refiled: bool,
+    /// Attempts filed under more than one service (a later update mapped a known attempt to
+    /// another service): a cut unfiles a leaving attempt from its own service, and these from
+    /// every service.
+    attempts_refiled: HashSet<String>,
     incidents_by_service: ByService,
     apps_by_service: ByService,
     /// Services whose facts may have changed (a hash set: apply marks one per event).
@@ -152,7 +152,7 @@ impl Engine {
             catalog,
             definitions,
             attempts_by_service: HashMap::default(),
-            attempts_refiled: false,
+            attempts_refiled: HashSet::default(),
             incidents_by_service: HashMap::default(),
             apps_by_service: HashMap::default(),
             dirty: HashSet::default(),
@@ -305,7 +305,9 @@ impl Engine {
                         self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
                         let filed = index_under(&mut self.attempts_by_service, service, &id);
-                        self.attempts_refiled |= filed && known;
+                        if filed && known {
+                            self.attempts_refiled.insert(id.clone());
+                        }
                     }
                     changed
                 }

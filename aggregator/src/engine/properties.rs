@@ -524,59 +524,75 @@ fn deployment_record(
     }
 }
 
-/// An attempt whose later update maps it to another service is filed under both; when it
-/// leaves the working state at a cut, it leaves both indexes.
+/// An attempt whose later update maps it to another service is filed under both; it stays
+/// filed under both while it stays live across a cut, and when it leaves the working state at a
+/// later cut, it leaves both indexes.
 #[test]
 fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
     let update = |key: &str, id: &str, repo: &str, state, at: Timestamp| {
         deployment_record(key, id, repo, state, at, at + Duration::minutes(1))
     };
     let start = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let moved_at = start + Duration::days(5);
     let mut engine = horizon_engine();
     engine.apply(&update(
         "1",
-        "moved",
-        "acme/a",
-        DeploymentState::Pending,
+        "early",
+        "acme/b",
+        DeploymentState::Success,
         start,
     ));
     engine.apply(&update(
         "2",
         "moved",
+        "acme/a",
+        DeploymentState::Pending,
+        moved_at,
+    ));
+    engine.apply(&update(
+        "3",
+        "moved",
         "acme/b",
         DeploymentState::Success,
-        start + Duration::hours(1),
+        moved_at + Duration::hours(1),
     ));
-    let filed = |engine: &Engine, service: &str| {
+    let filed = |engine: &Engine, id: &str, service: &str| {
         engine
             .attempts_by_service
             .get(service)
-            .is_some_and(|ids| ids.contains("github:moved"))
+            .is_some_and(|ids| ids.contains(id))
     };
-    assert!(filed(&engine, "a") && filed(&engine, "b"));
-    // Ten days later the cut passes it.
+    assert!(filed(&engine, "github:moved", "a") && filed(&engine, "github:moved", "b"));
+    let faults = |engine: &Engine| {
+        let faults = index_faults(engine);
+        assert!(faults.is_empty(), "{}", faults.join("\n"));
+    };
+    // A first cut passes the early attempt only: the moved one stays filed under both.
+    assert!(!engine.advance_horizon().is_empty());
+    let cut = engine.state().horizon.cut.expect("the cut moved");
+    assert!(cut > start && cut < moved_at, "cut at {cut}");
+    assert!(!filed(&engine, "github:early", "b"));
+    assert!(filed(&engine, "github:moved", "a") && filed(&engine, "github:moved", "b"));
+    faults(&engine);
+    // Ten days later a second cut passes it.
     engine.apply(&update(
-        "3",
+        "4",
         "later",
         "acme/b",
         DeploymentState::Success,
-        start + Duration::days(10),
+        moved_at + Duration::days(10),
     ));
     assert!(!engine.advance_horizon().is_empty());
-    assert!(
-        !engine
-            .state()
-            .inputs
-            .deployments
-            .contains_key("github:moved")
-    );
-    assert!(!filed(&engine, "a") && !filed(&engine, "b"));
-    let faults = index_faults(&engine);
-    assert!(faults.is_empty(), "{}", faults.join("\n"));
-    assert_eq!(
-        engine.frozen_facts("b")[0].deployments[0].id,
-        "github:moved"
-    );
+    let deployments = &engine.state().inputs.deployments;
+    assert!(!deployments.contains_key("github:moved"));
+    assert!(!filed(&engine, "github:moved", "a") && !filed(&engine, "github:moved", "b"));
+    faults(&engine);
+    let frozen = engine.frozen_facts("b");
+    let ids: Vec<&str> = frozen
+        .iter()
+        .flat_map(|f| f.deployments.iter().map(|d| d.id.as_str()))
+        .collect();
+    assert_eq!(ids, ["github:early", "github:moved"]);
 }
 
 #[test]
