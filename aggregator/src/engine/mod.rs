@@ -326,8 +326,8 @@ impl Engine {
                 }
             };
             // An event that repeats known facts under another delivery id changes nothing.
-            // (Asked before changed: replaying a log, the cache is empty and most events concern
-            // a service already marked.)
+            // Both sets are asked before they are changed: replaying a log, the cache is empty
+            // and most events concern a service already marked (no name is copied then).
             if changed {
                 for service in services {
                     if !self.cache.is_empty() {
