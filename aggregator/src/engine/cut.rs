@@ -41,16 +41,20 @@ impl Release {
         let mut leaving_changes = 0;
         let mut tip: Option<&PushKey> = None;
         let finals = finals.repo(&repo.name);
+        let old = cut - span;
         for &(push_key, push, new_changes) in &branch.pushes {
             // The changes it brought first; its other commits came with pushes before it (all
             // final, or it would not be reached) or left the working state already.
             let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
             let all_final = push.pushed_at < cut
-                && brought.iter().all(|c| {
-                    finals
-                        .and_then(|f| f.get(c.position))
-                        .unwrap_or(c.commit.timestamp < cut - span)
-                });
+                && brought
+                    .iter()
+                    .all(|c| match finals.and_then(|f| f.get(c.position)) {
+                        Some(done) => done,
+                        // No service has it: final once pending longer than the horizon (its
+                        // commit is read only then).
+                        None => c.commit.timestamp < old,
+                    });
             if !all_final {
                 break;
             }
@@ -292,10 +296,14 @@ pub(super) fn split_at_cut(
     recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
     context.recent = recent;
     context.unsettled = unsettled;
-    context
-        .frozen_shas
-        .extend(newly.changes.iter().map(|c| commit_hash(&c.sha)));
     context.frozen_shas.retain(|hash| kept(*hash));
+    context.frozen_shas.extend(
+        newly
+            .changes
+            .iter()
+            .map(|c| commit_hash(&c.sha))
+            .filter(|hash| kept(*hash)),
+    );
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {

@@ -141,9 +141,10 @@ pub struct ServiceScope<'a> {
 /// A cut freezes the facts before it, and they depend on nothing later than an attribution
 /// window after it, but for incidents naming a revision (§3), which may come at any time. So a
 /// derivation for a cut leaves out the deployments finished more than a window after it, unless
-/// they deployed a revision an incident names, and the health reports after then; every change
-/// of the history is still linked (positions and forced pushes need them all), but only final
-/// changes become facts. The facts before the cut are exactly those of a full derivation; the
+/// they deployed a revision an incident names, and the health reports after then; it reads
+/// branch histories up to about then (`order::history_for_cut`: a prefix, positions unchanged,
+/// the whole history where a revision it deploys was left out), and only final changes become
+/// facts. The facts before the cut are exactly those of a full derivation; the
 /// others are incomplete and are not kept. Facts are built for about a window past the cut, not a
 /// horizon.
 fn final_only(
@@ -187,6 +188,51 @@ pub fn derive_service(
     let empty = Context::default();
     let context = context.unwrap_or(&empty);
 
+    // Ended attempts, in finishing order.
+    let mut attempts: Vec<(&str, Attempt, Timestamp, bool)> = attempts
+        .into_iter()
+        .filter_map(|(id, attempt)| {
+            let (finished_at, succeeded) = attempt.end?;
+            Some((id, attempt, finished_at, succeeded))
+        })
+        .collect();
+    // Incidents, in opening order.
+    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
+        .iter()
+        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
+        .collect();
+    incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
+
+    // Health reports of the service's applications, in time order, with their environments.
+    let mut reports: Vec<Report> = apps
+        .iter()
+        .filter_map(|app| Some((app, inputs.health.get(app)?)))
+        .flat_map(|(app, entries)| {
+            entries.iter().map(move |e| Report {
+                app,
+                environment: catalog
+                    .app(AppKind::Argocd, app, e.environment.as_deref())
+                    .1,
+                entry: e,
+            })
+        })
+        .collect();
+    reports.sort_by(|a, b| (a.entry, a.app).cmp(&(b.entry, b.app)));
+    if let Some((cut, _)) = final_before {
+        let until = cut + chrono::Duration::seconds(window);
+        final_only(&mut attempts, &incidents, &mut reports, until);
+    }
+    attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+
+    // The revisions the attempts deployed (by hash), for histories built for a cut.
+    let revisions: Vec<u64> = match histories {
+        Some(_) => attempts
+            .iter()
+            .map(|(_, attempt, _, _)| revision_hash(&attempt.fields.revision))
+            .collect(),
+        None => Vec::new(),
+    };
+
     // Changes of every bound repository, in push order (§2.1).
     let mut repos: Vec<BoundRepo> = Vec::new();
     for (key, binding) in catalog.repos_of(service).iter() {
@@ -195,8 +241,9 @@ pub fn derive_service(
         };
         let built;
         let branch = match histories.and_then(|h| h.get(key.as_str())) {
-            Some(branch) => branch,
-            None => {
+            // A history for a cut that left out a revision deployed here is not enough.
+            Some(branch) if !branch.leaves_out(&revisions) => branch,
+            _ => {
                 built = history(repo);
                 &built
             }
@@ -234,42 +281,6 @@ pub fn derive_service(
             forced,
         });
     }
-
-    // Ended attempts, in finishing order.
-    let mut attempts: Vec<(&str, Attempt, Timestamp, bool)> = attempts
-        .into_iter()
-        .filter_map(|(id, attempt)| {
-            let (finished_at, succeeded) = attempt.end?;
-            Some((id, attempt, finished_at, succeeded))
-        })
-        .collect();
-    // Incidents, in opening order.
-    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
-        .iter()
-        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
-        .collect();
-    incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
-
-    // Health reports of the service's applications, in time order, with their environments.
-    let mut reports: Vec<Report> = apps
-        .iter()
-        .filter_map(|app| Some((app, inputs.health.get(app)?)))
-        .flat_map(|(app, entries)| {
-            entries.iter().map(move |e| Report {
-                app,
-                environment: catalog
-                    .app(AppKind::Argocd, app, e.environment.as_deref())
-                    .1,
-                entry: e,
-            })
-        })
-        .collect();
-    reports.sort_by(|a, b| (a.entry, a.app).cmp(&(b.entry, b.app)));
-    if let Some((cut, _)) = final_before {
-        let until = cut + chrono::Duration::seconds(window);
-        final_only(&mut attempts, &incidents, &mut reports, until);
-    }
-    attempts.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
 
     // Frozen production deployments that live ones may still refer to (attribution, rollbacks,
     // fix forwards) come first: they finished before every live one.

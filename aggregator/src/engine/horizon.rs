@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::cut::{Cut, Finality, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, hash_of_parts};
-use super::order::{History, history};
+use super::order::{CutShort, History, history_for_cut};
 use super::{Engine, attempt_service};
 
 /// What the live rules of a service need to know about its frozen past.
@@ -267,14 +267,20 @@ impl Engine {
                     .map(String::from),
             );
         }
-        // Each branch history is built once, for the derivations and for the release.
+        // Each branch history is built once, for the derivations and for the release, and only
+        // up to where the final facts need it (see `order::history_for_cut`).
         let (derived, releases) = {
+            let short = CutShort {
+                cut,
+                until: cut + window,
+                span,
+            };
             let histories: HashMap<&str, History> = self
                 .state
                 .inputs
                 .repos
                 .iter()
-                .map(|(key, repo)| (key.as_str(), history(repo)))
+                .map(|(key, repo)| (key.as_str(), history_for_cut(repo, short)))
                 .collect();
             let derived: Vec<(String, Arc<ServiceFacts>)> = services
                 .into_iter()

@@ -4,7 +4,9 @@
 
 use super::HashSet;
 
+use chrono::Duration;
 use doraflow_schemas::event::Commit;
+use doraflow_schemas::time::Timestamp;
 
 use super::inputs::{PushKey, RepoInputs, StoredPush, commit_hash};
 
@@ -41,6 +43,31 @@ pub struct History<'a> {
     pub forced: Vec<ForcedPush<'a>>,
     /// The pushes in push order, each with the number of changes it brought first.
     pub pushes: Vec<(&'a PushKey, &'a StoredPush, usize)>,
+    /// Of a history built for a cut ([`history_for_cut`]) that left its last pushes out: the
+    /// hashes of their commits, sorted. `None`: the history is whole.
+    pub left_out: Option<Vec<u64>>,
+}
+
+impl History<'_> {
+    /// Whether this history left out one of these commits (by hash): then a derivation that
+    /// deploys one needs the whole history.
+    pub fn leaves_out(&self, hashes: &[u64]) -> bool {
+        self.left_out
+            .as_ref()
+            .is_some_and(|out| hashes.iter().any(|h| out.binary_search(h).is_ok()))
+    }
+}
+
+/// Where a history built for a cut may stop (see [`history_for_cut`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CutShort {
+    /// The cut.
+    pub cut: Timestamp,
+    /// The last instant a derivation for the cut reads deployments up to (the cut plus the
+    /// attribution window).
+    pub until: Timestamp,
+    /// The horizon: a change pending since before `cut - span` is final.
+    pub span: Duration,
 }
 
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by
@@ -51,6 +78,22 @@ pub fn ordered_changes(repo: &RepoInputs) -> Vec<OrderedChange<'_>> {
 
 /// The tracked branch's history: changes in push order plus the forced pushes among them.
 pub fn history(repo: &RepoInputs) -> History<'_> {
+    history_with(repo, None)
+}
+
+/// The same for a derivation of the facts a cut makes final (`derive::final_only`): it stops
+/// before the first push (in push order) later than `until`, when nothing from there on can
+/// change a final fact. The changes kept are a prefix of the whole history's, with the same
+/// positions. The pushes left out bring only changes that are not final, and change no final
+/// fact: a derivation that deploys one of their commits (by `until`; see [`History::leaves_out`])
+/// builds the whole history; none of their forced pushes happened before the cut (so what they
+/// drop is dropped after it); none of their commits is older than `cut - span` (final by age).
+/// Otherwise the history is whole.
+pub fn history_for_cut(repo: &RepoInputs, short: CutShort) -> History<'_> {
+    history_with(repo, Some(short))
+}
+
+fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
     let Some((_, branch)) = &repo.default_branch else {
         return History::default();
     };
@@ -131,13 +174,17 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         }
     }
 
+    let (kept, left_out) = match short.and_then(|short| tail_of(&order, &pushes, short)) {
+        Some((start, left_out)) => (start, Some(left_out)),
+        None => (order.len(), None),
+    };
+
     // Commits by the hash they are remembered by (a SHA's first 16 hex digits).
-    let mut seen: HashSet<u64> =
-        HashSet::with_capacity_and_hasher(pushes.len() * 4, Default::default());
+    let mut seen: HashSet<u64> = HashSet::with_capacity_and_hasher(kept * 4, Default::default());
     let mut out = Vec::with_capacity(seen.capacity());
     let mut forced = Vec::new();
-    let mut visited_pushes = Vec::with_capacity(order.len());
-    for i in order {
+    let mut visited_pushes = Vec::with_capacity(kept);
+    for &i in &order[..kept] {
         let push = pushes[i].2;
         let before = out.len();
         if push.forced {
@@ -165,7 +212,38 @@ pub fn history(repo: &RepoInputs) -> History<'_> {
         changes: out,
         forced,
         pushes: visited_pushes,
+        left_out,
     }
+}
+
+/// Where a history for a cut may stop: the index in `order` of the first push later than
+/// `until`, and the sorted hashes of the commits from there on; `None` when it must be whole (a
+/// forced push from there on happened before the cut, or a commit is older than `cut - span`).
+fn tail_of(
+    order: &[usize],
+    pushes: &[(&String, &String, &StoredPush)],
+    short: CutShort,
+) -> Option<(usize, Vec<u64>)> {
+    let start = order
+        .iter()
+        .position(|&i| pushes[i].2.pushed_at > short.until)?;
+    let old = short.cut - short.span;
+    let mut left_out = Vec::new();
+    for &i in &order[start..] {
+        let push = pushes[i].2;
+        if push.forced && push.pushed_at < short.cut {
+            return None;
+        }
+        for (commit, hash) in push.hashed_commits() {
+            if commit.timestamp < old {
+                return None;
+            }
+            left_out.push(hash);
+        }
+    }
+    left_out.sort_unstable();
+    left_out.dedup();
+    Some((start, left_out))
 }
 
 #[cfg(test)]
@@ -231,6 +309,60 @@ mod tests {
         assert_eq!(order_of(&[x.clone(), y.clone(), z.clone()]), expected);
         assert_eq!(order_of(&[z.clone(), x.clone(), y.clone()]), expected);
         assert_eq!(order_of(&[y, z, x]), expected);
+    }
+
+    fn cut_short(pushes: &[Push], cut: &str) -> (Vec<String>, Option<Vec<u64>>) {
+        let mut inputs = Inputs::default();
+        for p in pushes {
+            inputs.add_push(p, false);
+        }
+        let cut = parse_rfc3339(cut).unwrap();
+        let short = CutShort {
+            cut,
+            until: cut + Duration::days(1),
+            span: Duration::days(3),
+        };
+        let history = history_for_cut(&inputs.repos["acme/app"], short);
+        let shas = history.changes.iter().map(|c| c.commit.sha.to_string());
+        (shas.collect(), history.left_out)
+    }
+
+    #[test]
+    fn a_history_for_a_cut_stops_before_the_first_push_after_the_window() {
+        let a = push("0000", "aa", &["aa"], "2026-01-01T00:00:00Z");
+        // Pushed within the window after the cut: kept.
+        let b = push("aa", "bb", &["bb"], "2026-01-03T12:00:00Z");
+        // After it: left out, and so is the push after it, earlier as it says it is.
+        let c = push("bb", "dd", &["cc", "dd"], "2026-01-04T01:00:00Z");
+        let d = push("dd", "ee", &["ee"], "2026-01-03T13:00:00Z");
+        let (kept, left_out) = cut_short(&[d, c, b, a], "2026-01-03T00:00:00Z");
+        assert_eq!(kept, vec!["aa", "bb"]);
+        let mut expected: Vec<u64> = ["cc", "dd", "ee"].iter().map(|s| commit_hash(s)).collect();
+        expected.sort_unstable();
+        assert_eq!(left_out, Some(expected));
+    }
+
+    #[test]
+    fn a_history_for_a_cut_is_whole_when_what_follows_could_be_final() {
+        let cut = "2026-01-10T00:00:00Z";
+        let a = push("0000", "aa", &["aa"], "2026-01-09T00:00:00Z");
+        let b = push("aa", "bb", &["bb"], "2026-01-12T00:00:00Z");
+        // Nothing later than the window: whole.
+        assert_eq!(
+            cut_short(std::slice::from_ref(&a), cut),
+            (vec!["aa".to_string()], None)
+        );
+        assert!(cut_short(&[a.clone(), b.clone()], cut).1.is_some());
+        // A forced push after the first one left out but before the cut (its clock says so).
+        let mut forced = push("bb", "cc", &["cc"], "2026-01-09T12:00:00Z");
+        forced.forced = true;
+        let (kept, left_out) = cut_short(&[a.clone(), b.clone(), forced], cut);
+        assert_eq!((kept.len(), left_out), (3, None));
+        // A commit older than the cut minus the horizon, pushed late: final by age.
+        let mut old = push("bb", "cc", &["cc"], "2026-01-12T01:00:00Z");
+        old.commits[0].timestamp = parse_rfc3339("2026-01-06T00:00:00Z").unwrap();
+        let (kept, left_out) = cut_short(&[a, b, old], cut);
+        assert_eq!((kept.len(), left_out), (3, None));
     }
 
     #[test]

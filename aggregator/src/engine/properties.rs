@@ -15,7 +15,8 @@ use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{Event, LogRecord, Outcome};
 use proptest::prelude::*;
 
-use super::{Engine, EngineState, ServiceFacts};
+use super::order::{CutShort, History, history, history_for_cut};
+use super::{Engine, EngineState, HashMap, ServiceFacts};
 use crate::catalog::Catalog;
 use crate::summary::{Counters, Edition, Query, summarize};
 
@@ -84,8 +85,13 @@ fn month(seed: u64) -> Vec<LogRecord> {
                 let commits: Vec<Commit> = (0..n)
                     .map(|i| Commit {
                         sha: hex_sha((s * 1000 + day as u64) * 100 + i).into(),
-                        // Sometimes after the deployment: clock skew.
-                        timestamp: date + Duration::minutes(next(900) as i64),
+                        // Sometimes after the deployment: clock skew; sometimes older than
+                        // the horizon (a commit pushed long after it was made).
+                        timestamp: if next(16) == 0 {
+                            date - Duration::days(5)
+                        } else {
+                            date + Duration::minutes(next(900) as i64)
+                        },
                         title: if next(5) == 0 {
                             "hotfix: x".into()
                         } else {
@@ -111,7 +117,10 @@ fn month(seed: u64) -> Vec<LogRecord> {
             let revision = match next(5) {
                 0 => continue,
                 1 if !deployed.is_empty() => deployed[next(deployed.len() as u64) as usize].clone(),
-                2 => format!("unknown-{day}"),
+                2 if next(2) == 0 => format!("unknown-{day}"),
+                // A revision pushed two days later, if at all (§2.3: it arrives after the
+                // deployment, and after the cut has passed the deployment).
+                2 => hex_sha((s * 1000 + day as u64 + 2) * 100),
                 _ => head.clone(),
             };
             let id = format!("{s}-{day}");
@@ -428,6 +437,44 @@ proptest! {
         }
         // The working state shrank.
         prop_assert!(bounded.state().inputs.deployments.len() < open.state().inputs.deployments.len());
+    }
+
+    /// A derivation for a cut reading histories cut short for it (`order::history_for_cut`)
+    /// gives exactly the final facts a derivation reading whole histories gives, at any cut.
+    #[test]
+    fn histories_cut_short_give_the_final_facts_of_whole_ones(
+        seed in any::<u64>(),
+        order in any::<u64>(),
+        day in 3i64..19,
+    ) {
+        let mut engine = horizon_engine();
+        for r in reorder(&received_as_they_happen(&month(seed)), order, 0) {
+            engine.apply(&r);
+        }
+        let cut = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::days(day);
+        let definitions = short_horizon();
+        let short = CutShort {
+            cut,
+            until: cut + Duration::seconds(definitions.attribution_window_secs),
+            span: Duration::seconds(definitions.horizon_secs),
+        };
+        let repos = &engine.state().inputs.repos;
+        let whole: HashMap<&str, History> =
+            repos.iter().map(|(k, r)| (k.as_str(), history(r))).collect();
+        let cut_short: HashMap<&str, History> = repos
+            .iter()
+            .map(|(k, r)| (k.as_str(), history_for_cut(r, short)))
+            .collect();
+        for service in ["a", "b"] {
+            let final_facts = |histories| {
+                let mut facts = engine.derive_with(service, Some(histories), Some(cut));
+                facts.deployments.retain(|d| d.finished_at < cut);
+                facts.open_changes.clear();
+                facts
+            };
+            let diff = differences(&final_facts(&cut_short), &final_facts(&whole));
+            prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
+        }
     }
 
     /// Deliveries arriving as things happen, give or take half a day, with the cut following
