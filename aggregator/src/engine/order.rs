@@ -146,13 +146,9 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         roots.sort_by_key(|i| *pushes[*i].0 != anchor.tip);
     }
     let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
-    // Pushes only reachable through a cycle come last, in time order.
-    let mut rest: Vec<usize> = (0..pushes.len()).collect();
-    rest.sort_by_key(sort_key);
-
     let mut visited = vec![false; pushes.len()];
     let mut order = Vec::with_capacity(pushes.len());
-    for start in roots.into_iter().chain(rest) {
+    let visit = |start: usize, visited: &mut [bool], order: &mut Vec<usize>| {
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
             if visited[i] {
@@ -171,6 +167,18 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
                     .map(|(_, n)| *n)
                     .filter(|n| pushes[*n].0 == head && !visited[*n]),
             );
+        }
+    };
+    for start in roots {
+        visit(start, &mut visited, &mut order);
+    }
+    // Pushes only reachable through a cycle come last, in time order (sorted only when there
+    // are any).
+    if order.len() < pushes.len() {
+        let mut rest: Vec<usize> = (0..pushes.len()).filter(|&i| !visited[i]).collect();
+        rest.sort_by_key(sort_key);
+        for start in rest {
+            visit(start, &mut visited, &mut order);
         }
     }
 
@@ -363,6 +371,20 @@ mod tests {
         old.commits[0].timestamp = parse_rfc3339("2026-01-06T00:00:00Z").unwrap();
         let (kept, left_out) = cut_short(&[a, b, old], cut);
         assert_eq!((kept.len(), left_out), (3, None));
+    }
+
+    #[test]
+    fn pushes_only_reachable_through_a_cycle_come_last_in_time_order() {
+        // A force-push back to an earlier head makes a cycle: neither push starts the history.
+        let root = push("0000", "aa", &["r"], "2026-01-01T00:00:00Z");
+        let ahead = push("bb", "cc", &["x"], "2026-01-03T00:00:00Z");
+        let back = push("cc", "bb", &["y"], "2026-01-02T00:00:00Z");
+        let expected = vec!["r", "y", "x"];
+        assert_eq!(
+            order_of(&[root.clone(), ahead.clone(), back.clone()]),
+            expected
+        );
+        assert_eq!(order_of(&[back, ahead, root]), expected);
     }
 
     #[test]
