@@ -270,11 +270,7 @@ impl Engine {
         // Each branch history is built once, for the derivations and for the release, and only
         // up to where the final facts need it (see `order::history_for_cut`).
         let (derived, releases) = {
-            let short = CutShort {
-                cut,
-                until: cut + window,
-                span,
-            };
+            let short = CutShort::at(cut, &self.definitions);
             let histories: HashMap<&str, History> = self
                 .state
                 .inputs

@@ -5,6 +5,7 @@
 use super::HashSet;
 
 use chrono::Duration;
+use doraflow_schemas::config::Definitions;
 use doraflow_schemas::event::Commit;
 use doraflow_schemas::time::Timestamp;
 
@@ -68,6 +69,17 @@ pub struct CutShort {
     pub until: Timestamp,
     /// The horizon: a change pending since before `cut - span` is final.
     pub span: Duration,
+}
+
+impl CutShort {
+    /// Where a derivation for a cut at `cut` under these definitions may stop reading.
+    pub fn at(cut: Timestamp, definitions: &Definitions) -> Self {
+        Self {
+            cut,
+            until: cut + Duration::seconds(definitions.attribution_window_secs),
+            span: Duration::seconds(definitions.horizon_secs),
+        }
+    }
 }
 
 /// The changes of the repository's tracked (default) branch, in push order. A commit carried by

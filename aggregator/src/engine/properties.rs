@@ -452,12 +452,7 @@ proptest! {
             engine.apply(&r);
         }
         let cut = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + Duration::days(day);
-        let definitions = short_horizon();
-        let short = CutShort {
-            cut,
-            until: cut + Duration::seconds(definitions.attribution_window_secs),
-            span: Duration::seconds(definitions.horizon_secs),
-        };
+        let short = CutShort::at(cut, &short_horizon());
         let repos = &engine.state().inputs.repos;
         let whole: HashMap<&str, History> =
             repos.iter().map(|(k, r)| (k.as_str(), history(r))).collect();
