@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cut::{Cut, Finality, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
-use super::inputs::{Generations, hash_of_parts};
+use super::inputs::{AttemptSlot, Generations, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
 use super::{Engine, attempt_service};
 
@@ -353,9 +353,12 @@ impl Engine {
                 frozen.facts.push(Arc::new(newly));
             }
             // The leaving attempts are this service's: filed under it (see `attempts_refiled`).
-            if let Some(ids) = self.attempts_by_service.get_mut(&service) {
+            if let Some(slots) = self.attempts_by_service.get_mut(&service) {
+                let attempts = &self.state.inputs.deployments;
                 for id in &leaving_attempts[first_leaving..] {
-                    ids.remove(id);
+                    if let Some(slot) = attempts.slot_of(id) {
+                        slots.remove(&slot);
+                    }
                 }
             }
             touched.insert(service);
@@ -368,10 +371,10 @@ impl Engine {
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
         let catalog = &self.catalog;
-        let never_ended: Vec<(String, String)> = inputs
+        let never_ended: Vec<(AttemptSlot, String, String)> = inputs
             .deployments
             .iter()
-            .filter_map(|(id, a)| {
+            .filter_map(|(slot, id, a)| {
                 let settled = a.settle()?;
                 let idle = settled.end.is_none()
                     && a.updates
@@ -380,17 +383,18 @@ impl Engine {
                         .is_some_and(|(at, _)| *at < cut);
                 idle.then(|| {
                     (
-                        id.clone(),
+                        slot,
+                        id.to_string(),
                         attempt_service(catalog, settled.fields).to_string(),
                     )
                 })
             })
             .collect();
-        for (id, service) in never_ended {
+        for (slot, id, service) in never_ended {
             inputs.deployments.remove(&id);
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
-            if let Some(ids) = self.attempts_by_service.get_mut(&service) {
-                ids.remove(&id);
+            if let Some(slots) = self.attempts_by_service.get_mut(&service) {
+                slots.remove(&slot);
             }
         }
         for id in leaving_incidents {
@@ -401,17 +405,18 @@ impl Engine {
             reports.retain(|r| r.at >= cut);
         }
         inputs.health.retain(|_, reports| !reports.is_empty());
-        let refiled_gone: Vec<String> = self
+        // Slots freed here are reused only by attempts applied after the cut.
+        let refiled_gone: Vec<AttemptSlot> = self
             .attempts_refiled
             .iter()
-            .filter(|id| !inputs.deployments.contains_key(*id))
-            .cloned()
+            .copied()
+            .filter(|slot| inputs.deployments.at(*slot).is_none())
             .collect();
-        for id in refiled_gone {
-            for ids in self.attempts_by_service.values_mut() {
-                ids.remove(&id);
+        for slot in refiled_gone {
+            for slots in self.attempts_by_service.values_mut() {
+                slots.remove(&slot);
             }
-            self.attempts_refiled.remove(&id);
+            self.attempts_refiled.remove(&slot);
         }
         for ids in self.incidents_by_service.values_mut() {
             ids.retain(|id| inputs.incidents.contains_key(id));

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 pub use derive::ServiceFacts;
 use horizon::{Frozen, Horizon};
-use inputs::{AttemptFields, Inputs};
+use inputs::{AttemptFields, AttemptSlot, Inputs};
 
 /// The engine's hash maps and sets: foldhash rather than SipHash, because the engine hashes every
 /// SHA and name of the working state at each horizon step (SipHash was a tenth of a step). The
@@ -60,10 +60,13 @@ fn service_of_attempt<'a>(
         .unwrap_or(UNMAPPED)
 }
 
-/// Ids (of deployment attempts, incidents or applications) by service, in hash maps: every
-/// deployment update files its attempt (a B-tree of service names sharing a long prefix was a
-/// tenth of applying), and derivation and the cut sort what they read anyway.
+/// Ids (of incidents or applications) by service, in hash maps: derivation and the cut sort
+/// what they read anyway.
 type ByService = HashMap<String, HashSet<String>>;
+
+/// Deployment attempts by service, as slots of [`inputs::Attempts`]: every deployment update
+/// files its attempt (a B-tree of service names sharing a long prefix was a tenth of applying).
+type AttemptsByService = HashMap<String, HashSet<AttemptSlot>>;
 
 /// Files `id` under `service` in an index of ids by service, cloning names only when new;
 /// returns whether it was new there.
@@ -80,6 +83,17 @@ fn index_under(index: &mut ByService, service: &str, id: &str) -> bool {
         }
     }
     true
+}
+
+/// The same for an attempt's slot.
+fn file_attempt(index: &mut AttemptsByService, service: &str, slot: AttemptSlot) -> bool {
+    match index.get_mut(service) {
+        Some(slots) => slots.insert(slot),
+        None => {
+            index.insert(service.to_string(), HashSet::from_iter([slot]));
+            true
+        }
+    }
 }
 
 /// The services one event concerns (none for a push to a repository of no service or an
@@ -131,11 +145,11 @@ pub struct Engine {
     state: EngineState,
     catalog: Catalog,
     definitions: Definitions,
-    attempts_by_service: ByService,
+    attempts_by_service: AttemptsByService,
     /// Attempts filed under more than one service (a later update mapped a known attempt to
     /// another service): a cut unfiles a leaving attempt from its own service, and these from
-    /// every service.
-    attempts_refiled: HashSet<String>,
+    /// every service; deriving a service checks these belong to it.
+    attempts_refiled: HashSet<AttemptSlot>,
     incidents_by_service: ByService,
     apps_by_service: ByService,
     /// Services whose facts may have changed (a hash set: apply marks one per event).
@@ -164,21 +178,21 @@ impl Engine {
 
     /// Rebuilds the service indexes and marks every known service dirty.
     fn reindex(&mut self) {
-        let attempts: Vec<(String, String)> = self
+        let attempts: Vec<(AttemptSlot, String)> = self
             .state
             .inputs
             .deployments
             .iter()
-            .filter_map(|(id, a)| {
+            .filter_map(|(slot, _, a)| {
                 a.settle()
-                    .map(|s| (id.clone(), self.attempt_service(s.fields).to_string()))
+                    .map(|s| (slot, self.attempt_service(s.fields).to_string()))
             })
             .collect();
-        for (id, service) in attempts {
+        for (slot, service) in attempts {
             self.attempts_by_service
                 .entry(service)
                 .or_default()
-                .insert(id);
+                .insert(slot);
         }
         let incidents: Vec<(String, Option<String>)> = self
             .state
@@ -301,12 +315,12 @@ impl Engine {
                 }
                 Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
                 Event::Deployment(update) => {
-                    let (id, changed, known) =
+                    let (slot, changed, known) =
                         self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
-                        let filed = index_under(&mut self.attempts_by_service, service, &id);
+                        let filed = file_attempt(&mut self.attempts_by_service, service, slot);
                         if filed && known {
-                            self.attempts_refiled.insert(id.clone());
+                            self.attempts_refiled.insert(slot);
                         }
                     }
                     changed
@@ -372,13 +386,17 @@ impl Engine {
         let attempts: Vec<(&str, inputs::Attempt)> = self
             .attempts_by_service
             .get(service)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| {
-                        let settled = self.state.inputs.deployments.get(id)?.settle()?;
-                        // An attempt whose later updates moved it to another service is theirs.
-                        (self.attempt_service(settled.fields) == service)
-                            .then_some((id.as_str(), settled))
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter_map(|slot| {
+                        let (id, inputs) = self.state.inputs.deployments.at(*slot)?;
+                        let settled = inputs.settle()?;
+                        // An attempt whose later updates moved it to another service is theirs
+                        // (only one filed under more than one service can be).
+                        let theirs = self.attempts_refiled.contains(slot)
+                            && self.attempt_service(settled.fields) != service;
+                        (!theirs).then_some((id, settled))
                     })
                     .collect()
             })

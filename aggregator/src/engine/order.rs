@@ -9,7 +9,7 @@ use doraflow_schemas::config::Definitions;
 use doraflow_schemas::event::Commit;
 use doraflow_schemas::time::Timestamp;
 
-use super::inputs::{PushKey, RepoInputs, StoredPush, commit_hash};
+use super::inputs::{PushKey, RepoInputs, StoredPush};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -126,8 +126,9 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         )
     };
     // The pushes by the hash of their base and of their head (the commit hash: a SHA's first 16
-    // hex digits), sorted: a push's successors and predecessors are a range there, compared
-    // exactly. (Hash maps keyed by the 40-character heads cost two cache misses per push.)
+    // hex digits, kept with the push), sorted: a push's successors and predecessors are a range
+    // there, compared exactly. (Hash maps keyed by the 40-character heads cost two cache misses
+    // per push.)
     let by_hash = |hash_of: &dyn Fn(usize) -> u64| {
         let mut list: Vec<(u64, usize)> = (0..pushes.len()).map(|i| (hash_of(i), i)).collect();
         list.sort_unstable_by(|a, b| {
@@ -136,20 +137,21 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         });
         list
     };
-    let by_before = by_hash(&|i| commit_hash(pushes[i].0));
-    let by_after = by_hash(&|i| commit_hash(pushes[i].1));
+    let by_before = by_hash(&|i| pushes[i].2.ends.0);
+    let by_after = by_hash(&|i| pushes[i].2.ends.1);
     let with_hash = |list: &[(u64, usize)], hash: u64| {
         let start = list.partition_point(|(h, _)| *h < hash);
         let end = start + list[start..].partition_point(|(h, _)| *h == hash);
         start..end
     };
-    let continues_some_push = |base: &str| {
-        by_after[with_hash(&by_after, commit_hash(base))]
+    let continues_some_push = |i: usize| {
+        let base = pushes[i].0;
+        by_after[with_hash(&by_after, pushes[i].2.ends.0)]
             .iter()
             .any(|(_, n)| pushes[*n].1 == base)
     };
     let mut roots: Vec<usize> = (0..pushes.len())
-        .filter(|i| !continues_some_push(pushes[*i].0) || pushes[*i].0 == pushes[*i].1)
+        .filter(|i| !continues_some_push(*i) || pushes[*i].0 == pushes[*i].1)
         .collect();
     roots.sort_by_key(sort_key);
     // The push continuing the part of the history that left the working state comes first, as
@@ -171,7 +173,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
             // Its successors: the pushes based on its head. Reversed so that the earliest is
             // visited first.
             let head = pushes[i].1;
-            let successors = &by_before[with_hash(&by_before, commit_hash(head))];
+            let successors = &by_before[with_hash(&by_before, pushes[i].2.ends.1)];
             stack.extend(
                 successors
                     .iter()
@@ -272,7 +274,7 @@ mod tests {
     use doraflow_schemas::event::Push;
     use doraflow_schemas::time::parse_rfc3339;
 
-    use crate::engine::inputs::Inputs;
+    use crate::engine::inputs::{Inputs, commit_hash};
 
     fn push(before: &str, after: &str, shas: &[&str], at: &str) -> Push {
         Push {
