@@ -121,10 +121,74 @@ pub struct StoredPush {
     /// leave them out; they are computed again as one is read.
     #[serde(skip_serializing)]
     pub hashes: Vec<u64>,
-    /// The [`commit_hash`]es of the push's base and head (its key's `before` and `after`), for
-    /// push order, which links pushes by them at every cut. Left out of checkpoints too.
+    /// The push's base and head (its key's `before` and `after`) as push order links pushes by
+    /// them at every cut, without reading their text. Left out of checkpoints too.
     #[serde(skip_serializing)]
-    pub ends: (u64, u64),
+    pub ends: (PushEnd, PushEnd),
+}
+
+/// A push's base or head as push order compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushEnd {
+    /// Its [`commit_hash`].
+    pub hash: u64,
+    /// Its bytes, when it is a full SHA.
+    pub key: ShaKey,
+}
+
+impl PushEnd {
+    /// The end named by a SHA.
+    pub fn of(sha: &str) -> Self {
+        Self {
+            hash: commit_hash(sha),
+            key: ShaKey::of(sha),
+        }
+    }
+
+    /// Whether two ends are the same SHA; `text_equal` compares their text, and is asked only
+    /// when neither is a full SHA.
+    pub fn same(&self, other: &Self, text_equal: impl FnOnce() -> bool) -> bool {
+        match (self.key, other.key) {
+            (ShaKey::Full(a), ShaKey::Full(b)) => a == b,
+            (ShaKey::Other, ShaKey::Other) => text_equal(),
+            // A full SHA's text differs from any text that is not one.
+            _ => false,
+        }
+    }
+}
+
+/// A SHA as the engine compares it without reading its text: a full SHA (40 lower-case hex
+/// digits) as its 20 bytes; anything else only its text tells apart. Two full SHAs are the same
+/// text exactly when their bytes are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShaKey {
+    /// The bytes of a full lower-case SHA.
+    Full([u8; 20]),
+    /// Not a full lower-case SHA.
+    Other,
+}
+
+impl ShaKey {
+    /// The key of a SHA's text.
+    pub fn of(sha: &str) -> Self {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let text = sha.as_bytes();
+        if text.len() != 40 {
+            return Self::Other;
+        }
+        let mut bytes = [0u8; 20];
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            let (Some(high), Some(low)) = (digit(pair[0]), digit(pair[1])) else {
+                return Self::Other;
+            };
+            *byte = (high << 4) | low;
+        }
+        Self::Full(bytes)
+    }
 }
 
 /// A stored push as checkpoints hold it (without the hashes).
@@ -144,7 +208,7 @@ impl StoredPush {
             pushed_at,
             commits,
             hashes,
-            ends: (commit_hash(&key.1), commit_hash(&key.2)),
+            ends: (PushEnd::of(&key.1), PushEnd::of(&key.2)),
         }
     }
 
@@ -645,5 +709,46 @@ impl IncidentInputs {
             opened_at: created.or(first_trigger).unwrap_or(first_any),
             resolved_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn full_shas_are_keyed_by_their_bytes_and_others_by_their_text() {
+        let ShaKey::Full(bytes) = ShaKey::of(SHA) else {
+            panic!("a full lower-case SHA");
+        };
+        assert_eq!(bytes[0], 0x01);
+        assert_eq!(bytes[19], 0x67);
+        assert_eq!(
+            u64::from_be_bytes(bytes[..8].try_into().unwrap()),
+            commit_hash(SHA)
+        );
+        for other in [&SHA[..39], &SHA.to_uppercase(), "main", ""] {
+            assert_eq!(ShaKey::of(other), ShaKey::Other, "{other}");
+        }
+    }
+
+    #[test]
+    fn push_ends_are_the_same_exactly_when_their_text_is() {
+        let end = |sha: &str| PushEnd::of(sha);
+        let last_differs = format!("{}8", &SHA[..39]);
+        let upper = SHA.to_uppercase();
+        let cases = [
+            (SHA, SHA),
+            (SHA, last_differs.as_str()),
+            (SHA, upper.as_str()),
+            ("abc", "abc"),
+            ("abc", "abd"),
+            (upper.as_str(), upper.as_str()),
+        ];
+        for (a, b) in cases {
+            assert_eq!(end(a).same(&end(b), || a == b), a == b, "{a} {b}");
+        }
     }
 }

@@ -137,21 +137,27 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         });
         list
     };
-    let by_before = by_hash(&|i| pushes[i].2.ends.0);
-    let by_after = by_hash(&|i| pushes[i].2.ends.1);
+    let by_before = by_hash(&|i| pushes[i].2.ends.0.hash);
+    let by_after = by_hash(&|i| pushes[i].2.ends.1.hash);
     let with_hash = |list: &[(u64, usize)], hash: u64| {
         let start = list.partition_point(|(h, _)| *h < hash);
         let end = start + list[start..].partition_point(|(h, _)| *h == hash);
         start..end
     };
+    // Ends are compared by their bytes when they are full SHAs (their text lies elsewhere in
+    // memory), by their text otherwise.
     let continues_some_push = |i: usize| {
-        let base = pushes[i].0;
-        by_after[with_hash(&by_after, pushes[i].2.ends.0)]
+        let base = &pushes[i].2.ends.0;
+        by_after[with_hash(&by_after, base.hash)]
             .iter()
-            .any(|(_, n)| pushes[*n].1 == base)
+            .any(|(_, n)| base.same(&pushes[*n].2.ends.1, || pushes[*n].1 == pushes[i].0))
+    };
+    let loops = |i: usize| {
+        let (base, head) = &pushes[i].2.ends;
+        base.same(head, || pushes[i].0 == pushes[i].1)
     };
     let mut roots: Vec<usize> = (0..pushes.len())
-        .filter(|i| !continues_some_push(*i) || pushes[*i].0 == pushes[*i].1)
+        .filter(|&i| !continues_some_push(i) || loops(i))
         .collect();
     roots.sort_by_key(sort_key);
     // The push continuing the part of the history that left the working state comes first, as
@@ -172,15 +178,11 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
             order.push(i);
             // Its successors: the pushes based on its head. Reversed so that the earliest is
             // visited first.
-            let head = pushes[i].1;
-            let successors = &by_before[with_hash(&by_before, pushes[i].2.ends.1)];
-            stack.extend(
-                successors
-                    .iter()
-                    .rev()
-                    .map(|(_, n)| *n)
-                    .filter(|n| pushes[*n].0 == head && !visited[*n]),
-            );
+            let head = &pushes[i].2.ends.1;
+            let successors = &by_before[with_hash(&by_before, head.hash)];
+            stack.extend(successors.iter().rev().map(|(_, n)| *n).filter(|&n| {
+                !visited[n] && head.same(&pushes[n].2.ends.0, || pushes[n].0 == pushes[i].1)
+            }));
         }
     };
     for start in roots {
