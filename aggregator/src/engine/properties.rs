@@ -618,6 +618,15 @@ fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
             .is_some_and(|slots| slot.is_some_and(|slot| slots.contains(&slot)))
     };
     assert!(filed(&engine, "github:moved", "a") && filed(&engine, "github:moved", "b"));
+    // Filed under both, it is a deployment of its latest update's service only.
+    let deployed = |engine: &mut Engine, service: &str| {
+        engine
+            .facts(service)
+            .deployments
+            .iter()
+            .any(|d| d.id == "github:moved")
+    };
+    assert!(deployed(&mut engine, "b") && !deployed(&mut engine, "a"));
     let faults = |engine: &Engine| {
         let faults = index_faults(engine);
         assert!(faults.is_empty(), "{}", faults.join("\n"));
