@@ -23,9 +23,10 @@ use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
+use super::attempts::AttemptSlot;
 use super::cut::{Cut, Finality, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
-use super::inputs::{AttemptSlot, Generations, hash_of_parts};
+use super::inputs::{Generations, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
 use super::{Engine, attempt_service};
 

@@ -3,7 +3,6 @@
 //! Facts are derived from this state, so the same events in any order give the same facts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::BuildHasher;
 
 use super::{HashMap, HashSet};
 
@@ -15,6 +14,7 @@ use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::attempts::{AttemptSlot, Attempts};
 use crate::catalog::repo_key;
 
 /// Everything the engine knows, deduplicated.
@@ -26,7 +26,7 @@ pub struct Inputs {
     /// depends on its order).
     pub repos: HashMap<String, RepoInputs>,
     /// Deployment attempts by source-given id, each in a numbered slot (nothing depends on
-    /// their order).
+    /// their order; see `attempts`).
     pub deployments: Attempts,
     /// Incidents by source-given id.
     pub incidents: HashMap<String, IncidentInputs>,
@@ -215,140 +215,6 @@ impl StoredPush {
     /// The commits with their hashes.
     pub fn hashed_commits(&self) -> impl Iterator<Item = (&Commit, u64)> {
         self.commits.iter().zip(self.hashes.iter().copied())
-    }
-}
-
-/// The number of an attempt's slot in [`Attempts`].
-pub type AttemptSlot = u32;
-
-/// Deployment attempts by source-given id, each in a numbered slot: the engine files attempts
-/// under their services by slot, so deriving a service reads its attempts by index instead of
-/// hashing and comparing each id again (a tenth of a step of the cut). A slot freed as its
-/// attempt leaves is reused. Checkpoints hold a map from id to inputs.
-#[derive(Debug, Clone, Default)]
-pub struct Attempts {
-    /// Slots, found by the hash of the id they hold.
-    by_id: hashbrown::HashTable<AttemptSlot>,
-    hasher: foldhash::fast::RandomState,
-    /// Id and inputs per slot; `None`: free.
-    slots: Vec<Option<(String, AttemptInputs)>>,
-    /// Free slots.
-    free: Vec<AttemptSlot>,
-}
-
-impl Attempts {
-    fn hash(&self, id: &str) -> u64 {
-        self.hasher.hash_one(id)
-    }
-
-    fn id_at(slots: &[Option<(String, AttemptInputs)>], slot: AttemptSlot) -> &str {
-        slots[slot as usize]
-            .as_ref()
-            .map_or("", |(id, _)| id.as_str())
-    }
-
-    /// The number of attempts.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
-    /// The slot of an attempt.
-    pub fn slot_of(&self, id: &str) -> Option<AttemptSlot> {
-        let slots = &self.slots;
-        self.by_id
-            .find(self.hash(id), |s| Self::id_at(slots, *s) == id)
-            .copied()
-    }
-
-    /// Whether an attempt is there.
-    pub fn contains_key(&self, id: &str) -> bool {
-        self.slot_of(id).is_some()
-    }
-
-    /// An attempt's inputs by id.
-    pub fn get(&self, id: &str) -> Option<&AttemptInputs> {
-        self.at(self.slot_of(id)?).map(|(_, inputs)| inputs)
-    }
-
-    /// The id and inputs in a slot, unless it is free.
-    pub fn at(&self, slot: AttemptSlot) -> Option<(&str, &AttemptInputs)> {
-        let (id, inputs) = self.slots.get(slot as usize)?.as_ref()?;
-        Some((id.as_str(), inputs))
-    }
-
-    /// An attempt's slot and inputs, created empty on first sight (the id is copied then);
-    /// also whether it was known.
-    pub fn upsert(&mut self, id: &str) -> (AttemptSlot, &mut AttemptInputs, bool) {
-        let hash = self.hash(id);
-        let (slots, hasher) = (&mut self.slots, &self.hasher);
-        let entry = self.by_id.entry(
-            hash,
-            |s| Self::id_at(slots, *s) == id,
-            |s| hasher.hash_one(Self::id_at(slots, *s)),
-        );
-        let (slot, known) = match entry {
-            hashbrown::hash_table::Entry::Occupied(entry) => (*entry.get(), true),
-            hashbrown::hash_table::Entry::Vacant(entry) => {
-                let filled = Some((id.to_string(), AttemptInputs::default()));
-                let slot = match self.free.pop() {
-                    Some(slot) => {
-                        slots[slot as usize] = filled;
-                        slot
-                    }
-                    None => {
-                        slots.push(filled);
-                        AttemptSlot::try_from(slots.len() - 1).expect("fewer than 2^32 attempts")
-                    }
-                };
-                entry.insert(slot);
-                (slot, false)
-            }
-        };
-        let (_, inputs) = slots[slot as usize].as_mut().expect("a filled slot");
-        (slot, inputs, known)
-    }
-
-    /// Removes an attempt; returns the slot it freed.
-    pub fn remove(&mut self, id: &str) -> Option<AttemptSlot> {
-        let slots = &self.slots;
-        let entry = self
-            .by_id
-            .find_entry(self.hash(id), |s| Self::id_at(slots, *s) == id)
-            .ok()?;
-        let (slot, _) = entry.remove();
-        self.slots[slot as usize] = None;
-        self.free.push(slot);
-        Some(slot)
-    }
-
-    /// Slot, id and inputs of every attempt, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (AttemptSlot, &str, &AttemptInputs)> {
-        self.slots.iter().enumerate().filter_map(|(slot, entry)| {
-            let (id, inputs) = entry.as_ref()?;
-            Some((slot as AttemptSlot, id.as_str(), inputs))
-        })
-    }
-}
-
-impl Serialize for Attempts {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter().map(|(_, id, inputs)| (id, inputs)))
-    }
-}
-
-impl<'de> Deserialize<'de> for Attempts {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = HashMap::<String, AttemptInputs>::deserialize(deserializer)?;
-        let mut attempts = Self::default();
-        for (id, inputs) in map {
-            *attempts.upsert(&id).1 = inputs;
-        }
-        Ok(attempts)
     }
 }
 

@@ -3,6 +3,7 @@
 //! recomputes a service's facts from scratch, so arrival order and duplicates cannot change them.
 //! The engine does no I/O.
 
+pub mod attempts;
 mod cut;
 pub mod derive;
 pub mod horizon;
@@ -18,9 +19,10 @@ use doraflow_schemas::{Event, LogRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use attempts::AttemptSlot;
 pub use derive::ServiceFacts;
 use horizon::{Frozen, Horizon};
-use inputs::{AttemptFields, AttemptSlot, Inputs};
+use inputs::{AttemptFields, Inputs};
 
 /// The engine's hash maps and sets: foldhash rather than SipHash, because the engine hashes every
 /// SHA and name of the working state at each horizon step (SipHash was a tenth of a step). The
@@ -64,7 +66,7 @@ fn service_of_attempt<'a>(
 /// what they read anyway.
 type ByService = HashMap<String, HashSet<String>>;
 
-/// Deployment attempts by service, as slots of [`inputs::Attempts`]: every deployment update
+/// Deployment attempts by service, as slots of [`attempts::Attempts`]: every deployment update
 /// files its attempt (a B-tree of service names sharing a long prefix was a tenth of applying).
 type AttemptsByService = HashMap<String, HashSet<AttemptSlot>>;
 
