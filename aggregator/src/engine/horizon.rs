@@ -353,24 +353,23 @@ impl Engine {
             if let Some(newly) = newly {
                 frozen.facts.push(Arc::new(newly));
             }
-            // The leaving attempts are this service's: filed under it (see `attempts_refiled`).
-            if let Some(slots) = self.attempts_by_service.get_mut(&service) {
-                let attempts = &self.state.inputs.deployments;
-                for id in &leaving_attempts[first_leaving..] {
-                    if let Some(slot) = attempts.slot_of(id) {
-                        slots.remove(&slot);
-                    }
+            // The leaving attempts are this service's (filed under it, see `attempts_refiled`):
+            // their inputs leave the working state, their slots the service's index.
+            let mut filed = self.attempts_by_service.get_mut(&service);
+            for id in &leaving_attempts[first_leaving..] {
+                let freed = self.state.inputs.deployments.remove(id);
+                if let (Some(slots), Some(slot)) = (filed.as_deref_mut(), freed) {
+                    slots.remove(&slot);
                 }
             }
             touched.insert(service);
         }
 
-        // Their inputs leave the working state.
-        let inputs = &mut self.state.inputs;
+        // They are remembered as final.
         for id in leaving_attempts {
-            inputs.deployments.remove(&id);
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
+        let inputs = &mut self.state.inputs;
         let catalog = &self.catalog;
         let never_ended: Vec<(AttemptSlot, String, String)> = inputs
             .deployments

@@ -137,12 +137,14 @@ pub struct PushEnd {
 }
 
 impl PushEnd {
-    /// The end named by a SHA.
+    /// The end named by a SHA (a full SHA is read once: its hash is its first 8 bytes).
     pub fn of(sha: &str) -> Self {
-        Self {
-            hash: commit_hash(sha),
-            key: ShaKey::of(sha),
-        }
+        let key = ShaKey::of(sha);
+        let hash = match key {
+            ShaKey::Full(bytes) => u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            ShaKey::Other => commit_hash(sha),
+        };
+        Self { hash, key }
     }
 
     /// Whether two ends are the same SHA; `text_equal` compares their text, and is asked only
@@ -615,6 +617,7 @@ mod tests {
         ];
         for (a, b) in cases {
             assert_eq!(end(a).same(&end(b), || a == b), a == b, "{a} {b}");
+            assert_eq!(end(a).hash, commit_hash(a), "{a}");
         }
     }
 }
