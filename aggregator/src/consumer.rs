@@ -26,7 +26,7 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// reads them every 200 ms, which keeps freshness under a second.
 pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 /// Checkpoint file format version.
-const CHECKPOINT_VERSION: u32 = 4;
+const CHECKPOINT_VERSION: u32 = 5;
 
 /// What a checkpoint holds.
 #[derive(Deserialize)]

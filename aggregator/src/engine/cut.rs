@@ -211,14 +211,16 @@ pub(super) fn split_at_cut(
     let ServiceFacts {
         pending,
         deployments,
-        changes,
+        mut changes,
         incidents,
         open_changes: _,
     } = facts;
-    // Sized up front: these lists are long and their elements large.
+    // The final changes stay where they are (a derivation for the cut has only those: none
+    // moves); the other lists are sized up front, being long and their elements large.
+    changes.retain(|c| change_is_final(c, at, span));
     let mut newly = ServiceFacts {
         deployments: Vec::with_capacity(deployments.len()),
-        changes: Vec::with_capacity(changes.len()),
+        changes,
         incidents: Vec::with_capacity(incidents.len()),
         ..Default::default()
     };
@@ -275,9 +277,6 @@ pub(super) fn split_at_cut(
             newly.deployments.push(d);
         }
     }
-    newly
-        .changes
-        .extend(changes.into_iter().filter(|c| change_is_final(c, at, span)));
 
     // The recent list: frozen production deployments within a window of the cut, and those
     // waiting for a recovery, as they stand now.

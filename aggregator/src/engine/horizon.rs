@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn final_ids_hash_as_checkpoints_remember_them() {
-        // Checkpoints hold these hashes: from parts or whole, they are the SHA-256 of the text.
+        // Checkpoints hold these hashes: from parts or whole, they are the XXH3-64 of the text.
         assert_eq!(
             deployment_key(&["github", ":", "42"]),
             delivery_hash("deployment:github:42")
