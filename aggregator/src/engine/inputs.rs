@@ -101,9 +101,14 @@ impl Generations {
         self.current.insert(hash);
     }
 
-    /// Starts a new generation, dropping the oldest.
+    /// Starts a new generation, dropping the oldest. The new one is sized like the last (a
+    /// generation spans a horizon, so it is about as large): it is not rehashed as it grows.
     pub fn rotate(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
+        let expected = self.current.len();
+        self.previous = std::mem::replace(
+            &mut self.current,
+            HashSet::with_capacity_and_hasher(expected, Default::default()),
+        );
     }
 }
 
