@@ -70,32 +70,25 @@ type ByService = HashMap<String, HashSet<String>>;
 /// files its attempt (a B-tree of service names sharing a long prefix was a tenth of applying).
 type AttemptsByService = HashMap<String, HashSet<AttemptSlot>>;
 
-/// Files `id` under `service` in an index of ids by service, cloning names only when new;
-/// returns whether it was new there.
-fn index_under(index: &mut ByService, service: &str, id: &str) -> bool {
+/// Files `item` (an id or an attempt's slot) under `service` in an index by service, copying
+/// names and ids only when new; returns whether it was new there.
+fn index_under<Q>(index: &mut HashMap<String, HashSet<Q::Owned>>, service: &str, item: &Q) -> bool
+where
+    Q: ?Sized + std::hash::Hash + Eq + ToOwned,
+    Q::Owned: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+{
     match index.get_mut(service) {
-        Some(ids) => {
-            if ids.contains(id) {
+        Some(items) => {
+            if items.contains(item) {
                 return false;
             }
-            ids.insert(id.to_string());
+            items.insert(item.to_owned());
         }
         None => {
-            index.insert(service.to_string(), HashSet::from_iter([id.to_string()]));
+            index.insert(service.to_string(), HashSet::from_iter([item.to_owned()]));
         }
     }
     true
-}
-
-/// The same for an attempt's slot.
-fn file_attempt(index: &mut AttemptsByService, service: &str, slot: AttemptSlot) -> bool {
-    match index.get_mut(service) {
-        Some(slots) => slots.insert(slot),
-        None => {
-            index.insert(service.to_string(), HashSet::from_iter([slot]));
-            true
-        }
-    }
 }
 
 /// The services one event concerns (none for a push to a repository of no service or an
@@ -320,7 +313,7 @@ impl Engine {
                     let (slot, changed, known) =
                         self.state.inputs.add_deployment(&record.source, update);
                     for service in &services {
-                        let filed = file_attempt(&mut self.attempts_by_service, service, slot);
+                        let filed = index_under(&mut self.attempts_by_service, service, &slot);
                         if filed && known {
                             self.attempts_refiled.insert(slot);
                         }
