@@ -176,25 +176,15 @@ pub enum ShaKey {
 }
 
 impl ShaKey {
-    /// The key of a SHA's text.
+    /// The key of a SHA's text (upper-case digits are `Other`: equal bytes must mean equal text).
     pub fn of(sha: &str) -> Self {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let text = sha.as_bytes();
-        if text.len() != 40 {
-            return Self::Other;
-        }
         let mut bytes = [0u8; 20];
-        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            let (Some(high), Some(low)) = (digit(pair[0]), digit(pair[1])) else {
-                return Self::Other;
-            };
-            *byte = (high << 4) | low;
+        let lower = !sha.bytes().any(|c| c.is_ascii_uppercase());
+        if lower && hex::decode_to_slice(sha, &mut bytes).is_ok() {
+            Self::Full(bytes)
+        } else {
+            Self::Other
         }
-        Self::Full(bytes)
     }
 }
 
