@@ -452,9 +452,15 @@ pub fn derive_service(
     // Change facts and per-deployment lead times.
     let service_name: Arc<str> = service.into();
     let ids: Vec<Arc<str>> = facts.iter().map(|d| d.id.as_str().into()).collect();
+    // A service deploys to a few environments: consecutive deployments to the same one share
+    // its name (one allocation, not one a deployment).
+    let mut last: Option<Arc<str>> = None;
     let environments: Vec<Arc<str>> = facts
         .iter()
-        .map(|d| d.environment.as_str().into())
+        .map(|d| match &last {
+            Some(name) if **name == *d.environment => name.clone(),
+            _ => last.insert(d.environment.as_str().into()).clone(),
+        })
         .collect();
     let mut changes = Vec::with_capacity(repos.iter().map(|r| r.changes.len()).sum());
     let mut open_changes = Vec::new();
