@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Duration;
-use doraflow_schemas::DeploymentFact;
 use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{ChangeFact, DeploymentFact};
 
 use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
@@ -187,6 +187,76 @@ impl Finality {
     }
 }
 
+/// Which of a service's frozen changes are still in the working state after a cut's release:
+/// those are remembered ([`Context::frozen_shas`], by hash) so the live rules do not count them
+/// again.
+///
+/// A service's frozen commits are looked up only in the branch histories of its repositories,
+/// and histories skip evicted commits (`RepoInputs::evicted`, kept for good), so whether an
+/// evicted one is remembered changes no fact. A change newly frozen from this cut's history of
+/// a service's single repository is still there exactly when its push did not leave, that is
+/// when its position is at or past the repository's anchor (a release takes a push of the
+/// tracked branch only with eviction, and its changes are the history's first). So with one
+/// repository, and every commit remembered from earlier cuts evicted (the default branch may
+/// have changed since the others were remembered, and their pushes aged out uncounted),
+/// positions answer what the set of the repository's pushed commits would. Otherwise the sets
+/// are built, once per repository and cut: that was a twentieth of a cut, for every repository,
+/// and reading every change's SHA again.
+pub(super) enum KeptCommits<'s> {
+    /// One repository, nothing remembered that is still there: changes from this position on.
+    FromPosition(u64),
+    /// The commits of the pushes still in the working state, per repository of the service.
+    Sets(Vec<&'s HashSet<u64>>),
+}
+
+impl<'s> KeptCommits<'s> {
+    /// The answer for a service of these repositories (after the release) that remembers these
+    /// frozen commits: `sets` holds the repositories' sets built so far, and gets the ones
+    /// needed.
+    pub(super) fn of<'a: 's>(
+        repos: &[(&'a str, &'a RepoInputs)],
+        remembered: &HashSet<u64>,
+        sets: &'s mut HashMap<&'a str, HashSet<u64>>,
+    ) -> Self {
+        if let [(_, repo)] = repos
+            && remembered
+                .iter()
+                .all(|hash| repo.evicted.contains_key(hash))
+        {
+            return Self::FromPosition(repo.anchor.as_ref().map_or(0, |a| a.next_position));
+        }
+        for (key, repo) in repos {
+            sets.entry(key).or_insert_with(|| {
+                let hashes = repo.pushes.values().flat_map(|p| p.hashes.iter().copied());
+                hashes.collect()
+            });
+        }
+        let sets: &'s HashMap<&'a str, HashSet<u64>> = sets;
+        Self::Sets(repos.iter().map(|(key, _)| &sets[key]).collect())
+    }
+
+    /// Whether a commit remembered from an earlier cut is still there.
+    fn keeps_remembered(&self, hash: u64) -> bool {
+        match self {
+            Self::FromPosition(_) => false,
+            Self::Sets(sets) => sets.iter().any(|set| set.contains(&hash)),
+        }
+    }
+
+    /// The hash to remember a newly frozen change by, if its commit is still there.
+    fn keeps_new(&self, change: &ChangeFact) -> Option<u64> {
+        match self {
+            Self::FromPosition(first) => {
+                (change.position >= *first).then(|| commit_hash(&change.sha))
+            }
+            Self::Sets(_) => {
+                let hash = commit_hash(&change.sha);
+                self.keeps_remembered(hash).then_some(hash)
+            }
+        }
+    }
+}
+
 /// One step of the cut: the instant, the horizon, the attribution window.
 #[derive(Clone, Copy)]
 pub(super) struct Cut {
@@ -197,13 +267,13 @@ pub(super) struct Cut {
 
 /// Splits a service's facts at the cut: returns the facts that became final (if any; the others,
 /// possibly incomplete, are dropped), extends the context with the new final ones, and collects
-/// the ids of the deployments and incidents whose inputs may leave. `kept` says whether a commit
-/// of the service's repositories (by hash) is still in the working state.
+/// the ids of the deployments and incidents whose inputs may leave. `kept` says which final
+/// changes are still in the working state.
 pub(super) fn split_at_cut(
     facts: ServiceFacts,
     context: &mut Context,
     cut: Cut,
-    kept: impl Fn(u64) -> bool,
+    kept: &KeptCommits,
     leaving_attempts: &mut Vec<String>,
     leaving_incidents: &mut Vec<String>,
 ) -> Option<ServiceFacts> {
@@ -295,14 +365,12 @@ pub(super) fn split_at_cut(
     recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
     context.recent = recent;
     context.unsettled = unsettled;
-    context.frozen_shas.retain(|hash| kept(*hash));
-    context.frozen_shas.extend(
-        newly
-            .changes
-            .iter()
-            .map(|c| commit_hash(&c.sha))
-            .filter(|hash| kept(*hash)),
-    );
+    context
+        .frozen_shas
+        .retain(|hash| kept.keeps_remembered(*hash));
+    context
+        .frozen_shas
+        .extend(newly.changes.iter().filter_map(|c| kept.keeps_new(c)));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {
@@ -310,4 +378,91 @@ pub(super) fn split_at_cut(
     }
     newly.sort_by_time();
     Some(newly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doraflow_schemas::event::{Commit, Push};
+    use doraflow_schemas::time::parse_rfc3339;
+
+    fn change(sha: &str, position: u64) -> ChangeFact {
+        ChangeFact {
+            service: "app".into(),
+            repo: "acme/one".into(),
+            sha: sha.into(),
+            timestamp: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            title: "feat".into(),
+            position,
+            deployed_by: None,
+            environment: None,
+            deployed_at: None,
+            lead_time: None,
+            clock_skew: false,
+            dropped_at: None,
+            fix: false,
+        }
+    }
+
+    #[test]
+    fn kept_commits_read_positions_only_where_they_answer_exactly() {
+        let at = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let mut inputs = Inputs::default();
+        for repo in ["acme/one", "acme/two"] {
+            let commits = [&a, &b].map(|sha| Commit {
+                sha: sha.as_str().into(),
+                timestamp: at,
+                title: "feat".into(),
+                files: vec![],
+            });
+            let push = Push {
+                repo: repo.into(),
+                branch: "main".into(),
+                default_branch: "main".into(),
+                before: "0".repeat(40),
+                after: b.clone(),
+                forced: false,
+                pushed_at: at,
+                commits: commits.to_vec(),
+                commits_not_listed: 0,
+            };
+            inputs.add_push(&push, false);
+        }
+        let hash = |sha: &str| commit_hash(sha);
+        // `a` left the working state with an earlier push: position 7 comes next.
+        let one = inputs.repos.get_mut("acme/one").unwrap();
+        one.evicted.insert(hash(&a), 6);
+        one.anchor = Some(Anchor {
+            tip: a.clone(),
+            next_position: 7,
+        });
+        let one = [("acme/one", &inputs.repos["acme/one"])];
+        let mut sets = HashMap::default();
+
+        // One repository, nothing remembered that is still there: positions answer, no set is
+        // built, and what was remembered is forgotten.
+        let remembered = HashSet::from_iter([hash(&a)]);
+        let kept = KeptCommits::of(&one, &remembered, &mut sets);
+        assert!(matches!(kept, KeptCommits::FromPosition(7)));
+        assert_eq!(kept.keeps_new(&change(&b, 7)), Some(hash(&b)));
+        assert_eq!(kept.keeps_new(&change(&a, 6)), None);
+        assert!(!kept.keeps_remembered(hash(&a)));
+        assert!(sets.is_empty());
+
+        // A remembered commit not evicted (its push may have aged out on another branch): the
+        // pushes' commits answer.
+        let remembered = HashSet::from_iter([hash(&b)]);
+        let kept = KeptCommits::of(&one, &remembered, &mut sets);
+        assert!(matches!(kept, KeptCommits::Sets(_)));
+        assert!(kept.keeps_remembered(hash(&b)) && !kept.keeps_remembered(hash(&c)));
+        assert_eq!(kept.keeps_new(&change(&a, 6)), Some(hash(&a)));
+        assert_eq!(kept.keeps_new(&change(&c, 8)), None);
+
+        // Two repositories: their pushes' commits answer, whatever is remembered.
+        let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];
+        let kept = KeptCommits::of(&two, &HashSet::default(), &mut sets);
+        assert!(matches!(kept, KeptCommits::Sets(_)));
+        assert!(kept.keeps_remembered(hash(&a)) && !kept.keeps_remembered(hash(&c)));
+    }
 }

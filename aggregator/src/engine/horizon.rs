@@ -24,7 +24,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::attempts::AttemptSlot;
-use super::cut::{Cut, Finality, Release, split_at_cut};
+use super::cut::{Cut, Finality, KeptCommits, Release, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, RepoInputs, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
@@ -157,57 +157,6 @@ pub(super) fn change_parts_are_final(
 
 fn midnight(day: NaiveDate) -> Timestamp {
     day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
-}
-
-/// Whether a commit (by hash) of a service's repositories is still in the working state after a
-/// cut's release, as `split_at_cut` asks it of the service's frozen changes.
-///
-/// A service's frozen commits are looked up only in the branch histories of its repositories,
-/// and histories skip evicted commits (`RepoInputs::evicted`, kept for good), so what the answer
-/// is for an evicted commit changes no fact. A commit of a service's single repository that is
-/// not evicted and was newly frozen from this cut's history is still in the working state: the
-/// push that brought it is on the tracked branch, and a release takes such a push only with
-/// eviction. So with one repository, and every commit remembered from earlier cuts evicted (the
-/// default branch may have changed since they were, and their pushes aged out uncounted), "not
-/// evicted" answers exactly what the set of the repository's pushed commits would. Otherwise the
-/// sets are built (once per repository and cut): that was a twentieth of a cut for every
-/// repository.
-enum KeptCommits<'a> {
-    Evicted(&'a HashMap<u64, u64>),
-    Sets(Vec<&'a HashSet<u64>>),
-}
-
-impl<'s> KeptCommits<'s> {
-    /// The answer for a service of these repositories that remembers these frozen commits:
-    /// `sets` holds the repositories' sets built so far, and gets the ones needed.
-    fn of<'a: 's>(
-        repos: &[(&'a str, &'a RepoInputs)],
-        remembered: &HashSet<u64>,
-        sets: &'s mut HashMap<&'a str, HashSet<u64>>,
-    ) -> Self {
-        if let [(_, repo)] = repos
-            && remembered
-                .iter()
-                .all(|hash| repo.evicted.contains_key(hash))
-        {
-            return Self::Evicted(&repo.evicted);
-        }
-        for (key, repo) in repos {
-            sets.entry(key).or_insert_with(|| {
-                let hashes = repo.pushes.values().flat_map(|p| p.hashes.iter().copied());
-                hashes.collect()
-            });
-        }
-        let sets: &'s HashMap<&'a str, HashSet<u64>> = sets;
-        Self::Sets(repos.iter().map(|(key, _)| &sets[key]).collect())
-    }
-
-    fn contains(&self, hash: u64) -> bool {
-        match self {
-            Self::Evicted(evicted) => !evicted.contains_key(&hash),
-            Self::Sets(sets) => sets.iter().any(|set| set.contains(&hash)),
-        }
-    }
 }
 
 impl Engine {
@@ -392,7 +341,7 @@ impl Engine {
                     span,
                     window,
                 },
-                |hash| kept.contains(hash),
+                &kept,
                 &mut leaving_attempts,
                 &mut leaving_incidents,
             );
@@ -499,69 +448,6 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::engine::inputs::delivery_hash;
-
-    #[test]
-    fn kept_commits_read_evictions_only_where_they_answer_exactly() {
-        use crate::engine::inputs::{Inputs, commit_hash};
-        use doraflow_schemas::event::{Commit, Push};
-        let at = doraflow_schemas::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        let (a, b) = ("a".repeat(40), "b".repeat(40));
-        let mut inputs = Inputs::default();
-        for repo in ["acme/one", "acme/two"] {
-            let commits = [&a, &b].map(|sha| Commit {
-                sha: sha.as_str().into(),
-                timestamp: at,
-                title: "feat".into(),
-                files: vec![],
-            });
-            let push = Push {
-                repo: repo.into(),
-                branch: "main".into(),
-                default_branch: "main".into(),
-                before: "0".repeat(40),
-                after: b.clone(),
-                forced: false,
-                pushed_at: at,
-                commits: commits.to_vec(),
-                commits_not_listed: 0,
-            };
-            inputs.add_push(&push, false);
-        }
-        let (hash_a, hash_b, other) = (
-            commit_hash(&a),
-            commit_hash(&b),
-            commit_hash(&"c".repeat(40)),
-        );
-        inputs
-            .repos
-            .get_mut("acme/one")
-            .unwrap()
-            .evicted
-            .insert(hash_a, 0);
-        let one = [("acme/one", &inputs.repos["acme/one"])];
-        let mut sets = HashMap::default();
-
-        // One repository, nothing remembered that is not evicted: evictions answer, and no set
-        // is built.
-        let remembered = HashSet::from_iter([hash_a]);
-        let kept = KeptCommits::of(&one, &remembered, &mut sets);
-        assert!(matches!(kept, KeptCommits::Evicted(_)));
-        assert!(kept.contains(hash_b) && !kept.contains(hash_a));
-        assert!(sets.is_empty());
-
-        // A remembered commit not evicted (its push may have aged out on another branch): the
-        // pushes' commits answer.
-        let remembered = HashSet::from_iter([hash_b]);
-        let kept = KeptCommits::of(&one, &remembered, &mut sets);
-        assert!(matches!(kept, KeptCommits::Sets(_)));
-        assert!(kept.contains(hash_a) && kept.contains(hash_b) && !kept.contains(other));
-
-        // Two repositories: their pushes' commits answer, whatever is remembered.
-        let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];
-        let kept = KeptCommits::of(&two, &HashSet::default(), &mut sets);
-        assert!(matches!(kept, KeptCommits::Sets(_)));
-        assert!(kept.contains(hash_a) && !kept.contains(other));
-    }
 
     #[test]
     fn final_ids_hash_as_checkpoints_remember_them() {
