@@ -265,6 +265,15 @@ pub(super) struct Cut {
     pub(super) window: Duration,
 }
 
+/// The value of `key` in a context's map, created as the default when absent: the key is copied
+/// only then (each production deployment crossing a cut updates three such maps).
+fn value_for<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 /// Splits a service's facts at the cut: returns the facts that became final (if any; the others,
 /// possibly incomplete, are dropped), extends the context with the new final ones, and collects
 /// the ids of the deployments and incidents whose inputs may leave. `kept` says which final
@@ -325,17 +334,14 @@ pub(super) fn split_at_cut(
         if !context.unsettled.contains_key(&d.id) {
             leaving_attempts.push(d.id.clone());
             if d.succeeded && d.production {
-                context
-                    .deployed
-                    .entry(d.environment.clone())
-                    .or_default()
-                    .insert(revision_hash(&d.revision));
-                context.current.insert(
-                    d.environment.clone(),
-                    d.located.as_ref().map(|(r, p)| (r.to_string(), *p)),
-                );
+                value_for(&mut context.deployed, &d.environment).insert(revision_hash(&d.revision));
+                let current = value_for(&mut context.current, &d.environment);
+                match (current.as_mut(), &d.located) {
+                    (Some((repo, position)), Some((r, p))) if **repo == **r => *position = *p,
+                    (_, located) => *current = located.as_ref().map(|(r, p)| (r.to_string(), *p)),
+                }
                 if let (Some((repo, position)), false) = (&d.located, d.rollback) {
-                    let mark = context.watermark.entry(repo.to_string()).or_default();
+                    let mark = value_for(&mut context.watermark, repo);
                     *mark = (*mark).max(*position);
                 }
             }
