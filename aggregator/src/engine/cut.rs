@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Duration;
+use doraflow_schemas::DeploymentFact;
 use doraflow_schemas::time::Timestamp;
-use doraflow_schemas::{ChangeFact, DeploymentFact};
 
 use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
@@ -243,14 +243,13 @@ impl<'s> KeptCommits<'s> {
         }
     }
 
-    /// The hash to remember a newly frozen change by, if its commit is still there.
-    fn keeps_new(&self, change: &ChangeFact) -> Option<u64> {
+    /// The hash to remember a newly frozen change (its position and SHA) by, if its commit is
+    /// still there.
+    fn keeps_new(&self, position: u64, sha: &str) -> Option<u64> {
         match self {
-            Self::FromPosition(first) => {
-                (change.position >= *first).then(|| commit_hash(&change.sha))
-            }
+            Self::FromPosition(first) => (position >= *first).then(|| commit_hash(sha)),
             Self::Sets(_) => {
-                let hash = commit_hash(&change.sha);
+                let hash = commit_hash(sha);
                 self.keeps_remembered(hash).then_some(hash)
             }
         }
@@ -374,9 +373,12 @@ pub(super) fn split_at_cut(
     context
         .frozen_shas
         .retain(|hash| kept.keeps_remembered(*hash));
-    context
-        .frozen_shas
-        .extend(newly.changes.iter().filter_map(|c| kept.keeps_new(c)));
+    context.frozen_shas.extend(
+        newly
+            .changes
+            .iter()
+            .filter_map(|c| kept.keeps_new(c.position, &c.sha)),
+    );
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {
@@ -391,24 +393,6 @@ mod tests {
     use super::*;
     use doraflow_schemas::event::{Commit, Push};
     use doraflow_schemas::time::parse_rfc3339;
-
-    fn change(sha: &str, position: u64) -> ChangeFact {
-        ChangeFact {
-            service: "app".into(),
-            repo: "acme/one".into(),
-            sha: sha.into(),
-            timestamp: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
-            title: "feat".into(),
-            position,
-            deployed_by: None,
-            environment: None,
-            deployed_at: None,
-            lead_time: None,
-            clock_skew: false,
-            dropped_at: None,
-            fix: false,
-        }
-    }
 
     #[test]
     fn kept_commits_read_positions_only_where_they_answer_exactly() {
@@ -451,8 +435,8 @@ mod tests {
         let remembered = HashSet::from_iter([hash(&a)]);
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::FromPosition(7)));
-        assert_eq!(kept.keeps_new(&change(&b, 7)), Some(hash(&b)));
-        assert_eq!(kept.keeps_new(&change(&a, 6)), None);
+        assert_eq!(kept.keeps_new(7, &b), Some(hash(&b)));
+        assert_eq!(kept.keeps_new(6, &a), None);
         assert!(!kept.keeps_remembered(hash(&a)));
         assert!(sets.is_empty());
 
@@ -462,8 +446,8 @@ mod tests {
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::Sets(_)));
         assert!(kept.keeps_remembered(hash(&b)) && !kept.keeps_remembered(hash(&c)));
-        assert_eq!(kept.keeps_new(&change(&a, 6)), Some(hash(&a)));
-        assert_eq!(kept.keeps_new(&change(&c, 8)), None);
+        assert_eq!(kept.keeps_new(6, &a), Some(hash(&a)));
+        assert_eq!(kept.keeps_new(8, &c), None);
 
         // Two repositories: their pushes' commits answer, whatever is remembered.
         let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];
