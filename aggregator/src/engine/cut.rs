@@ -419,10 +419,9 @@ mod tests {
             };
             inputs.add_push(&push, false);
         }
-        let hash = |sha: &str| commit_hash(sha);
         // `a` left the working state with an earlier push: position 7 comes next.
         let one = inputs.repos.get_mut("acme/one").unwrap();
-        one.evicted.insert(hash(&a), 6);
+        one.evicted.insert(commit_hash(&a), 6);
         one.anchor = Some(Anchor {
             tip: a.clone(),
             next_position: 7,
@@ -432,27 +431,27 @@ mod tests {
 
         // One repository, nothing remembered that is still there: positions answer, no set is
         // built, and what was remembered is forgotten.
-        let remembered = HashSet::from_iter([hash(&a)]);
+        let remembered = HashSet::from_iter([commit_hash(&a)]);
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::FromPosition(7)));
-        assert_eq!(kept.keeps_new(7, &b), Some(hash(&b)));
+        assert_eq!(kept.keeps_new(7, &b), Some(commit_hash(&b)));
         assert_eq!(kept.keeps_new(6, &a), None);
-        assert!(!kept.keeps_remembered(hash(&a)));
+        assert!(!kept.keeps_remembered(commit_hash(&a)));
         assert!(sets.is_empty());
 
         // A remembered commit not evicted (its push may have aged out on another branch): the
         // pushes' commits answer.
-        let remembered = HashSet::from_iter([hash(&b)]);
+        let remembered = HashSet::from_iter([commit_hash(&b)]);
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::Sets(_)));
-        assert!(kept.keeps_remembered(hash(&b)) && !kept.keeps_remembered(hash(&c)));
-        assert_eq!(kept.keeps_new(6, &a), Some(hash(&a)));
+        assert!(kept.keeps_remembered(commit_hash(&b)) && !kept.keeps_remembered(commit_hash(&c)));
+        assert_eq!(kept.keeps_new(6, &a), Some(commit_hash(&a)));
         assert_eq!(kept.keeps_new(8, &c), None);
 
         // Two repositories: their pushes' commits answer, whatever is remembered.
         let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];
         let kept = KeptCommits::of(&two, &HashSet::default(), &mut sets);
         assert!(matches!(kept, KeptCommits::Sets(_)));
-        assert!(kept.keeps_remembered(hash(&a)) && !kept.keeps_remembered(hash(&c)));
+        assert!(kept.keeps_remembered(commit_hash(&a)) && !kept.keeps_remembered(commit_hash(&c)));
     }
 }
