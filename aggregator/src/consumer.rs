@@ -235,13 +235,15 @@ impl Consumer {
             if let Some(t) = doraflow_telemetry::recording() {
                 t.aggregator.records.inc_by(records.len() as u64);
             }
-            for read in &records {
-                let ownership = self.ownership.as_ref();
-                self.engine.apply_counting_totals(&read.record, |r| {
-                    ownership.is_none_or(|o| o.is_home(r))
-                });
-            }
             applied += records.len();
+            for read in records {
+                let ownership = self.ownership.as_ref();
+                // Read from disk or Kafka, the record is this reader's alone and moves into the
+                // engine; one the embedded log still holds among its recent ones is copied.
+                let record = Arc::unwrap_or_clone(read.record);
+                self.engine
+                    .apply_counting_totals(record, |r| ownership.is_none_or(|o| o.is_home(r)));
+            }
             // A long replay keeps the working state bounded too (in whole-horizon steps: each
             // step derives every service).
             self.engine.advance_horizon_replaying();

@@ -148,8 +148,8 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
             definitions.clone(),
         );
         let mut advancing = 0.0;
-        for (n, record) in decoded.iter().enumerate() {
-            engine.apply(record);
+        for (n, record) in decoded.into_iter().enumerate() {
+            engine.apply_owned(record);
             if n % 5_000 == 4_999 {
                 let (started, cpu) = (Instant::now(), thread_cpu_secs());
                 engine.advance_horizon_replaying();
@@ -201,7 +201,6 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
             grown as f64 / 1e3 / services as f64,
         );
         drop(engine);
-        drop(decoded);
         decode_rates.push(events as f64 / decode);
         engine_rates.push(events as f64 / total);
         engine_cpu_rates.push(events as f64 / total_cpu);

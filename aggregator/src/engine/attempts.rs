@@ -70,20 +70,23 @@ impl Attempts {
         Some((id.as_str(), inputs))
     }
 
-    /// An attempt's slot and inputs, created empty on first sight (the id is copied then);
-    /// also whether it was known.
-    pub fn upsert(&mut self, id: &str) -> (AttemptSlot, &mut AttemptInputs, bool) {
-        let hash = self.hash(id);
+    /// An attempt's slot and inputs, created empty on first sight (the id is kept then: moved
+    /// when owned, copied when borrowed); also whether it was known.
+    pub fn upsert<I>(&mut self, id: I) -> (AttemptSlot, &mut AttemptInputs, bool)
+    where
+        I: AsRef<str> + Into<String>,
+    {
+        let hash = self.hash(id.as_ref());
         let (slots, hasher) = (&mut self.slots, &self.hasher);
         let entry = self.by_id.entry(
             hash,
-            |s| Self::id_at(slots, *s) == id,
+            |s| Self::id_at(slots, *s) == id.as_ref(),
             |s| hasher.hash_one(Self::id_at(slots, *s)),
         );
         let (slot, known) = match entry {
             hashbrown::hash_table::Entry::Occupied(entry) => (*entry.get(), true),
             hashbrown::hash_table::Entry::Vacant(entry) => {
-                let filled = Some((id.to_string(), AttemptInputs::default()));
+                let filled = Some((id.into(), AttemptInputs::default()));
                 let slot = match self.free.pop() {
                     Some(slot) => {
                         slots[slot as usize] = filled;
@@ -135,7 +138,7 @@ impl<'de> Deserialize<'de> for Attempts {
         let map = HashMap::<String, AttemptInputs>::deserialize(deserializer)?;
         let mut attempts = Self::default();
         for (id, inputs) in map {
-            *attempts.upsert(&id).1 = inputs;
+            *attempts.upsert(id).1 = inputs;
         }
         Ok(attempts)
     }

@@ -417,7 +417,7 @@ mod tests {
                 commits: commits.to_vec(),
                 commits_not_listed: 0,
             };
-            inputs.add_push(&push, false);
+            inputs.add_push(repo, push, false);
         }
         // `a` left the working state with an earlier push: position 7 comes next.
         let one = inputs.repos.get_mut("acme/one").unwrap();

@@ -274,16 +274,16 @@ pub struct AttemptFields {
     pub app: Option<AppRef>,
 }
 
-impl AttemptFields {
-    /// The descriptive fields of an update.
-    pub fn of(update: &DeploymentUpdate) -> Self {
+impl From<DeploymentUpdate> for AttemptFields {
+    /// The descriptive fields of an update, moved out of it.
+    fn from(update: DeploymentUpdate) -> Self {
         Self {
-            repo: update.repo.clone(),
-            service_hint: update.service_hint.clone(),
-            environment: update.environment.clone(),
-            revision: update.revision.clone(),
+            repo: update.repo,
+            service_hint: update.service_hint,
+            environment: update.environment,
+            revision: update.revision,
             tier: update.tier,
-            app: update.app.clone(),
+            app: update.app,
         }
     }
 }
@@ -321,16 +321,17 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Ord, V> SmallMap<K, V> {
-    /// Inserts, or replaces a different value; returns whether anything changed.
-    pub fn replace_if_different(&mut self, key: K, value: V) -> bool
+    /// Inserts, or replaces a different value; returns whether anything changed, and the value
+    /// now there (equal to `value`).
+    pub fn replace_if_different(&mut self, key: K, value: V) -> (bool, &V)
     where
         V: PartialEq,
     {
         match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) if self.0[i].1 == value => false,
+            Ok(i) if self.0[i].1 == value => (false, &self.0[i].1),
             Ok(i) => {
                 self.0[i].1 = value;
-                true
+                (true, &self.0[i].1)
             }
             Err(i) => {
                 // Most attempts and incidents get one or two updates: the first takes one slot,
@@ -339,7 +340,7 @@ impl<K: Ord, V> SmallMap<K, V> {
                     self.0.reserve_exact(1);
                 }
                 self.0.insert(i, (key, value));
-                true
+                (true, &self.0[i].1)
             }
         }
     }
@@ -436,33 +437,27 @@ impl Inputs {
         true
     }
 
-    /// Adds a push; false when it was already known exactly (nothing changed). Changed file
-    /// lists are kept only with `keep_files` (a repository with path globs in the catalog).
-    pub fn add_push(&mut self, push: &Push, keep_files: bool) -> bool {
-        let repo = self.repo_mut(&push.repo);
+    /// Adds a push to the repository named `repo` (the push's own `repo` is not read: the caller
+    /// keeps the name, the engine stores the rest without copying it); false when it was already
+    /// known exactly (nothing changed). Changed file lists are kept only with `keep_files` (a
+    /// repository with path globs in the catalog).
+    pub fn add_push(&mut self, repo: &str, push: Push, keep_files: bool) -> bool {
+        let repo = self.repo_mut(repo);
         let mut changed = false;
         let newer = repo.default_branch.as_ref().is_none_or(|(at, name)| {
             (push.pushed_at, push.default_branch.as_str()) > (*at, name.as_str())
         });
         if newer {
-            repo.default_branch = Some((push.pushed_at, push.default_branch.clone()));
+            repo.default_branch = Some((push.pushed_at, push.default_branch));
             changed = true;
         }
-        let key = (push.branch.clone(), push.before.clone(), push.after.clone());
-        let commits = push
-            .commits
-            .iter()
-            .map(|c| Commit {
-                sha: c.sha.clone(),
-                timestamp: c.timestamp,
-                title: c.title.clone(),
-                files: if keep_files {
-                    c.files.clone()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
+        let key = (push.branch, push.before, push.after);
+        let mut commits = push.commits;
+        if !keep_files {
+            for commit in commits.iter_mut().filter(|c| !c.files.is_empty()) {
+                commit.files = Vec::new();
+            }
+        }
         let stored = StoredPush::new(&key, push.forced, push.pushed_at, commits);
         match repo.pushes.entry(key) {
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -505,20 +500,21 @@ impl Inputs {
         !known || labels.len() != before
     }
 
-    /// Adds a deployment update; returns the attempt's slot, whether anything changed, and
-    /// whether the attempt was known before.
+    /// Adds a deployment update (its fields are stored, not copied); returns the attempt's slot,
+    /// whether anything changed, whether the attempt was known before, and the update's
+    /// descriptive fields as stored.
     pub fn add_deployment(
         &mut self,
         source: &str,
-        update: &DeploymentUpdate,
-    ) -> (AttemptSlot, bool, bool) {
+        update: DeploymentUpdate,
+    ) -> (AttemptSlot, bool, bool, &AttemptFields) {
         let id = format!("{source}:{}", update.id);
-        let fields = AttemptFields::of(update);
-        let (slot, attempt, known) = self.deployments.upsert(&id);
-        let changed = attempt
+        let key = (update.at, update.state);
+        let (slot, attempt, known) = self.deployments.upsert(id);
+        let (changed, fields) = attempt
             .updates
-            .replace_if_different((update.at, update.state), fields);
-        (slot, changed, known)
+            .replace_if_different(key, AttemptFields::from(update));
+        (slot, changed, known, fields)
     }
 
     /// Adds a health report; returns whether it was new.
@@ -534,22 +530,28 @@ impl Inputs {
             })
     }
 
-    /// Adds an incident update; returns the incident id and whether anything changed.
-    pub fn add_incident(&mut self, source: &str, update: &IncidentUpdate) -> (String, bool) {
+    /// Adds an incident update (its fields are stored, not copied); returns the incident id,
+    /// whether anything changed, and the update's descriptive fields as stored.
+    pub fn add_incident(
+        &mut self,
+        source: &str,
+        update: IncidentUpdate,
+    ) -> (String, bool, &IncidentFields) {
         let id = format!("{source}:{}", update.id);
+        let key = (update.occurred_at, update.change);
         let fields = IncidentFields {
-            service_id: update.service_id.clone(),
-            service_name: update.service_name.clone(),
-            title: update.title.clone(),
+            service_id: update.service_id,
+            service_name: update.service_name,
+            title: update.title,
             created_at: update.created_at,
         };
-        let changed = self
+        let (changed, fields) = self
             .incidents
             .entry(id.clone())
             .or_default()
             .updates
-            .replace_if_different((update.occurred_at, update.change), fields);
-        (id, changed)
+            .replace_if_different(key, fields);
+        (id, changed, fields)
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
-use doraflow_schemas::event::{AppKind, AppRef};
+use doraflow_schemas::event::{AppKind, AppRef, HealthReport};
 use doraflow_schemas::{Event, LogRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -108,11 +108,15 @@ pub fn services_of<'a>(catalog: &'a Catalog, event: &'a Event) -> Vec<&'a str> {
             .incident_service(i.service_id.as_deref(), i.service_name.as_deref())
             .into_iter()
             .collect(),
-        Event::Health(h) => {
-            let (service, _) = catalog.app(AppKind::Argocd, &h.app, h.environment.as_deref());
-            vec![service]
-        }
+        Event::Health(h) => vec![health_service(catalog, h)],
     }
+}
+
+/// The service of an application's health report.
+fn health_service<'a>(catalog: &'a Catalog, report: &'a HealthReport) -> &'a str {
+    catalog
+        .app(AppKind::Argocd, &report.app, report.environment.as_deref())
+        .0
 }
 
 /// The engine's persistent part: inputs and counters (what a checkpoint holds).
@@ -252,7 +256,14 @@ impl Engine {
 
     /// Folds one log record into the state. Duplicates (same delivery key) are counted and
     /// otherwise ignored; ignored deliveries and dead letters carry nothing for the engine.
+    /// (Copies the record: [`Engine::apply_owned`] stores its parts without copying.)
     pub fn apply(&mut self, record: &LogRecord) {
+        self.apply_owned(record.clone());
+    }
+
+    /// The same for a record the caller is done with: its events' strings and commits move into
+    /// the working state.
+    pub fn apply_owned(&mut self, record: LogRecord) {
         self.apply_counting_totals(record, |_| true);
     }
 
@@ -262,14 +273,14 @@ impl Engine {
     /// such records.
     pub fn apply_counting_totals(
         &mut self,
-        record: &LogRecord,
+        record: LogRecord,
         counts_totals: impl FnOnce(&LogRecord) -> bool,
     ) {
         let Outcome::Events { events } = &record.outcome else {
             return;
         };
         if !self.state.inputs.first_sighting(&record.delivery) {
-            self.state.duplicates_total += u64::from(counts_totals(record));
+            self.state.duplicates_total += u64::from(counts_totals(&record));
             let services: BTreeSet<&str> = events
                 .iter()
                 .flat_map(|e| services_of(&self.catalog, e))
@@ -283,68 +294,106 @@ impl Engine {
             }
             return;
         }
-        if self.observe(record, events) {
+        if self.observe(&record, events) {
             let services = events
                 .iter()
                 .flat_map(|e| services_of(&self.catalog, e))
                 .map(String::from)
                 .collect();
-            self.count_too_late(services, counts_totals(record));
+            self.count_too_late(services, counts_totals(&record));
             return;
         }
+        let LogRecord {
+            source,
+            outcome: Outcome::Events { events },
+            ..
+        } = record
+        else {
+            return;
+        };
         for event in events {
-            let services = services_of(&self.catalog, event);
-            let changed = match event {
-                Event::Push(push) => {
-                    if push.commits_not_listed > 0 {
-                        for service in &services {
-                            *self
-                                .state
-                                .commits_not_listed
-                                .entry(service.to_string())
-                                .or_default() += push.commits_not_listed;
-                        }
-                    }
-                    let keep_files = self.catalog.repo_has_paths(&push.repo);
-                    self.state.inputs.add_push(push, keep_files)
+            self.apply_event(&source, event);
+        }
+    }
+
+    /// Folds one event of a first-seen, not too late delivery from `source` into the inputs,
+    /// files it under its services and marks them dirty when it changed anything. The event's
+    /// parts move into the inputs; the services are read from what was stored.
+    fn apply_event(&mut self, source: &str, event: Event) {
+        let Self {
+            state,
+            catalog,
+            attempts_by_service,
+            attempts_refiled,
+            incidents_by_service,
+            apps_by_service,
+            dirty,
+            cache,
+            ..
+        } = self;
+        let inputs = &mut state.inputs;
+        // An event that repeats known facts under another delivery id changes nothing.
+        // Both sets are asked before they are changed: replaying a log, the cache is empty
+        // and most events concern a service already marked (no name is copied then).
+        let mut mark_changed = |services: &[&str]| {
+            for service in services {
+                if !cache.is_empty() {
+                    cache.remove(*service);
                 }
-                Event::PullRequestMerged(pr) => self.state.inputs.add_pull_request(pr),
-                Event::Deployment(update) => {
-                    let (slot, changed, known) =
-                        self.state.inputs.add_deployment(&record.source, update);
+                if !dirty.contains(*service) {
+                    dirty.insert(service.to_string());
+                }
+            }
+        };
+        match event {
+            Event::Push(mut push) => {
+                let repo = std::mem::take(&mut push.repo);
+                let services = catalog.repo_services(&repo);
+                if push.commits_not_listed > 0 {
                     for service in &services {
-                        let filed = index_under(&mut self.attempts_by_service, service, &slot);
-                        if filed && known {
-                            self.attempts_refiled.insert(slot);
-                        }
+                        *state
+                            .commits_not_listed
+                            .entry(service.to_string())
+                            .or_default() += push.commits_not_listed;
                     }
-                    changed
                 }
-                Event::Incident(update) => {
-                    let (id, changed) = self.state.inputs.add_incident(&record.source, update);
-                    for service in &services {
-                        index_under(&mut self.incidents_by_service, service, &id);
-                    }
-                    changed
+                let keep_files = catalog.repo_has_paths(&repo);
+                if inputs.add_push(&repo, push, keep_files) {
+                    mark_changed(&services);
                 }
-                Event::Health(report) => {
-                    for service in &services {
-                        index_under(&mut self.apps_by_service, service, &report.app);
-                    }
-                    self.state.inputs.add_health(report)
+            }
+            Event::PullRequestMerged(pr) => {
+                if inputs.add_pull_request(&pr) {
+                    mark_changed(&catalog.repo_services(&pr.repo));
                 }
-            };
-            // An event that repeats known facts under another delivery id changes nothing.
-            // Both sets are asked before they are changed: replaying a log, the cache is empty
-            // and most events concern a service already marked (no name is copied then).
-            if changed {
-                for service in services {
-                    if !self.cache.is_empty() {
-                        self.cache.remove(service);
+            }
+            Event::Deployment(update) => {
+                let (slot, changed, known, fields) = inputs.add_deployment(source, update);
+                let service = attempt_service(catalog, fields);
+                let filed = index_under(attempts_by_service, service, &slot);
+                if filed && known {
+                    attempts_refiled.insert(slot);
+                }
+                if changed {
+                    mark_changed(&[service]);
+                }
+            }
+            Event::Incident(update) => {
+                let (id, changed, fields) = inputs.add_incident(source, update);
+                let service = catalog
+                    .incident_service(fields.service_id.as_deref(), fields.service_name.as_deref());
+                if let Some(service) = service {
+                    index_under(incidents_by_service, service, &id);
+                    if changed {
+                        mark_changed(&[service]);
                     }
-                    if !self.dirty.contains(service) {
-                        self.dirty.insert(service.to_string());
-                    }
+                }
+            }
+            Event::Health(report) => {
+                let service = health_service(catalog, &report);
+                index_under(apps_by_service, service, &report.app);
+                if inputs.add_health(&report) {
+                    mark_changed(&[service]);
                 }
             }
         }

@@ -303,7 +303,7 @@ mod tests {
     fn order_of(pushes: &[Push]) -> Vec<String> {
         let mut inputs = Inputs::default();
         for p in pushes {
-            inputs.add_push(p, false);
+            inputs.add_push(&p.repo, p.clone(), false);
         }
         ordered_changes(&inputs.repos["acme/app"])
             .into_iter()
@@ -338,7 +338,7 @@ mod tests {
     fn cut_short(pushes: &[Push], cut: &str) -> (Vec<String>, Option<Vec<u64>>) {
         let mut inputs = Inputs::default();
         for p in pushes {
-            inputs.add_push(p, false);
+            inputs.add_push(&p.repo, p.clone(), false);
         }
         let cut = parse_rfc3339(cut).unwrap();
         let short = CutShort {
