@@ -495,7 +495,7 @@ fn the_embedded_store_and_clickhouse_conform() {
     let weeks = ServiceFacts {
         deployments: (0..12)
             .map(|n| DeploymentFact {
-                id: format!("w{n}"),
+                id: format!("w{n}").into(),
                 finished_at: template.finished_at + chrono::Duration::days(3 * n),
                 ..template.clone()
             })

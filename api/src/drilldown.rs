@@ -341,7 +341,7 @@ fn newest<'a>(
                 keep,
                 |d| {
                     let env_ok = match &query.environment {
-                        Some(e) => &d.environment == e,
+                        Some(e) => *d.environment == **e,
                         None => d.production,
                     };
                     env_ok && offer(Fact::Deployment(d))

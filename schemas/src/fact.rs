@@ -35,16 +35,16 @@ pub enum FailureReason {
 /// One deployment attempt with everything derived about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentFact {
-    /// Source-given id.
-    pub id: String,
+    /// Source-given id (shared with the change facts it deployed).
+    pub id: Arc<str>,
     /// Canonical service; `None` for an unmapped deployment.
-    pub service: Option<String>,
-    /// Environment name.
-    pub environment: String,
+    pub service: Option<Arc<str>>,
+    /// Environment name (shared among a service's deployments to it).
+    pub environment: Arc<str>,
     /// True when the environment is of the production tier.
     pub production: bool,
     /// Revision deployed.
-    pub revision: String,
+    pub revision: Arc<str>,
     /// When it ended (latest terminal status).
     #[serde(with = "crate::time::wire")]
     pub finished_at: Timestamp,
@@ -63,7 +63,7 @@ pub struct DeploymentFact {
     /// Incidents attributed to it.
     pub incidents: Vec<String>,
     /// The rollback deployment that undid it.
-    pub rolled_back_by: Option<String>,
+    pub rolled_back_by: Option<Arc<str>>,
     /// Earliest failure signal.
     #[serde(default, with = "crate::time::wire::option")]
     pub detected_at: Option<Timestamp>,

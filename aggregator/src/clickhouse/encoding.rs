@@ -58,7 +58,7 @@ mod tests {
                 service: Some("checkout".into()),
                 environment: "production".into(),
                 production: true,
-                revision: "a".repeat(40),
+                revision: "a".repeat(40).into(),
                 finished_at: at("2026-03-01T10:00:00.123456789Z"),
                 succeeded: true,
                 linked: true,

@@ -177,7 +177,7 @@ mod tests {
             service: Some("api".into()),
             environment: "production".into(),
             production: true,
-            revision: format!("rev-{id}"),
+            revision: format!("rev-{id}").into(),
             finished_at,
             succeeded: true,
             linked: false,

@@ -310,7 +310,7 @@ pub(super) fn split_at_cut(
     let staying: HashSet<&str> = deployments
         .iter()
         .filter(|d| d.finished_at >= at || waits(d))
-        .map(|d| d.id.as_str())
+        .map(|d| &*d.id)
         .collect();
     for i in incidents {
         let deployment_final = i
@@ -330,8 +330,8 @@ pub(super) fn split_at_cut(
             continue;
         }
         // Crossing the cut for the first time (not already waiting for a recovery).
-        if !context.unsettled.contains_key(&d.id) {
-            leaving_attempts.push(d.id.clone());
+        if !context.unsettled.contains_key(&*d.id) {
+            leaving_attempts.push(d.id.to_string());
             if d.succeeded && d.production {
                 value_for(&mut context.deployed, &d.environment).insert(revision_hash(&d.revision));
                 let current = value_for(&mut context.current, &d.environment);
@@ -346,7 +346,7 @@ pub(super) fn split_at_cut(
             }
         }
         if waits(&d) {
-            unsettled.insert(d.id.clone(), Pending::of(pending.get(&d.id), at));
+            unsettled.insert(d.id.to_string(), Pending::of(pending.get(&*d.id), at));
             waiting.push(d);
         } else {
             newly.deployments.push(d);
@@ -356,7 +356,7 @@ pub(super) fn split_at_cut(
     // The recent list: frozen production deployments within a window of the cut, and those
     // waiting for a recovery, as they stand now.
     let mut recent: Vec<DeploymentFact> = std::mem::take(&mut context.recent);
-    recent.retain(|d| !context.unsettled.contains_key(&d.id));
+    recent.retain(|d| !context.unsettled.contains_key(&*d.id));
     recent.retain(|d| d.finished_at >= at - window);
     // Only the newly final ones within the window are copied (the others would be dropped).
     recent.extend(

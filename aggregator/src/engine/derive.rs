@@ -288,15 +288,25 @@ pub fn derive_service(
     let mut production = Production::new(definitions);
     let mut facts: Vec<DeploymentFact> = Vec::with_capacity(recent + attempts.len());
     facts.extend_from_slice(&context.recent);
+    // One name for the service, and one an environment for consecutive deployments to it (a
+    // service deploys to a few), shared by every fact.
+    let service_name: Arc<str> = service.into();
+    let mut last_environment: Option<Arc<str>> = None;
     facts.extend(
         attempts
             .iter()
             .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
-                id: id.to_string(),
-                service: Some(service.to_string()),
-                environment: environment_of(catalog, attempt.fields).to_string(),
+                id: (*id).into(),
+                service: Some(service_name.clone()),
+                environment: {
+                    let name = environment_of(catalog, attempt.fields);
+                    match &last_environment {
+                        Some(shared) if **shared == *name => shared.clone(),
+                        _ => last_environment.insert(name.into()).clone(),
+                    }
+                },
                 production: production.of(catalog, attempt.fields),
-                revision: attempt.fields.revision.clone(),
+                revision: attempt.fields.revision.as_str().into(),
                 finished_at: *finished_at,
                 succeeded: *succeeded,
                 linked: false,
@@ -450,18 +460,6 @@ pub fn derive_service(
     );
 
     // Change facts and per-deployment lead times.
-    let service_name: Arc<str> = service.into();
-    let ids: Vec<Arc<str>> = facts.iter().map(|d| d.id.as_str().into()).collect();
-    // A service deploys to a few environments: consecutive deployments to the same one share
-    // its name (one allocation, not one a deployment).
-    let mut last: Option<Arc<str>> = None;
-    let environments: Vec<Arc<str>> = facts
-        .iter()
-        .map(|d| match &last {
-            Some(name) if **name == *d.environment => name.clone(),
-            _ => last.insert(d.environment.as_str().into()).clone(),
-        })
-        .collect();
     let mut changes = Vec::with_capacity(repos.iter().map(|r| r.changes.len()).sum());
     let mut open_changes = Vec::new();
     for (r, repo) in repos.iter().enumerate() {
@@ -492,8 +490,8 @@ pub fn derive_service(
                 timestamp: commit.timestamp,
                 title: commit.title.clone(),
                 position: change.position,
-                deployed_by: by.map(|d| ids[d].clone()),
-                environment: by.map(|d| environments[d].clone()),
+                deployed_by: by.map(|d| facts[d].id.clone()),
+                environment: by.map(|d| facts[d].environment.clone()),
                 deployed_at: by.map(|d| facts[d].finished_at),
                 lead_time: raw.map(|v| v.max(0.0)),
                 dropped_at: dropped_at[r][c],
@@ -528,7 +526,7 @@ pub fn derive_service(
             title: incident.title.clone(),
             opened_at: incident.opened_at,
             resolved_at: incident.resolved_at,
-            attributed_to: target.map(|d| facts[d].id.clone()),
+            attributed_to: target.map(|d| facts[d].id.to_string()),
         });
     }
 
@@ -536,7 +534,7 @@ pub fn derive_service(
     let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
     let mut last_in_env: HashMap<&str, usize> = HashMap::default();
     for &d in &production {
-        if let Some(prev) = last_in_env.insert(facts[d].environment.as_str(), d) {
+        if let Some(prev) = last_in_env.insert(&*facts[d].environment, d) {
             next_in_env.insert(prev, d);
         }
     }
@@ -545,7 +543,7 @@ pub fn derive_service(
         // A frozen deployment is final, unless it failed and still waits for a recovery: then
         // its signals are followed on from where they stood when it froze.
         let carried = if is_frozen(d) {
-            match context.unsettled.get(&facts[d].id) {
+            match context.unsettled.get(&*facts[d].id) {
                 Some(p) => Some(p),
                 None => continue,
             }
@@ -630,7 +628,7 @@ pub fn derive_service(
         facts[d].recovered_at = if unrecovered { None } else { latest };
         if failed {
             pending.insert(
-                facts[d].id.clone(),
+                facts[d].id.to_string(),
                 Recovery {
                     others,
                     degraded: degraded_signal,
@@ -668,9 +666,9 @@ pub fn derive_service(
     let mut index = 0;
     facts.retain(|f| {
         index += 1;
-        index > recent || context.unsettled.contains_key(&f.id)
+        index > recent || context.unsettled.contains_key(&*f.id)
     });
-    pending.retain(|id, _| facts.iter().any(|f| &f.id == id));
+    pending.retain(|id, _| facts.iter().any(|f| *f.id == **id));
     // Facts in time order (readers page through them newest first by binary search).
     changes.sort_by(|a, b| (a.timestamp, &a.repo, &a.sha).cmp(&(b.timestamp, &b.repo, &b.sha)));
     ServiceFacts {
@@ -768,7 +766,7 @@ fn degradation<'a>(
         r.entry.status == HealthStatus::Degraded
             && r.entry.at >= deployment.finished_at
             && r.entry.at <= until
-            && r.environment == deployment.environment
+            && r.environment == &*deployment.environment
             && same_revision(&r.entry.revision, &deployment.revision)
     })?;
     let at = degraded.entry.at;

@@ -624,7 +624,7 @@ fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
             .facts(service)
             .deployments
             .iter()
-            .any(|d| d.id == "github:moved")
+            .any(|d| &*d.id == "github:moved")
     };
     assert!(deployed(&mut engine, "b") && !deployed(&mut engine, "a"));
     let faults = |engine: &Engine| {
@@ -654,7 +654,7 @@ fn an_attempt_that_moved_to_another_service_leaves_both_indexes_at_the_cut() {
     let frozen = engine.frozen_facts("b");
     let ids: Vec<&str> = frozen
         .iter()
-        .flat_map(|f| f.deployments.iter().map(|d| d.id.as_str()))
+        .flat_map(|f| f.deployments.iter().map(|d| &*d.id))
         .collect();
     assert_eq!(ids, ["github:early", "github:moved"]);
 }
@@ -763,7 +763,7 @@ fn an_incident_stays_live_while_the_deployment_it_is_attributed_to_does() {
         let d6 = all
             .deployments
             .iter()
-            .find(|d| d.id == "github:d6")
+            .find(|d| &*d.id == "github:d6")
             .cloned();
         d6.expect("deployed on day 6").failure_reasons
     };

@@ -145,7 +145,7 @@ fn every_rule_of_the_scenario_holds() {
         facts
             .deployments
             .iter()
-            .find(|d| d.id == format!("github:{id}"))
+            .find(|d| *d.id == format!("github:{id}"))
             .unwrap()
     };
 
@@ -334,7 +334,7 @@ fn a_fix_forward_is_rework_and_labelled_merges_are_fixes() {
     let d2 = facts
         .deployments
         .iter()
-        .find(|d| d.id == "github:2")
+        .find(|d| &*d.id == "github:2")
         .unwrap();
     assert!(d2.rework);
     assert!(facts.changes.iter().find(|c| &*c.sha == "c2").unwrap().fix);
@@ -396,7 +396,7 @@ fn a_forced_push_drops_undeployed_changes_it_does_not_carry_again() {
     let d2 = facts
         .deployments
         .iter()
-        .find(|d| d.id == "github:2")
+        .find(|d| &*d.id == "github:2")
         .unwrap();
     assert_eq!(d2.changes, 2, "c3b and c4, not the dropped c2 and c3");
     // The same deliveries in another order give the same facts.
@@ -473,19 +473,19 @@ fn applications_map_through_the_catalog_with_their_pinned_environment() {
         facts
             .deployments
             .iter()
-            .find(|d| d.id == format!("github:{id}"))
+            .find(|d| *d.id == format!("github:{id}"))
             .unwrap_or_else(|| panic!("{id} in {:?}", facts.deployments))
     };
     assert_eq!(
-        (by_id("a1").environment.as_str(), by_id("a1").production),
+        (&*by_id("a1").environment, by_id("a1").production),
         ("production-eu", true)
     );
     assert_eq!(
-        (by_id("f1").environment.as_str(), by_id("f1").production),
+        (&*by_id("f1").environment, by_id("f1").production),
         ("staging", false)
     );
     assert_eq!(
-        (by_id("e1").environment.as_str(), by_id("e1").production),
+        (&*by_id("e1").environment, by_id("e1").production),
         ("prod", true)
     );
     // The first production deployment of c1 deploys it; the next one redeploys it.
@@ -493,7 +493,7 @@ fn applications_map_through_the_catalog_with_their_pinned_environment() {
     assert_eq!(facts.changes[0].deployed_by.as_deref(), Some("github:a1"));
     let billing = engine.derive("billing");
     assert_eq!(billing.deployments.len(), 1);
-    assert_eq!(billing.deployments[0].environment, "production");
+    assert_eq!(&*billing.deployments[0].environment, "production");
     assert!(billing.deployments[0].production);
     // An unmapped Flux object is the service of its name, whatever its namespace.
     engine.apply(&record(
@@ -521,7 +521,7 @@ fn a_stated_tier_decides_over_the_environment_name() {
     let production: Vec<(&str, bool)> = facts
         .deployments
         .iter()
-        .map(|d| (d.id.as_str(), d.production))
+        .map(|d| (&*d.id, d.production))
         .collect();
     assert_eq!(
         production,
