@@ -126,7 +126,7 @@ pub struct ServiceScope<'a> {
     /// Its deployment attempts, settled.
     pub attempts: Vec<(&'a str, Attempt<'a>)>,
     /// Its incidents.
-    pub incident_ids: &'a [String],
+    pub incident_ids: &'a [&'a str],
     /// Its Argo CD applications (health reports).
     pub apps: &'a [String],
     /// What its frozen facts leave to the live rules.
@@ -149,13 +149,13 @@ pub struct ServiceScope<'a> {
 /// horizon.
 fn final_only(
     attempts: &mut Vec<(&str, Attempt, Timestamp, bool)>,
-    incidents: &[(String, SettledIncident)],
+    incidents: &[(&str, SettledIncident)],
     reports: &mut Vec<Report>,
     until: Timestamp,
 ) {
     let named: Vec<&str> = incidents
         .iter()
-        .flat_map(|(_, i)| named_prefixes(&i.title))
+        .flat_map(|(_, i)| named_prefixes(i.title))
         .collect();
     attempts.retain(|(_, attempt, finished_at, _)| {
         *finished_at <= until
@@ -197,9 +197,9 @@ pub fn derive_service(
         })
         .collect();
     // Incidents, in opening order.
-    let mut incidents: Vec<(String, SettledIncident)> = incident_ids
+    let mut incidents: Vec<(&str, SettledIncident)> = incident_ids
         .iter()
-        .filter_map(|id| Some((id.clone(), inputs.incidents.get(id)?.settle()?)))
+        .filter_map(|id| Some((*id, inputs.incidents.get(*id)?.settle()?)))
         .collect();
     incidents.sort_by(|a, b| (a.1.opened_at, &a.0).cmp(&(b.1.opened_at, &b.0)));
 
@@ -521,9 +521,9 @@ pub fn derive_service(
             attributed[d].push(k);
         }
         incident_facts.push(IncidentFact {
-            id: id.clone(),
+            id: id.to_string(),
             service: service.to_string(),
-            title: incident.title.clone(),
+            title: incident.title.to_string(),
             opened_at: incident.opened_at,
             resolved_at: incident.resolved_at,
             attributed_to: target.map(|d| facts[d].id.to_string()),
@@ -573,9 +573,9 @@ pub fn derive_service(
                 let incident = &incidents[k].1;
                 detected = Some(detected.map_or(incident.opened_at, |t| t.min(incident.opened_at)));
                 recover(incident.resolved_at);
-                let id = &incidents[k].0;
-                if !facts[d].incidents.contains(id) {
-                    facts[d].incidents.push(id.clone());
+                let id = incidents[k].0;
+                if !facts[d].incidents.iter().any(|known| known == id) {
+                    facts[d].incidents.push(id.to_string());
                 }
             }
         }
@@ -835,7 +835,7 @@ fn attribute(
     incident: &SettledIncident,
     window: i64,
 ) -> Option<usize> {
-    for prefix in named_prefixes(&incident.title) {
+    for prefix in named_prefixes(incident.title) {
         let named: Vec<usize> = production
             .iter()
             .copied()

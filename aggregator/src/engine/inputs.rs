@@ -579,15 +579,15 @@ impl AttemptInputs {
     }
 }
 
-/// An incident's settled view.
+/// An incident's settled view (borrowing its latest update's text).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SettledIncident {
+pub struct SettledIncident<'a> {
     /// Source service id and name.
-    pub service_id: Option<String>,
+    pub service_id: Option<&'a str>,
     /// Source service name.
-    pub service_name: Option<String>,
+    pub service_name: Option<&'a str>,
     /// Latest title.
-    pub title: String,
+    pub title: &'a str,
     /// `data.created_at`, else the first trigger's time, else the first update's time.
     pub opened_at: Timestamp,
     /// The last resolve, unless a reopen came after it.
@@ -596,7 +596,7 @@ pub struct SettledIncident {
 
 impl IncidentInputs {
     /// Settles the incident (metrics.md §1).
-    pub fn settle(&self) -> Option<SettledIncident> {
+    pub fn settle(&self) -> Option<SettledIncident<'_>> {
         let (_, latest) = self.updates.iter().next_back()?;
         let created = self.updates.values().filter_map(|f| f.created_at).min();
         let first_trigger = self
@@ -614,9 +614,9 @@ impl IncidentInputs {
             }
         }
         Some(SettledIncident {
-            service_id: latest.service_id.clone(),
-            service_name: latest.service_name.clone(),
-            title: latest.title.clone(),
+            service_id: latest.service_id.as_deref(),
+            service_name: latest.service_name.as_deref(),
+            title: &latest.title,
             opened_at: created.or(first_trigger).unwrap_or(first_any),
             resolved_at,
         })

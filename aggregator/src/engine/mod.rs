@@ -203,10 +203,7 @@ impl Engine {
                 Some((
                     id.clone(),
                     self.catalog
-                        .incident_service(
-                            settled.service_id.as_deref(),
-                            settled.service_name.as_deref(),
-                        )
+                        .incident_service(settled.service_id, settled.service_name)
                         .map(String::from),
                 ))
             })
@@ -445,10 +442,10 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let incidents: Vec<String> = self
+        let incidents: Vec<&str> = self
             .incidents_by_service
             .get(service)
-            .map(|ids| ids.iter().cloned().collect())
+            .map(|ids| ids.iter().map(String::as_str).collect())
             .unwrap_or_default();
         let apps: Vec<String> = self
             .apps_by_service
