@@ -88,8 +88,34 @@ fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// Runs the engine benchmark with `horizon` (a duration like `90d`).
-pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Result<()> {
+/// Records the consumer reads and applies per batch (its `BATCH`): the cut may move after each.
+const BATCH: usize = 5_000;
+
+/// Wall and on-CPU time spent in the closures it ran.
+#[derive(Default)]
+struct Stopwatch {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Stopwatch {
+    fn run<T>(&mut self, work: impl FnOnce() -> T) -> T {
+        let (started, cpu) = (Instant::now(), thread_cpu_secs());
+        let result = work();
+        self.wall += started.elapsed().as_secs_f64();
+        self.cpu += thread_cpu_secs() - cpu;
+        result
+    }
+}
+
+/// Runs the engine benchmark with `horizon` (a duration like `90d`); with `decode_first`, the
+/// engine reads the whole log decoded beforehand instead of batch by batch as the consumer does.
+pub fn run(
+    requests: Vec<Request>,
+    rounds: usize,
+    horizon: &str,
+    decode_first: bool,
+) -> anyhow::Result<()> {
     let definitions = doraflow_schemas::config::DefinitionsConfig {
         horizon: horizon.to_string(),
         ..Default::default()
@@ -122,58 +148,76 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
     let mut both_rates = Vec::new();
     let mut engine_cpu_rates = Vec::new();
     for round in 1..=rounds {
-        // Decoding alone: the log's records into normalized events.
+        // Decoding alone: the log's records into normalized events (kept only for the engine
+        // to read afterwards with `--decode-first`).
         let started = Instant::now();
-        let mut decoded = Vec::with_capacity(encoded.len());
+        let mut decoded = Vec::with_capacity(if decode_first { encoded.len() } else { 0 });
         let mut decoded_events = 0u64;
         for bytes in &encoded {
             let record: LogRecord = serde_json::from_slice(bytes)?;
             if let Outcome::Events { events } = &record.outcome {
                 decoded_events += events.len() as u64;
             }
-            decoded.push(record);
+            if decode_first {
+                decoded.push(record);
+            }
         }
         let decode = started.elapsed().as_secs_f64();
 
-        // The engine alone on the decoded records: apply, move the horizon's cut between
-        // batches as the consumer's replay does, then as its catch-up ends, and derive every
-        // service.
+        // The engine: apply, move the horizon's cut after each batch as the consumer's replay
+        // does, then as its catch-up ends, and derive every service. As the consumer does, each
+        // batch of records is decoded and then applied (the decoding is timed apart, not as the
+        // engine's); with `--decode-first`, the engine reads the whole year decoded above.
         let resident_before = resident_bytes();
-        let started = Instant::now();
-        let cpu_started = thread_cpu_secs();
-        let mut advancing_cpu = 0.0;
-        let mut engine = Engine::new(
-            EngineState::default(),
-            Catalog::default(),
-            definitions.clone(),
-        );
-        let mut advancing = 0.0;
-        for (n, record) in decoded.into_iter().enumerate() {
-            engine.apply_owned(record);
-            if n % 5_000 == 4_999 {
-                let (started, cpu) = (Instant::now(), thread_cpu_secs());
-                engine.advance_horizon_replaying();
-                advancing += started.elapsed().as_secs_f64();
-                advancing_cpu += thread_cpu_secs() - cpu;
-            }
+        let mut engine_time = Stopwatch::default();
+        let mut advancing = Stopwatch::default();
+        let mut batch_decoding = 0.0;
+        let mut engine = engine_time.run(|| {
+            Engine::new(
+                EngineState::default(),
+                Catalog::default(),
+                definitions.clone(),
+            )
+        });
+        let mut records = decoded.into_iter();
+        for batch in encoded.chunks(BATCH) {
+            let batch: Vec<LogRecord> = if decode_first {
+                records.by_ref().take(batch.len()).collect()
+            } else {
+                let started = Instant::now();
+                let decoded = batch
+                    .iter()
+                    .map(|bytes| serde_json::from_slice(bytes))
+                    .collect::<Result<_, _>>()?;
+                batch_decoding += started.elapsed().as_secs_f64();
+                decoded
+            };
+            engine_time.run(|| {
+                for record in batch {
+                    engine.apply_owned(record);
+                }
+                advancing.run(|| engine.advance_horizon_replaying());
+            });
         }
         // As the consumer's catch-up ends: the cut moves as far as live operation lets it.
-        let (final_step, cpu) = (Instant::now(), thread_cpu_secs());
-        engine.advance_horizon();
-        advancing += final_step.elapsed().as_secs_f64();
-        advancing_cpu += thread_cpu_secs() - cpu;
-        let applied = started.elapsed().as_secs_f64();
-        let mut facts = 0usize;
-        for service in engine.take_dirty() {
-            facts += engine.facts(&service).deployments.len()
-                + engine
-                    .frozen_facts(&service)
-                    .iter()
-                    .map(|f| f.deployments.len())
-                    .sum::<usize>();
-        }
-        let total = started.elapsed().as_secs_f64();
-        let total_cpu = thread_cpu_secs() - cpu_started;
+        engine_time.run(|| advancing.run(|| engine.advance_horizon()));
+        let applied = engine_time.wall;
+        let facts = engine_time.run(|| {
+            let mut facts = 0usize;
+            for service in engine.take_dirty() {
+                facts += engine.facts(&service).deployments.len()
+                    + engine
+                        .frozen_facts(&service)
+                        .iter()
+                        .map(|f| f.deployments.len())
+                        .sum::<usize>();
+            }
+            facts
+        });
+        let (total, total_cpu) = (engine_time.wall, engine_time.cpu);
+        let (advancing, advancing_cpu) = (advancing.wall, advancing.cpu);
+        // Decoding as part of the replay: in batches between the engine's work, or alone.
+        let pipeline_decode = if decode_first { decode } else { batch_decoding };
         let grown = resident_bytes().saturating_sub(resident_before);
         let state = engine.state();
         if decoded_events != events || state.horizon.too_late_total != 0 || facts == 0 {
@@ -192,7 +236,7 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
             events as f64 / decode,
             events as f64 / total,
             total - applied,
-            events as f64 / (decode + total),
+            events as f64 / (pipeline_decode + total),
             events as f64 / total_cpu,
             state.inputs.deployments.len(),
             state.inputs.incidents.len(),
@@ -204,7 +248,7 @@ pub fn run(requests: Vec<Request>, rounds: usize, horizon: &str) -> anyhow::Resu
         decode_rates.push(events as f64 / decode);
         engine_rates.push(events as f64 / total);
         engine_cpu_rates.push(events as f64 / total_cpu);
-        both_rates.push(events as f64 / (decode + total));
+        both_rates.push(events as f64 / (pipeline_decode + total));
     }
     let (decode, engine) = (median(decode_rates), median(engine_rates));
     println!(

@@ -90,6 +90,11 @@ enum Command {
         /// The engine's horizon (`definitions.horizon`); `10000d` to keep everything.
         #[arg(long, default_value = "90d")]
         horizon: String,
+        /// Decode the whole year before the engine reads it (the measurement before session
+        /// 18), instead of decoding each batch of 5,000 records just before applying it as the
+        /// aggregator does.
+        #[arg(long)]
+        decode_first: bool,
     },
     /// Fill the Kafka topics with a year of activity for `services` services (for timing
     /// `doraflow aggregate` alone).
@@ -159,10 +164,12 @@ fn main() -> anyhow::Result<()> {
             deploys_per_day,
             rounds,
             horizon,
+            decode_first,
         } => engine::run(
             activity::year_requests("gh", "pd", services, days, deploys_per_day),
             rounds,
             &horizon,
+            decode_first,
         ),
         Command::Produce {
             topics,
