@@ -282,7 +282,7 @@ pub(super) fn split_at_cut(
     context: &mut Context,
     cut: Cut,
     kept: &KeptCommits,
-    leaving_attempts: &mut Vec<String>,
+    leaving_attempts: &mut Vec<Arc<str>>,
     leaving_incidents: &mut Vec<String>,
 ) -> Option<ServiceFacts> {
     let Cut { at, span, window } = cut;
@@ -331,7 +331,7 @@ pub(super) fn split_at_cut(
         }
         // Crossing the cut for the first time (not already waiting for a recovery).
         if !context.unsettled.contains_key(&*d.id) {
-            leaving_attempts.push(d.id.to_string());
+            leaving_attempts.push(d.id.clone());
             if d.succeeded && d.production {
                 value_for(&mut context.deployed, &d.environment).insert(revision_hash(&d.revision));
                 let current = value_for(&mut context.current, &d.environment);

@@ -314,7 +314,7 @@ impl Engine {
 
         // Freeze each service's final facts and extend its context (freezing changes no fact: the
         // live rules derive the rest as before).
-        let mut leaving_attempts: Vec<String> = Vec::new();
+        let mut leaving_attempts: Vec<Arc<str>> = Vec::new();
         let mut leaving_incidents: Vec<String> = Vec::new();
         let mut touched = BTreeSet::new();
         for (service, facts) in derived {
