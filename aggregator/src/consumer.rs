@@ -17,8 +17,8 @@ use crate::engine::{Engine, EngineState};
 use crate::partitioning::Ownership;
 use crate::store::{FactStore, StoreCounters};
 
-/// Records read per batch.
-const BATCH: usize = 5_000;
+/// Records read per batch (the horizon's cut may move after each).
+pub const BATCH: usize = 5_000;
 /// Longest time between a record being applied and its facts being published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Longest time between facts published and their write to the store's writer (ClickHouse):

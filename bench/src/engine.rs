@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
+use doraflow_aggregator::consumer::BATCH;
 use doraflow_aggregator::engine::horizon::event_time;
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_ingest::sources::{Normalized, github, pagerduty};
@@ -88,9 +89,6 @@ fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// Records the consumer reads and applies per batch (its `BATCH`): the cut may move after each.
-const BATCH: usize = 5_000;
-
 /// Wall and on-CPU time spent in the closures it ran.
 #[derive(Default)]
 struct Stopwatch {
@@ -148,18 +146,21 @@ pub fn run(
     let mut both_rates = Vec::new();
     let mut engine_cpu_rates = Vec::new();
     for round in 1..=rounds {
-        // Decoding alone: the log's records into normalized events (kept only for the engine
-        // to read afterwards with `--decode-first`).
+        // Decoding alone: the log's records into normalized events (kept, in the consumer's
+        // batches, only for the engine to read afterwards with `--decode-first`).
         let started = Instant::now();
-        let mut decoded = Vec::with_capacity(if decode_first { encoded.len() } else { 0 });
+        let mut decoded: Vec<Vec<LogRecord>> = Vec::new();
         let mut decoded_events = 0u64;
-        for bytes in &encoded {
+        for (n, bytes) in encoded.iter().enumerate() {
             let record: LogRecord = serde_json::from_slice(bytes)?;
             if let Outcome::Events { events } = &record.outcome {
                 decoded_events += events.len() as u64;
             }
             if decode_first {
-                decoded.push(record);
+                if n % BATCH == 0 {
+                    decoded.push(Vec::with_capacity(BATCH));
+                }
+                decoded.last_mut().expect("a batch").push(record);
             }
         }
         let decode = started.elapsed().as_secs_f64();
@@ -179,10 +180,10 @@ pub fn run(
                 definitions.clone(),
             )
         });
-        let mut records = decoded.into_iter();
+        let mut decoded = decoded.into_iter();
         for batch in encoded.chunks(BATCH) {
             let batch: Vec<LogRecord> = if decode_first {
-                records.by_ref().take(batch.len()).collect()
+                decoded.next().expect("one decoded batch per chunk")
             } else {
                 let started = Instant::now();
                 let decoded = batch
