@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::FailureReason;
-use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::time::{Timestamp, millis_between, seconds_between};
 use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,7 @@ fn is_fix(definitions: &Definitions, repo: &BoundRepo, commit: &Commit) -> bool 
 
 /// Seconds between two instants, as a float.
 fn secs(from: Timestamp, to: Timestamp) -> f64 {
-    (to - from).num_milliseconds() as f64 / 1000.0
+    millis_between(from, to) as f64 / 1000.0
 }
 
 fn hex_tokens() -> &'static Regex {
@@ -433,7 +433,7 @@ pub fn derive_service(
                 let change = &repos[r].changes[c];
                 // A change pending longer than the horizon has expired (no lead time).
                 let expired =
-                    (facts[d].finished_at - change.commit.timestamp).num_seconds() > horizon;
+                    seconds_between(change.commit.timestamp, facts[d].finished_at) > horizon;
                 if change.touches
                     && !change.frozen
                     && !expired
@@ -816,7 +816,7 @@ fn drop_forced(
         for &c in &repos[r].forced[k].1 {
             let change = &repos[r].changes[c];
             if change.touches
-                && (at - change.commit.timestamp).num_seconds() <= horizon
+                && seconds_between(change.commit.timestamp, at) <= horizon
                 && deployed_by[r][c].is_none()
                 && dropped_at[r][c].is_none()
             {
@@ -853,7 +853,5 @@ fn attribute(
         .iter()
         .copied()
         .rfind(|&d| facts[d].finished_at <= incident.opened_at)
-        .filter(|&d| {
-            (incident.opened_at - facts[d].finished_at).num_milliseconds() <= window * 1000
-        })
+        .filter(|&d| millis_between(facts[d].finished_at, incident.opened_at) <= window * 1000)
 }

@@ -155,6 +155,20 @@ pub(super) fn change_parts_are_final(
         || (deployed_at.is_none() && dropped_at.is_none() && timestamp < cut - span)
 }
 
+/// Notes a delivery received at `received` about `day`. Deliveries mostly arrive in time order,
+/// about the newest day: that one is looked at first, without searching the map.
+fn note_received(by_day: &mut BTreeMap<NaiveDate, Timestamp>, day: NaiveDate, received: Timestamp) {
+    if let Some(mut last) = by_day.last_entry()
+        && *last.key() == day
+    {
+        let newest = last.get_mut();
+        *newest = (*newest).max(received);
+        return;
+    }
+    let newest = by_day.entry(day).or_insert(received);
+    *newest = (*newest).max(received);
+}
+
 fn midnight(day: NaiveDate) -> Timestamp {
     day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
@@ -170,15 +184,15 @@ impl Engine {
         let mut late = false;
         for event in events {
             let at = event_time(event);
-            horizon.newest_event = horizon
-                .newest_event
-                .max(Some(at.min(received + Duration::days(1))));
+            // (The day's sum is worked out only for an event about a time after its delivery.)
+            let believed = if at > received {
+                at.min(received + Duration::days(1))
+            } else {
+                at
+            };
+            horizon.newest_event = horizon.newest_event.max(Some(believed));
             if cut.is_none_or(|c| at >= c) {
-                let newest = horizon
-                    .received_by_day
-                    .entry(at.date_naive())
-                    .or_insert(received);
-                *newest = (*newest).max(received);
+                note_received(&mut horizon.received_by_day, at.date_naive(), received);
             }
             let forgotten = match event {
                 Event::Deployment(d) => {
