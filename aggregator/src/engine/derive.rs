@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::FailureReason;
-use doraflow_schemas::time::{Timestamp, millis_between, seconds_between};
+use doraflow_schemas::time::{Timestamp, millis_between};
 use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,14 @@ fn is_fix(definitions: &Definitions, repo: &BoundRepo, commit: &Commit) -> bool 
             .labels
             .get(&*commit.sha)
             .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)))
+}
+
+/// The latest commit time of a change that has expired when deployed or dropped at `at`: one
+/// pending longer than the horizon (`horizon` seconds, the time between counted in whole
+/// seconds) has (§2.7). Worked out once a deployment instead of a
+/// subtraction per change.
+fn last_expired(at: Timestamp, horizon: i64) -> Timestamp {
+    at - chrono::Duration::seconds(horizon + 1)
 }
 
 /// Seconds between two instants, as a float.
@@ -429,11 +437,11 @@ pub fn derive_service(
             && !rollback
         {
             let from = watermark[r].map_or(0, |w| w + 1);
+            let last_expired = last_expired(facts[d].finished_at, horizon);
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
                 let change = &repos[r].changes[c];
                 // A change pending longer than the horizon has expired (no lead time).
-                let expired =
-                    seconds_between(change.commit.timestamp, facts[d].finished_at) > horizon;
+                let expired = change.commit.timestamp <= last_expired;
                 if change.touches
                     && !change.frozen
                     && !expired
@@ -531,11 +539,11 @@ pub fn derive_service(
     }
 
     // Change failures, detection and recovery (§3, §4).
-    let mut next_in_env: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut next_in_env: Vec<Option<usize>> = vec![None; facts.len()];
     let mut last_in_env: HashMap<&str, usize> = HashMap::default();
     for &d in &production {
         if let Some(prev) = last_in_env.insert(&*facts[d].environment, d) {
-            next_in_env.insert(prev, d);
+            next_in_env[prev] = Some(d);
         }
     }
     let mut pending: BTreeMap<String, Recovery> = BTreeMap::new();
@@ -579,7 +587,7 @@ pub fn derive_service(
                 }
             }
         }
-        if let Some(&next) = next_in_env.get(&d)
+        if let Some(next) = next_in_env[d]
             && !is_frozen(next)
             && facts[next].rollback
             && secs(facts[d].finished_at, facts[next].finished_at) <= window as f64
@@ -813,10 +821,11 @@ fn drop_forced(
         if until.is_some_and(|u| at >= u) {
             break;
         }
+        let last_expired = last_expired(at, horizon);
         for &c in &repos[r].forced[k].1 {
             let change = &repos[r].changes[c];
             if change.touches
-                && seconds_between(change.commit.timestamp, at) <= horizon
+                && change.commit.timestamp > last_expired
                 && deployed_by[r][c].is_none()
                 && dropped_at[r][c].is_none()
             {
@@ -854,4 +863,40 @@ fn attribute(
         .copied()
         .rfind(|&d| facts[d].finished_at <= incident.opened_at)
         .filter(|&d| millis_between(facts[d].finished_at, incident.opened_at) <= window * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use doraflow_schemas::time::Timestamp;
+
+    use super::*;
+
+    #[test]
+    fn a_change_expires_as_whole_seconds_past_the_horizon_count() {
+        let at = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let horizon = 90 * 86_400;
+        for nanos in [0, 1, 500_000_000, 999_999_999] {
+            for offset in [
+                -3,
+                -1,
+                0,
+                1,
+                2,
+                horizon - 1,
+                horizon,
+                horizon + 1,
+                horizon + 2,
+            ] {
+                let commit: Timestamp = chrono::Utc
+                    .timestamp_opt(1_700_000_000 - offset, nanos)
+                    .unwrap();
+                assert_eq!(
+                    commit <= last_expired(at, horizon),
+                    (at - commit).num_seconds() > horizon,
+                    "{offset} s {nanos} ns before"
+                );
+            }
+        }
+    }
 }
