@@ -2,6 +2,7 @@
 //! inputs to its facts. Deployments are linked to changes in push order, rollbacks and incidents
 //! make change failures, recoveries and rework follow from them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{HashMap, HashSet};
@@ -81,8 +82,9 @@ struct BoundRepo<'a> {
     /// Labels of merged pull requests, by merge commit SHA.
     labels: &'a BTreeMap<String, BTreeSet<String>>,
     changes: Vec<RepoChange<'a>>,
-    /// Index of each change by its commit's hash (unique within a history).
-    position_of: HashMap<u64, usize>,
+    /// Index of each change by its commit's hash (unique within a history): the history's own
+    /// index ([`History::index`]).
+    position_of: Cow<'a, HashMap<u64, usize>>,
     /// Forced pushes: when, and the changes before them they do not carry again.
     forced: Vec<(Timestamp, Vec<usize>)>,
 }
@@ -247,18 +249,19 @@ pub fn derive_service(
         let Some(repo) = inputs.repos.get(key) else {
             continue;
         };
-        let built;
-        let branch = match histories.and_then(|h| h.get(key.as_str())) {
+        let mut built;
+        let (branch, position_of) = match histories.and_then(|h| h.get(key.as_str())) {
             // A history for a cut that left out a revision deployed here is not enough.
-            Some(branch) if !branch.leaves_out(&revisions) => branch,
+            Some(branch) if !branch.leaves_out(&revisions) => {
+                (branch, Cow::Borrowed(&branch.index))
+            }
             _ => {
                 built = history(repo);
-                &built
+                let index = std::mem::take(&mut built.index);
+                (&built, Cow::Owned(index))
             }
         };
         let mut changes = Vec::with_capacity(branch.changes.len());
-        let mut position_of =
-            HashMap::with_capacity_and_hasher(branch.changes.len(), Default::default());
         let forced = branch
             .forced
             .iter()
@@ -271,7 +274,6 @@ pub fn derive_service(
             .collect();
         for change in &branch.changes {
             let commit = change.commit;
-            position_of.insert(change.hash, changes.len());
             changes.push(RepoChange {
                 commit,
                 position: change.position,

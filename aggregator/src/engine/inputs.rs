@@ -101,6 +101,12 @@ impl Generations {
         self.current.insert(hash);
     }
 
+    /// Adds a hash to the current generation unless either generation has it; true when it was
+    /// new (two lookups, where asking first and adding then took three).
+    pub fn insert_new(&mut self, hash: u64) -> bool {
+        !self.previous.contains(&hash) && self.current.insert(hash)
+    }
+
     /// Starts a new generation, dropping the oldest. The new one is sized like the last (a
     /// generation spans a horizon, so it is about as large): it is not rehashed as it grows.
     pub fn rotate(&mut self) {
@@ -458,12 +464,7 @@ fn source_id(source: &str, id: &str) -> String {
 impl Inputs {
     /// Records a delivery key; false when it was seen before (a duplicate).
     pub fn first_sighting(&mut self, key: &str) -> bool {
-        let hash = delivery_hash(key);
-        if self.seen.contains(hash) {
-            return false;
-        }
-        self.seen.insert(hash);
-        true
+        self.seen.insert_new(delivery_hash(key))
     }
 
     /// Adds a push to the repository named `repo` (the push's own `repo` is not read: the caller

@@ -2,7 +2,9 @@
 //! A push whose `before` is another push's `after` comes after it, whatever order the deliveries
 //! arrived in; within a push, commits keep their array order (oldest first).
 
-use super::HashSet;
+use std::collections::hash_map::Entry;
+
+use super::{HashMap, HashSet};
 
 use chrono::Duration;
 use doraflow_schemas::config::Definitions;
@@ -44,6 +46,8 @@ pub struct History<'a> {
     pub forced: Vec<ForcedPush<'a>>,
     /// The pushes in push order, each with the number of changes it brought first.
     pub pushes: Vec<(&'a PushKey, &'a StoredPush, usize)>,
+    /// Where each change is in `changes`, by its hash (the commit hash it is remembered by).
+    pub index: HashMap<u64, usize>,
     /// Of a history built for a cut ([`history_for_cut`]) that left its last pushes out: the
     /// hashes of their commits, sorted. `None`: the history is whole.
     pub left_out: Option<Vec<u64>>,
@@ -204,8 +208,9 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
     };
 
     // Commits by the hash they are remembered by (a SHA's first 16 hex digits).
-    let mut seen: HashSet<u64> = HashSet::with_capacity_and_hasher(kept * 4, Default::default());
-    let mut out = Vec::with_capacity(seen.capacity());
+    let mut index: HashMap<u64, usize> =
+        HashMap::with_capacity_and_hasher(kept * 4, Default::default());
+    let mut out = Vec::with_capacity(index.capacity());
     let mut forced = Vec::new();
     let mut visited_pushes = Vec::with_capacity(kept);
     for &i in &order[..kept] {
@@ -222,7 +227,8 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
             if !repo.evicted.is_empty() && repo.evicted.contains_key(&hash) {
                 continue;
             }
-            if seen.insert(hash) {
+            if let Entry::Vacant(entry) = index.entry(hash) {
+                entry.insert(out.len());
                 out.push(OrderedChange {
                     commit,
                     position: base + out.len() as u64,
@@ -236,6 +242,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         changes: out,
         forced,
         pushes: visited_pushes,
+        index,
         left_out,
     }
 }
