@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
+
+use crate::pattern::Pattern;
 use serde::{Deserialize, Serialize};
 
 use crate::time::parse_duration_secs;
@@ -278,7 +280,7 @@ pub struct Definitions {
     /// Production-tier environment names.
     pub production: Regex,
     /// Commit first lines that mark a fix.
-    pub hotfix: Regex,
+    pub hotfix: Pattern,
     /// Pull-request labels that mark a fix (lower case).
     pub hotfix_labels: Vec<String>,
     /// The working-state horizon in seconds.
@@ -310,7 +312,7 @@ impl DefinitionsConfig {
             })?;
         let production = Regex::new(&format!("(?i){}", self.production_pattern))
             .map_err(|e| invalid("definitions.production_pattern", e.to_string()))?;
-        let hotfix = Regex::new(&format!("(?i){}", self.hotfix_pattern))
+        let hotfix = Pattern::new(&format!("(?i){}", self.hotfix_pattern))
             .map_err(|e| invalid("definitions.hotfix_pattern", e.to_string()))?;
         Ok(Definitions {
             horizon_secs: horizon,

@@ -6,6 +6,7 @@ pub mod backstage;
 pub mod config;
 pub mod event;
 pub mod fact;
+pub mod pattern;
 pub mod time;
 pub mod topics;
 
