@@ -364,7 +364,10 @@ pub fn derive_service(
             (env.as_str(), located)
         })
         .collect();
-    let mut deployed_changes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); facts.len()];
+    // The changes each deployment deployed (repository, index), one run a deployment: a list
+    // each cost an allocation a deployment and derivation.
+    let mut deployed: Vec<(usize, usize)> = Vec::new();
+    let mut deployed_run: Vec<std::ops::Range<usize>> = vec![0..0; facts.len()];
     // Forced pushes (§2.5), in time order, interleaved with the deployments: a push drops the
     // changes it does not carry again that no deployment finished by then had deployed.
     let mut dropped_at: Vec<Vec<Option<Timestamp>>> =
@@ -440,6 +443,7 @@ pub fn derive_service(
         {
             let from = watermark[r].map_or(0, |w| w + 1);
             let last_expired = last_expired(facts[d].finished_at, horizon);
+            let start = deployed.len();
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
                 let change = &repos[r].changes[c];
                 // A change pending longer than the horizon has expired (no lead time).
@@ -451,9 +455,10 @@ pub fn derive_service(
                     && dropped_at[r][c].is_none()
                 {
                     *owner = Some(d);
-                    deployed_changes[d].push((r, c));
+                    deployed.push((r, c));
                 }
             }
+            deployed_run[d] = start..deployed.len();
             watermark[r] = Some(watermark[r].map_or(i, |w| w.max(i)));
         }
         revisions_in_env.entry(env).or_default().insert(revision);
@@ -510,14 +515,14 @@ pub fn derive_service(
             });
         }
     }
-    for (d, list) in deployed_changes.iter().enumerate().skip(recent) {
+    let mut leads: Vec<f64> = Vec::new();
+    for (d, run) in deployed_run.iter().enumerate().skip(recent) {
+        let list = &deployed[run.clone()];
         facts[d].changes = list.len() as u32;
-        let mut leads: Vec<f64> = list
-            .iter()
-            .map(|&(r, c)| {
-                secs(repos[r].changes[c].commit.timestamp, facts[d].finished_at).max(0.0)
-            })
-            .collect();
+        leads.clear();
+        leads.extend(list.iter().map(|&(r, c)| {
+            secs(repos[r].changes[c].commit.timestamp, facts[d].finished_at).max(0.0)
+        }));
         leads.sort_by(f64::total_cmp);
         facts[d].lead_time_p50 = crate::summary::nearest_rank(&leads, 0.5);
     }
@@ -665,8 +670,9 @@ pub fn derive_service(
                 && facts[f].detected_at.is_some_and(|t| t <= finished)
                 && facts[f].recovered_at.is_none_or(|t| t > finished)
         });
-        let all_fixes = !deployed_changes[d].is_empty()
-            && deployed_changes[d]
+        let list = &deployed[deployed_run[d].clone()];
+        let all_fixes = !list.is_empty()
+            && list
                 .iter()
                 .all(|&(r, c)| is_fix(definitions, &repos[r], repos[r].changes[c].commit));
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
