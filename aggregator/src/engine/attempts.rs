@@ -4,6 +4,7 @@
 //! Checkpoints hold a map from id to inputs, as before slots.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +20,9 @@ pub struct Attempts {
     /// Slots, found by the hash of the id they hold.
     by_id: hashbrown::HashTable<AttemptSlot>,
     hasher: foldhash::fast::RandomState,
-    /// Id and inputs per slot; `None`: free.
-    slots: Vec<Option<(String, AttemptInputs)>>,
+    /// Id and inputs per slot; `None`: free. The id is shared with the facts derived from the
+    /// attempt (a copy a deployment and derivation before).
+    slots: Vec<Option<(Arc<str>, AttemptInputs)>>,
     /// Free slots.
     free: Vec<AttemptSlot>,
 }
@@ -30,10 +32,8 @@ impl Attempts {
         self.hasher.hash_one(id)
     }
 
-    fn id_at(slots: &[Option<(String, AttemptInputs)>], slot: AttemptSlot) -> &str {
-        slots[slot as usize]
-            .as_ref()
-            .map_or("", |(id, _)| id.as_str())
+    fn id_at(slots: &[Option<(Arc<str>, AttemptInputs)>], slot: AttemptSlot) -> &str {
+        slots[slot as usize].as_ref().map_or("", |(id, _)| id)
     }
 
     /// The number of attempts.
@@ -65,16 +65,16 @@ impl Attempts {
     }
 
     /// The id and inputs in a slot, unless it is free.
-    pub fn at(&self, slot: AttemptSlot) -> Option<(&str, &AttemptInputs)> {
+    pub fn at(&self, slot: AttemptSlot) -> Option<(&Arc<str>, &AttemptInputs)> {
         let (id, inputs) = self.slots.get(slot as usize)?.as_ref()?;
-        Some((id.as_str(), inputs))
+        Some((id, inputs))
     }
 
-    /// An attempt's slot and inputs, created empty on first sight (the id is kept then: moved
-    /// when owned, copied when borrowed); also whether it was known.
+    /// An attempt's slot and inputs, created empty on first sight (the id is kept then); also
+    /// whether it was known.
     pub fn upsert<I>(&mut self, id: I) -> (AttemptSlot, &mut AttemptInputs, bool)
     where
-        I: AsRef<str> + Into<String>,
+        I: AsRef<str> + Into<Arc<str>>,
     {
         let hash = self.hash(id.as_ref());
         let (slots, hasher) = (&mut self.slots, &self.hasher);
@@ -122,7 +122,7 @@ impl Attempts {
     pub fn iter(&self) -> impl Iterator<Item = (AttemptSlot, &str, &AttemptInputs)> {
         self.slots.iter().enumerate().filter_map(|(slot, entry)| {
             let (id, inputs) = entry.as_ref()?;
-            Some((slot as AttemptSlot, id.as_str(), inputs))
+            Some((slot as AttemptSlot, &**id, inputs))
         })
     }
 }
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(attempts.remove("github:1"), Some(first));
         assert_eq!(attempts.remove("github:1"), None);
         assert!(attempts.at(first).is_none() && !attempts.contains_key("github:1"));
-        assert_eq!(attempts.at(second).map(|(id, _)| id), Some("github:2"));
+        assert_eq!(attempts.at(second).map(|(id, _)| &**id), Some("github:2"));
         let (third, _, known) = attempts.upsert("github:3");
         assert!(!known && third == first, "the freed slot is reused");
         assert_eq!(attempts.slot_of("github:3"), Some(first));

@@ -134,7 +134,7 @@ pub struct ServiceScope<'a> {
     /// The service.
     pub service: &'a str,
     /// Its deployment attempts, settled.
-    pub attempts: Vec<(&'a str, Attempt<'a>)>,
+    pub attempts: Vec<(&'a Arc<str>, Attempt<'a>)>,
     /// Its incidents.
     pub incident_ids: &'a [&'a str],
     /// Its Argo CD applications (health reports).
@@ -158,7 +158,7 @@ pub struct ServiceScope<'a> {
 /// others are incomplete and are not kept. Facts are built for about a window past the cut, not a
 /// horizon.
 fn final_only(
-    attempts: &mut Vec<(&str, Attempt, Timestamp, bool)>,
+    attempts: &mut Vec<(&Arc<str>, Attempt, Timestamp, bool)>,
     incidents: &[(&str, SettledIncident)],
     reports: &mut Vec<Report>,
     until: Timestamp,
@@ -199,7 +199,7 @@ pub fn derive_service(
     let context = context.unwrap_or(&empty);
 
     // Ended attempts, in finishing order.
-    let mut attempts: Vec<(&str, Attempt, Timestamp, bool)> = attempts
+    let mut attempts: Vec<(&Arc<str>, Attempt, Timestamp, bool)> = attempts
         .into_iter()
         .filter_map(|(id, attempt)| {
             let (finished_at, succeeded) = attempt.end?;
@@ -306,7 +306,7 @@ pub fn derive_service(
         attempts
             .iter()
             .map(|(id, attempt, finished_at, succeeded)| DeploymentFact {
-                id: (*id).into(),
+                id: Arc::clone(id),
                 service: Some(service_name.clone()),
                 environment: {
                     let name = environment_of(catalog, attempt.fields);

@@ -461,6 +461,22 @@ fn source_id(source: &str, id: &str) -> String {
     [source, ":", id].concat()
 }
 
+/// Runs `f` on [`source_id`], joined on the stack when short (as ids are): an update of a known
+/// attempt then allocates nothing.
+fn with_source_id<R>(source: &str, id: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut joined = [0u8; 128];
+    let (head, len) = (source.len(), source.len() + 1 + id.len());
+    if let Some(out) = joined.get_mut(..len) {
+        out[..head].copy_from_slice(source.as_bytes());
+        out[head] = b':';
+        out[head + 1..].copy_from_slice(id.as_bytes());
+        if let Ok(text) = std::str::from_utf8(out) {
+            return f(text);
+        }
+    }
+    f(&source_id(source, id))
+}
+
 impl Inputs {
     /// Records a delivery key; false when it was seen before (a duplicate).
     pub fn first_sighting(&mut self, key: &str) -> bool {
@@ -538,9 +554,10 @@ impl Inputs {
         source: &str,
         update: DeploymentUpdate,
     ) -> (AttemptSlot, bool, bool, &AttemptFields) {
-        let id = source_id(source, &update.id);
         let key = (update.at, update.state);
-        let (slot, attempt, known) = self.deployments.upsert(id);
+        let deployments = &mut self.deployments;
+        let (slot, attempt, known) =
+            with_source_id(source, &update.id, |id| deployments.upsert(id));
         let (changed, fields) = attempt
             .updates
             .replace_if_different(key, AttemptFields::from(update));

@@ -424,7 +424,7 @@ impl Engine {
         histories: Option<&HashMap<&str, order::History>>,
         final_before: Option<doraflow_schemas::time::Timestamp>,
     ) -> ServiceFacts {
-        let attempts: Vec<(&str, inputs::Attempt)> = self
+        let attempts: Vec<(&Arc<str>, inputs::Attempt)> = self
             .attempts_by_service
             .get(service)
             .map(|slots| {
