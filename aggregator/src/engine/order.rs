@@ -135,10 +135,14 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
     // per push.)
     let by_hash = |hash_of: &dyn Fn(usize) -> u64| {
         let mut list: Vec<(u64, usize)> = (0..pushes.len()).map(|i| (hash_of(i), i)).collect();
-        list.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| sort_key(&a.1).cmp(&sort_key(&b.1)))
-        });
+        // By hash, then the few pushes of one hash by the total order (sorting by both at once
+        // cost a comparison closure per step, 4 % of the engine).
+        list.sort_unstable();
+        for run in list.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| sort_key(&a.1).cmp(&sort_key(&b.1)));
+            }
+        }
         list
     };
     let by_before = by_hash(&|i| pushes[i].2.ends.0.hash);
