@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Timestamp;
+use crate::time::{Timestamp, millis_between};
 
 /// Why a deployment counts as a change failure. Stored facts name a variant by its place
 /// (aggregator/src/clickhouse/encoding.rs): add new variants at the end.
@@ -95,7 +95,7 @@ impl DeploymentFact {
             return None;
         }
         self.recovered_at
-            .map(|r| (r - self.finished_at).num_milliseconds() as f64 / 1000.0)
+            .map(|r| millis_between(self.finished_at, r) as f64 / 1000.0)
     }
 }
 
@@ -157,6 +157,6 @@ impl IncidentFact {
     /// Time to restore in seconds, once resolved.
     pub fn restore_secs(&self) -> Option<f64> {
         self.resolved_at
-            .map(|r| (r - self.opened_at).num_milliseconds() as f64 / 1000.0)
+            .map(|r| millis_between(self.opened_at, r) as f64 / 1000.0)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::FailureReason;
-use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::time::{Timestamp, millis_between};
 use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -109,7 +109,7 @@ fn last_expired(at: Timestamp, horizon: i64) -> Timestamp {
 
 /// Seconds between two instants, as a float.
 fn secs(from: Timestamp, to: Timestamp) -> f64 {
-    (to - from).num_milliseconds() as f64 / 1000.0
+    millis_between(from, to) as f64 / 1000.0
 }
 
 fn hex_tokens() -> &'static Regex {
@@ -870,9 +870,7 @@ fn attribute(
         .iter()
         .copied()
         .rfind(|&d| facts[d].finished_at <= incident.opened_at)
-        .filter(|&d| {
-            (incident.opened_at - facts[d].finished_at).num_milliseconds() <= window * 1000
-        })
+        .filter(|&d| millis_between(facts[d].finished_at, incident.opened_at) <= window * 1000)
 }
 
 #[cfg(test)]
