@@ -101,8 +101,7 @@ fn is_fix(definitions: &Definitions, repo: &BoundRepo, commit: &Commit) -> bool 
 
 /// The latest commit time of a change that has expired when deployed or dropped at `at`: one
 /// pending longer than the horizon (`horizon` seconds, the time between counted in whole
-/// seconds) has (§2.7). Worked out once a deployment instead of a
-/// subtraction per change.
+/// seconds) has (§2.7). Worked out once a deployment instead of a subtraction per change.
 fn last_expired(at: Timestamp, horizon: i64) -> Timestamp {
     at - chrono::Duration::seconds(horizon + 1)
 }

@@ -184,7 +184,7 @@ impl Engine {
         let mut late = false;
         for event in events {
             let at = event_time(event);
-            // (The day's sum is worked out only for an event about a time after its delivery.)
+            // Received time plus a day is worked out only for an event about a later time.
             let believed = if at > received {
                 at.min(received + Duration::days(1))
             } else {

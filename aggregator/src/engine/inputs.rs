@@ -209,8 +209,8 @@ enum Case {
 }
 
 /// The value of 8 hex digits, read as one word (the first digit in the top byte): all 8 bytes
-/// are checked and converted at once, in about 30 instructions where a loop over the digits
-/// took 6 a digit (the engine reads two 40-digit SHAs a push, and the 16-digit prefix of every
+/// are checked and converted at once, in about 40 instructions where a loop over the digits
+/// took 8 a digit (the engine reads two 40-digit SHAs a push, and the 16-digit prefix of every
 /// commit and revision). `None` unless every byte is a hex digit of `case`.
 fn hex_word(word: u64, case: Case) -> Option<u32> {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -433,7 +433,7 @@ pub fn delivery_hash(key: &str) -> u64 {
 }
 
 /// The [`delivery_hash`] of the parts joined, joined on the stack: xxh3's one-shot hash of a short
-/// text costs a fraction of its streaming state (the engine hashes an id's parts for every
+/// text costs two thirds of its streaming state (the engine hashes an id's parts for every
 /// deployment and incident update). Longer texts are streamed.
 pub fn hash_of_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
     let mut joined = [0u8; 240];
