@@ -28,15 +28,26 @@ pub fn parse_duration_secs(text: &str) -> Option<i64> {
 /// The time from `from` to `to` as whole seconds and the rest in nanoseconds, both truncated
 /// toward zero (the same sign): what `(to - from)` gives, read from the two instants' epoch
 /// seconds instead of chrono's calendar arithmetic (132 instructions against about 185 a
-/// subtraction by Valgrind; the engine subtracts for every change in every derivation). A leap
-/// second (nanoseconds of a second past 10⁹) takes chrono's own path.
+/// subtraction by Valgrind; the engine subtracts for every change in every derivation). Two
+/// instants of one year (nearly every pair the engine subtracts: a commit and its deployment)
+/// differ by their days of the year, which needs no days since the epoch (88 instructions a call
+/// before, by Valgrind, at 300,000 calls in a year of 100 services). A leap second (nanoseconds
+/// of a second past 10⁹) takes chrono's own path.
 fn elapsed(from: Timestamp, to: Timestamp) -> (i64, i64) {
+    use chrono::{Datelike, Timelike};
     let (from_nanos, to_nanos) = (from.timestamp_subsec_nanos(), to.timestamp_subsec_nanos());
     if from_nanos >= 1_000_000_000 || to_nanos >= 1_000_000_000 {
         let delta = to - from;
         return (delta.num_seconds(), i64::from(delta.subsec_nanos()));
     }
-    let mut secs = to.timestamp() - from.timestamp();
+    let (from_day, to_day) = (from.date_naive(), to.date_naive());
+    let mut secs = if from_day.year() == to_day.year() {
+        let days = i64::from(to_day.ordinal()) - i64::from(from_day.ordinal());
+        let in_day = |t: Timestamp| i64::from(t.time().num_seconds_from_midnight());
+        days * 86_400 + in_day(to) - in_day(from)
+    } else {
+        to.timestamp() - from.timestamp()
+    };
     let mut nanos = i64::from(to_nanos) - i64::from(from_nanos);
     if secs > 0 && nanos < 0 {
         secs -= 1;
@@ -214,9 +225,24 @@ mod tests {
             (1_700_000_039, 1_500_000_000), // a leap second
             (-86_401, 250_000_000),
             (253_402_300_799, 0),
+            // One year (2024, a leap year), its first and last instants and around 29 February.
+            (1_704_067_200, 0),
+            (1_704_067_199, 999_000_000),
+            (1_709_164_800, 1_000_000),
+            (1_709_251_199, 999_999_999),
+            (1_735_689_599, 500_000_000),
+            (1_735_689_600, 0),
         ]
         .iter()
         .map(|&(secs, nanos)| Utc.timestamp_opt(secs, nanos).unwrap())
+        .chain(
+            // Instants a little less than a day apart through four years, across years.
+            (0..1_500i64).map(|k| {
+                let nanos = u32::try_from(k * 7_919_993 % 1_000_000_000).unwrap();
+                Utc.timestamp_opt(1_700_000_000 + k * 84_103, nanos)
+                    .unwrap()
+            }),
+        )
         .collect();
         for &from in &instants {
             for &to in &instants {
