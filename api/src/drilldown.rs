@@ -218,8 +218,8 @@ impl<'a> From<&'a ChangeFact> for ChangeRow<'a> {
             deployed_by: c.deployed_by.as_deref(),
             environment: c.environment.as_deref(),
             deployed_at: c.deployed_at.map(time),
-            lead_time: c.lead_time,
-            clock_skew: c.clock_skew,
+            lead_time: c.lead_time(),
+            clock_skew: c.clock_skew(),
             fix: c.fix,
         }
     }
@@ -467,8 +467,6 @@ mod paging {
             deployed_by: None,
             environment: None,
             deployed_at: None,
-            lead_time: None,
-            clock_skew: false,
             dropped_at: None,
             fix: false,
         }

@@ -100,8 +100,13 @@ impl DeploymentFact {
 }
 
 /// One change (commit on a tracked branch). Strings are shared (`Arc<str>`) with the inputs and
-/// between facts: there are many changes, and their strings repeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// between facts: there are many changes, and their strings repeat. Its lead time and clock skew
+/// follow from its two instants ([`ChangeFact::lead_time`]): worked out when read instead of
+/// stored, the fact is 144 bytes instead of 160 (the engine writes one for every change it
+/// freezes; most of those writes miss the caches). Serialized as before, with both
+/// ([`ChangeFactWire`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "ChangeFactWire")]
 pub struct ChangeFact {
     /// Service it belongs to.
     pub service: Arc<str>,
@@ -110,7 +115,6 @@ pub struct ChangeFact {
     /// Commit SHA.
     pub sha: Arc<str>,
     /// Commit timestamp.
-    #[serde(with = "crate::time::wire")]
     pub timestamp: Timestamp,
     /// First line of the message.
     pub title: Arc<str>,
@@ -121,17 +125,118 @@ pub struct ChangeFact {
     /// Environment of that deployment.
     pub environment: Option<Arc<str>>,
     /// `finished_at` of that deployment.
-    #[serde(default, with = "crate::time::wire::option")]
     pub deployed_at: Option<Timestamp>,
-    /// Lead time in seconds (negative values clamped to 0).
-    pub lead_time: Option<f64>,
-    /// The raw lead time was negative.
-    pub clock_skew: bool,
     /// When a forced push dropped it before any deployment deployed it (metrics.md §2.5).
-    #[serde(default, with = "crate::time::wire::option")]
     pub dropped_at: Option<Timestamp>,
     /// A fix (hotfix pattern or hotfix-labelled pull request).
     pub fix: bool,
+}
+
+// The size the doc comment above states, on 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<ChangeFact>() == 144);
+
+impl ChangeFact {
+    /// Lead time in seconds, once deployed: from the commit to the deployment, a negative one
+    /// (clock skew) clamped to 0 (metrics.md §2).
+    pub fn lead_time(&self) -> Option<f64> {
+        self.raw_lead_time().map(|secs| secs.max(0.0))
+    }
+
+    /// The raw lead time was negative: the commit's clock was ahead of the deployment's.
+    pub fn clock_skew(&self) -> bool {
+        self.raw_lead_time().is_some_and(|secs| secs < 0.0)
+    }
+
+    fn raw_lead_time(&self) -> Option<f64> {
+        self.deployed_at
+            .map(|at| millis_between(self.timestamp, at) as f64 / 1000.0)
+    }
+}
+
+/// A [`ChangeFact`] as stored and sent: every field in this order, with the lead time and the
+/// clock skew (stored facts and checkpoints written before they were worked out hold them too;
+/// reading one takes them from the instants again).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "ChangeFact")]
+struct ChangeFactWire {
+    service: Arc<str>,
+    repo: Arc<str>,
+    sha: Arc<str>,
+    #[serde(with = "crate::time::wire")]
+    timestamp: Timestamp,
+    title: Arc<str>,
+    position: u64,
+    deployed_by: Option<Arc<str>>,
+    environment: Option<Arc<str>>,
+    #[serde(default, with = "crate::time::wire::option")]
+    deployed_at: Option<Timestamp>,
+    lead_time: Option<f64>,
+    clock_skew: bool,
+    #[serde(default, with = "crate::time::wire::option")]
+    dropped_at: Option<Timestamp>,
+    fix: bool,
+}
+
+/// The same, borrowed from a fact to serialize it.
+#[derive(Serialize)]
+#[serde(rename = "ChangeFact")]
+struct ChangeFactWireRef<'a> {
+    service: &'a str,
+    repo: &'a str,
+    sha: &'a str,
+    #[serde(with = "crate::time::wire")]
+    timestamp: Timestamp,
+    title: &'a str,
+    position: u64,
+    deployed_by: Option<&'a str>,
+    environment: Option<&'a str>,
+    #[serde(with = "crate::time::wire::option")]
+    deployed_at: Option<Timestamp>,
+    lead_time: Option<f64>,
+    clock_skew: bool,
+    #[serde(with = "crate::time::wire::option")]
+    dropped_at: Option<Timestamp>,
+    fix: bool,
+}
+
+impl Serialize for ChangeFact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ChangeFactWireRef {
+            service: &self.service,
+            repo: &self.repo,
+            sha: &self.sha,
+            timestamp: self.timestamp,
+            title: &self.title,
+            position: self.position,
+            deployed_by: self.deployed_by.as_deref(),
+            environment: self.environment.as_deref(),
+            deployed_at: self.deployed_at,
+            lead_time: self.lead_time(),
+            clock_skew: self.clock_skew(),
+            dropped_at: self.dropped_at,
+            fix: self.fix,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl From<ChangeFactWire> for ChangeFact {
+    fn from(wire: ChangeFactWire) -> Self {
+        Self {
+            service: wire.service,
+            repo: wire.repo,
+            sha: wire.sha,
+            timestamp: wire.timestamp,
+            title: wire.title,
+            position: wire.position,
+            deployed_by: wire.deployed_by,
+            environment: wire.environment,
+            deployed_at: wire.deployed_at,
+            dropped_at: wire.dropped_at,
+            fix: wire.fix,
+        }
+    }
 }
 
 /// One incident.
@@ -158,5 +263,36 @@ impl IncidentFact {
     pub fn restore_secs(&self) -> Option<f64> {
         self.resolved_at
             .map(|r| millis_between(self.opened_at, r) as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change fact is written with its lead time and clock skew, as facts always were, and
+    /// read back from that form (what is stored holds them) with both worked out again.
+    #[test]
+    fn change_facts_keep_their_stored_form() {
+        let text = r#"{"service":"app","repo":"acme/app","sha":"abc","timestamp":"2026-03-01T10:00:05Z","title":"fix: x","position":3,"deployed_by":"github:7","environment":"production","deployed_at":"2026-03-01T10:00:00Z","lead_time":0.0,"clock_skew":true,"dropped_at":null,"fix":true}"#;
+        let fact: ChangeFact = serde_json::from_str(text).unwrap();
+        assert_eq!((fact.lead_time(), fact.clock_skew()), (Some(0.0), true));
+        assert_eq!(serde_json::to_string(&fact).unwrap(), text);
+
+        let later = ChangeFact {
+            deployed_at: Some(fact.timestamp + chrono::Duration::milliseconds(90_500)),
+            ..fact.clone()
+        };
+        assert_eq!((later.lead_time(), later.clock_skew()), (Some(90.5), false));
+        let json = serde_json::to_value(&later).unwrap();
+        assert_eq!(
+            (json["lead_time"].as_f64(), json["clock_skew"].as_bool()),
+            (Some(90.5), Some(false))
+        );
+        let pending = ChangeFact {
+            deployed_at: None,
+            ..fact
+        };
+        assert_eq!((pending.lead_time(), pending.clock_skew()), (None, false));
     }
 }

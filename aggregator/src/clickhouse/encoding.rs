@@ -83,8 +83,6 @@ mod tests {
                 deployed_by: Some("d1".into()),
                 environment: Some("production".into()),
                 deployed_at: Some(at("2026-03-01T10:00:00.123456789Z")),
-                lead_time: Some(0.0),
-                clock_skew: true,
                 dropped_at: None,
                 fix: false,
             }],

@@ -496,7 +496,6 @@ pub fn derive_service(
                 }
             }
             let commit = change.commit;
-            let raw = by.map(|d| secs(commit.timestamp, facts[d].finished_at));
             changes.push(ChangeFact {
                 service: service_name.clone(),
                 repo: repo.name.clone(),
@@ -507,9 +506,7 @@ pub fn derive_service(
                 deployed_by: by.map(|d| facts[d].id.clone()),
                 environment: by.map(|d| facts[d].environment.clone()),
                 deployed_at: by.map(|d| facts[d].finished_at),
-                lead_time: raw.map(|v| v.max(0.0)),
                 dropped_at: dropped_at[r][c],
-                clock_skew: raw.is_some_and(|v| v < 0.0),
                 fix: is_fix(definitions, repo, commit),
             });
         }

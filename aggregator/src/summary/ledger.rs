@@ -162,13 +162,13 @@ impl Ledger {
                     ledger.dropped.push(millis(at));
                 }
                 if let (Some(at), Some(lead), Some(env)) =
-                    (c.deployed_at, c.lead_time, &c.environment)
+                    (c.deployed_at, c.lead_time(), &c.environment)
                 {
                     ledger.lead_times.push(DurationEntry {
                         at: millis(at),
                         environment: Some(intern(env)),
                         value: secs_to_millis(lead),
-                        skewed: c.clock_skew,
+                        skewed: c.clock_skew(),
                     });
                 }
             }
