@@ -40,11 +40,12 @@ fn elapsed(from: Timestamp, to: Timestamp) -> (i64, i64) {
         let delta = to - from;
         return (delta.num_seconds(), i64::from(delta.subsec_nanos()));
     }
-    let (from_day, to_day) = (from.date_naive(), to.date_naive());
-    let mut secs = if from_day.year() == to_day.year() {
-        let days = i64::from(to_day.ordinal()) - i64::from(from_day.ordinal());
-        let in_day = |t: Timestamp| i64::from(t.time().num_seconds_from_midnight());
-        days * 86_400 + in_day(to) - in_day(from)
+    // The stored UTC parts (`date_naive` and `time` would add the zero offset first).
+    let (from_utc, to_utc) = (from.naive_utc(), to.naive_utc());
+    let mut secs = if from_utc.year() == to_utc.year() {
+        let days = i64::from(to_utc.ordinal()) - i64::from(from_utc.ordinal());
+        let in_day = |t: chrono::NaiveDateTime| i64::from(t.num_seconds_from_midnight());
+        days * 86_400 + in_day(to_utc) - in_day(from_utc)
     } else {
         to.timestamp() - from.timestamp()
     };
