@@ -28,27 +28,15 @@ pub fn parse_duration_secs(text: &str) -> Option<i64> {
 /// The time from `from` to `to` as whole seconds and the rest in nanoseconds, both truncated
 /// toward zero (the same sign): what `(to - from)` gives, read from the two instants' epoch
 /// seconds instead of chrono's calendar arithmetic (132 instructions against about 185 a
-/// subtraction by Valgrind; the engine subtracts for every change in every derivation). Two
-/// instants of one year (nearly every pair the engine subtracts: a commit and its deployment)
-/// differ by their days of the year, which needs no days since the epoch (88 instructions a call
-/// before, by Valgrind, at 300,000 calls in a year of 100 services). A leap second (nanoseconds
-/// of a second past 10⁹) takes chrono's own path.
+/// subtraction by Valgrind; the engine subtracts for every change in every derivation). A leap
+/// second (nanoseconds of a second past 10⁹) takes chrono's own path.
 fn elapsed(from: Timestamp, to: Timestamp) -> (i64, i64) {
-    use chrono::{Datelike, Timelike};
     let (from_nanos, to_nanos) = (from.timestamp_subsec_nanos(), to.timestamp_subsec_nanos());
     if from_nanos >= 1_000_000_000 || to_nanos >= 1_000_000_000 {
         let delta = to - from;
         return (delta.num_seconds(), i64::from(delta.subsec_nanos()));
     }
-    // The stored UTC parts (`date_naive` and `time` would add the zero offset first).
-    let (from_utc, to_utc) = (from.naive_utc(), to.naive_utc());
-    let mut secs = if from_utc.year() == to_utc.year() {
-        let days = i64::from(to_utc.ordinal()) - i64::from(from_utc.ordinal());
-        let in_day = |t: chrono::NaiveDateTime| i64::from(t.num_seconds_from_midnight());
-        days * 86_400 + in_day(to_utc) - in_day(from_utc)
-    } else {
-        to.timestamp() - from.timestamp()
-    };
+    let mut secs = to.timestamp() - from.timestamp();
     let mut nanos = i64::from(to_nanos) - i64::from(from_nanos);
     if secs > 0 && nanos < 0 {
         secs -= 1;
