@@ -104,7 +104,7 @@ impl DeploymentFact {
 /// follow from its two instants ([`ChangeFact::lead_time`]): worked out when read instead of
 /// stored, the fact is 144 bytes instead of 160 (the engine writes one for every change it
 /// freezes; most of those writes miss the caches). Serialized as before, with both
-/// ([`ChangeFactWire`]).
+/// (`ChangeFactWire`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "ChangeFactWire")]
 pub struct ChangeFact {
