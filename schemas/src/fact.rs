@@ -106,7 +106,7 @@ impl DeploymentFact {
 /// freezes; most of those writes miss the caches). Serialized as before, with both
 /// (`ChangeFactWire`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "ChangeFactWire")]
+#[serde(from = "ChangeFactWire<Arc<str>>")]
 pub struct ChangeFact {
     /// Service it belongs to.
     pub service: Arc<str>,
@@ -156,53 +156,32 @@ impl ChangeFact {
 
 /// A [`ChangeFact`] as stored and sent: every field in this order, with the lead time and the
 /// clock skew (stored facts and checkpoints written before they were worked out hold them too;
-/// reading one takes them from the instants again).
+/// reading one takes them from the instants again). Its strings are shared when read and
+/// borrowed from the fact when written.
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "ChangeFact")]
-struct ChangeFactWire {
-    service: Arc<str>,
-    repo: Arc<str>,
-    sha: Arc<str>,
+struct ChangeFactWire<S> {
+    service: S,
+    repo: S,
+    sha: S,
     #[serde(with = "crate::time::wire")]
     timestamp: Timestamp,
-    title: Arc<str>,
+    title: S,
     position: u64,
-    deployed_by: Option<Arc<str>>,
-    environment: Option<Arc<str>>,
+    deployed_by: Option<S>,
+    environment: Option<S>,
     #[serde(default, with = "crate::time::wire::option")]
     deployed_at: Option<Timestamp>,
     lead_time: Option<f64>,
     clock_skew: bool,
     #[serde(default, with = "crate::time::wire::option")]
-    dropped_at: Option<Timestamp>,
-    fix: bool,
-}
-
-/// The same, borrowed from a fact to serialize it.
-#[derive(Serialize)]
-#[serde(rename = "ChangeFact")]
-struct ChangeFactWireRef<'a> {
-    service: &'a str,
-    repo: &'a str,
-    sha: &'a str,
-    #[serde(with = "crate::time::wire")]
-    timestamp: Timestamp,
-    title: &'a str,
-    position: u64,
-    deployed_by: Option<&'a str>,
-    environment: Option<&'a str>,
-    #[serde(with = "crate::time::wire::option")]
-    deployed_at: Option<Timestamp>,
-    lead_time: Option<f64>,
-    clock_skew: bool,
-    #[serde(with = "crate::time::wire::option")]
     dropped_at: Option<Timestamp>,
     fix: bool,
 }
 
 impl Serialize for ChangeFact {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        ChangeFactWireRef {
+        ChangeFactWire::<&str> {
             service: &self.service,
             repo: &self.repo,
             sha: &self.sha,
@@ -221,8 +200,8 @@ impl Serialize for ChangeFact {
     }
 }
 
-impl From<ChangeFactWire> for ChangeFact {
-    fn from(wire: ChangeFactWire) -> Self {
+impl From<ChangeFactWire<Arc<str>>> for ChangeFact {
+    fn from(wire: ChangeFactWire<Arc<str>>) -> Self {
         Self {
             service: wire.service,
             repo: wire.repo,
