@@ -72,7 +72,7 @@ fn corrections(old: &ServiceFacts, new: &ServiceFacts) -> u64 {
             .count() as u64
     }
     changed(&old.deployments, &new.deployments, |d| &d.id)
-        + changed(&old.changes, &new.changes, |c| &*c.sha)
+        + changed(&old.changes, &new.changes, |c| &**c.sha())
         + changed(&old.incidents, &new.incidents, |i| &i.id)
 }
 

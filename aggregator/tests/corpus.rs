@@ -226,7 +226,7 @@ fn fact_json(facts: &[ServiceFacts]) -> Value {
             deployments.insert(d.id.trim_start_matches("github:").to_string(), v);
         }
         for c in &f.changes {
-            changes.insert(c.sha.to_string(), serde_json::to_value(c).unwrap());
+            changes.insert(c.sha().to_string(), serde_json::to_value(c).unwrap());
         }
         for i in &f.incidents {
             let mut v = serde_json::to_value(i).unwrap();

@@ -88,7 +88,7 @@ impl<'a> Fact<'a> {
     fn key(self) -> Key<'a> {
         match self {
             Fact::Deployment(d) => (d.finished_at.timestamp_millis(), &d.id, ""),
-            Fact::Change(c) => (c.timestamp.timestamp_millis(), &c.sha, &c.repo),
+            Fact::Change(c) => (c.timestamp.timestamp_millis(), c.sha(), &c.repo),
             Fact::Incident(i) => (i.opened_at.timestamp_millis(), &i.id, ""),
         }
     }
@@ -209,11 +209,11 @@ pub struct ChangeRow<'a> {
 impl<'a> From<&'a ChangeFact> for ChangeRow<'a> {
     fn from(c: &'a ChangeFact) -> Self {
         Self {
-            sha: &c.sha,
+            sha: c.sha(),
             repo: &c.repo,
             service: &c.service,
             timestamp: time(c.timestamp),
-            title: &c.title,
+            title: c.title(),
             position: c.position,
             deployed_by: c.deployed_by.as_deref(),
             environment: c.environment.as_deref(),
@@ -454,15 +454,22 @@ mod tests {
 mod paging {
     use super::*;
     use doraflow_aggregator::summary::Edition;
+    use doraflow_schemas::event::Commit;
+    use doraflow_schemas::fact::CommitRef;
     use doraflow_schemas::time::parse_rfc3339;
 
     fn change(sha: &str, at: &str) -> ChangeFact {
+        let timestamp = parse_rfc3339(at).unwrap();
         ChangeFact {
             service: "app".into(),
             repo: "acme/app".into(),
-            sha: sha.into(),
-            timestamp: parse_rfc3339(at).unwrap(),
-            title: "x".into(),
+            commit: CommitRef::single(Commit {
+                sha: sha.into(),
+                timestamp,
+                title: "x".into(),
+                files: Vec::new(),
+            }),
+            timestamp,
             position: 0,
             deployed_by: None,
             environment: None,

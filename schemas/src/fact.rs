@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Commit;
 use crate::time::{Timestamp, millis_between};
 
 /// Why a deployment counts as a change failure. Stored facts name a variant by its place
@@ -99,12 +100,58 @@ impl DeploymentFact {
     }
 }
 
+/// A change's commit as its fact holds it: the commits of the push that brought it, shared with
+/// the engine's working state and with the facts of the push's other changes, and its place among
+/// them. A fact takes one reference for the whole push, on the cache line the engine reads the
+/// commit's time from anyway, instead of one for the SHA and one for the title on two lines of
+/// their own, both as the engine derives facts and as pushes leave its working state.
+#[derive(Clone)]
+pub struct CommitRef {
+    commits: Arc<[Commit]>,
+    index: u32,
+}
+
+impl CommitRef {
+    /// The commit at `index` of a push's commits.
+    ///
+    /// # Panics
+    /// When `index` is not a place in `commits`.
+    pub fn new(commits: Arc<[Commit]>, index: usize) -> Self {
+        assert!(index < commits.len(), "commit {index} of {}", commits.len());
+        let index = u32::try_from(index).expect("fewer than 2^32 commits in a push");
+        Self { commits, index }
+    }
+
+    /// A commit of its own (read back from storage, or built by hand).
+    pub fn single(commit: Commit) -> Self {
+        Self::new(Arc::new([commit]), 0)
+    }
+
+    /// The commit.
+    pub fn get(&self) -> &Commit {
+        &self.commits[self.index as usize]
+    }
+}
+
+impl PartialEq for CommitRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for CommitRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One change (commit on a tracked branch). Strings are shared (`Arc<str>`) with the inputs and
-/// between facts: there are many changes, and their strings repeat. Its lead time and clock skew
-/// follow from its two instants ([`ChangeFact::lead_time`]): worked out when read instead of
-/// stored, the fact is 144 bytes instead of 160 (the engine writes one for every change it
-/// freezes; most of those writes miss the caches). Serialized as before, with both
-/// (`ChangeFactWire`).
+/// between facts: there are many changes, and their strings repeat; the commit's SHA and title
+/// are read through the push it came with ([`CommitRef`]). Its lead time and clock skew follow
+/// from its two instants ([`ChangeFact::lead_time`]) and are worked out when read. So the fact
+/// is 136 bytes, where it was 160 with both stored and the SHA and title held apart (the engine
+/// writes one for every change it freezes; most of those writes miss the caches). Serialized as
+/// before, with SHA, title, lead time and clock skew (`ChangeFactWire`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "ChangeFactWire<Arc<str>>")]
 pub struct ChangeFact {
@@ -112,12 +159,12 @@ pub struct ChangeFact {
     pub service: Arc<str>,
     /// `owner/name`.
     pub repo: Arc<str>,
-    /// Commit SHA.
-    pub sha: Arc<str>,
-    /// Commit timestamp.
+    /// The commit: its SHA ([`ChangeFact::sha`]) and the first line of its message
+    /// ([`ChangeFact::title`]).
+    pub commit: CommitRef,
+    /// Commit timestamp (the commit's, kept with the fact: the engine sorts and cuts facts by
+    /// it).
     pub timestamp: Timestamp,
-    /// First line of the message.
-    pub title: Arc<str>,
     /// Position in the branch's push order.
     pub position: u64,
     /// The production deployment that first deployed it.
@@ -134,9 +181,19 @@ pub struct ChangeFact {
 
 // The size the doc comment above states, on 64-bit targets.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<ChangeFact>() == 144);
+const _: () = assert!(std::mem::size_of::<ChangeFact>() == 136);
 
 impl ChangeFact {
+    /// The commit SHA.
+    pub fn sha(&self) -> &Arc<str> {
+        &self.commit.get().sha
+    }
+
+    /// The first line of the commit message.
+    pub fn title(&self) -> &Arc<str> {
+        &self.commit.get().title
+    }
+
     /// Lead time in seconds, once deployed: from the commit to the deployment, a negative one
     /// (clock skew) clamped to 0 (metrics.md §2).
     pub fn lead_time(&self) -> Option<f64> {
@@ -184,9 +241,9 @@ impl Serialize for ChangeFact {
         ChangeFactWire::<&str> {
             service: &self.service,
             repo: &self.repo,
-            sha: &self.sha,
+            sha: self.sha(),
             timestamp: self.timestamp,
-            title: &self.title,
+            title: self.title(),
             position: self.position,
             deployed_by: self.deployed_by.as_deref(),
             environment: self.environment.as_deref(),
@@ -205,9 +262,13 @@ impl From<ChangeFactWire<Arc<str>>> for ChangeFact {
         Self {
             service: wire.service,
             repo: wire.repo,
-            sha: wire.sha,
+            commit: CommitRef::single(Commit {
+                sha: wire.sha,
+                timestamp: wire.timestamp,
+                title: wire.title,
+                files: Vec::new(),
+            }),
             timestamp: wire.timestamp,
-            title: wire.title,
             position: wire.position,
             deployed_by: wire.deployed_by,
             environment: wire.environment,

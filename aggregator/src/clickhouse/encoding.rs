@@ -47,7 +47,10 @@ pub fn decode(bytes: &[u8]) -> Result<ServiceFacts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doraflow_schemas::fact::{ChangeFact, DeploymentFact, FailureReason, IncidentFact};
+    use doraflow_schemas::event::Commit;
+    use doraflow_schemas::fact::{
+        ChangeFact, CommitRef, DeploymentFact, FailureReason, IncidentFact,
+    };
     use doraflow_schemas::time::parse_rfc3339;
 
     fn facts() -> ServiceFacts {
@@ -76,9 +79,13 @@ mod tests {
             changes: vec![ChangeFact {
                 service: "checkout".into(),
                 repo: "acme/checkout".into(),
-                sha: "b".repeat(40).into(),
+                commit: CommitRef::single(Commit {
+                    sha: "b".repeat(40).into(),
+                    timestamp: at("1969-12-31T23:59:59.5Z"),
+                    title: "Fix \"quotes\" and \u{e9}".into(),
+                    files: Vec::new(),
+                }),
                 timestamp: at("1969-12-31T23:59:59.5Z"),
-                title: "Fix \"quotes\" and \u{e9}".into(),
                 position: u64::MAX,
                 deployed_by: Some("d1".into()),
                 environment: Some("production".into()),

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Duration;
-use doraflow_schemas::DeploymentFact;
 use doraflow_schemas::time::Timestamp;
+use doraflow_schemas::{ChangeFact, DeploymentFact};
 
 use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
@@ -90,7 +90,7 @@ impl Release {
         pushes.retain(|(branch, _, _), push| {
             if self.leaving.contains(&(std::ptr::from_ref(push) as usize)) {
                 if !merged_labels.is_empty() {
-                    for commit in &push.commits {
+                    for commit in push.commits.iter() {
                         merged_labels.remove(&*commit.sha);
                     }
                 }
@@ -243,13 +243,16 @@ impl<'s> KeptCommits<'s> {
         }
     }
 
-    /// The hash to remember a newly frozen change (its position and SHA) by, if its commit is
-    /// still there.
-    fn keeps_new(&self, position: u64, sha: &str) -> Option<u64> {
+    /// The hash to remember a newly frozen change by, if its commit is still there (its SHA is
+    /// read only then, or when only the hash can tell: it lies with its push, off the fact's
+    /// cache lines).
+    fn keeps_new(&self, change: &ChangeFact) -> Option<u64> {
         match self {
-            Self::FromPosition(first) => (position >= *first).then(|| commit_hash(sha)),
+            Self::FromPosition(first) => {
+                (change.position >= *first).then(|| commit_hash(change.sha()))
+            }
             Self::Sets(_) => {
-                let hash = commit_hash(sha);
+                let hash = commit_hash(change.sha());
                 self.keeps_remembered(hash).then_some(hash)
             }
         }
@@ -373,12 +376,9 @@ pub(super) fn split_at_cut(
     context
         .frozen_shas
         .retain(|hash| kept.keeps_remembered(*hash));
-    context.frozen_shas.extend(
-        newly
-            .changes
-            .iter()
-            .filter_map(|c| kept.keeps_new(c.position, &c.sha)),
-    );
+    context
+        .frozen_shas
+        .extend(newly.changes.iter().filter_map(|c| kept.keeps_new(c)));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {
@@ -392,11 +392,29 @@ pub(super) fn split_at_cut(
 mod tests {
     use super::*;
     use doraflow_schemas::event::{Commit, Push};
+    use doraflow_schemas::fact::CommitRef;
     use doraflow_schemas::time::parse_rfc3339;
 
     #[test]
     fn kept_commits_read_positions_only_where_they_answer_exactly() {
         let at = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let change = |position: u64, sha: &str| ChangeFact {
+            service: "one".into(),
+            repo: "acme/one".into(),
+            commit: CommitRef::single(Commit {
+                sha: sha.into(),
+                timestamp: at,
+                title: "feat".into(),
+                files: vec![],
+            }),
+            timestamp: at,
+            position,
+            deployed_by: None,
+            environment: None,
+            deployed_at: None,
+            dropped_at: None,
+            fix: false,
+        };
         let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
         let mut inputs = Inputs::default();
         for repo in ["acme/one", "acme/two"] {
@@ -417,7 +435,7 @@ mod tests {
                 commits: commits.to_vec(),
                 commits_not_listed: 0,
             };
-            inputs.add_push(repo, push, false);
+            inputs.add_push(repo, push, false, None);
         }
         // `a` left the working state with an earlier push: position 7 comes next.
         let one = inputs.repos.get_mut("acme/one").unwrap();
@@ -434,8 +452,8 @@ mod tests {
         let remembered = HashSet::from_iter([commit_hash(&a)]);
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::FromPosition(7)));
-        assert_eq!(kept.keeps_new(7, &b), Some(commit_hash(&b)));
-        assert_eq!(kept.keeps_new(6, &a), None);
+        assert_eq!(kept.keeps_new(&change(7, &b)), Some(commit_hash(&b)));
+        assert_eq!(kept.keeps_new(&change(6, &a)), None);
         assert!(!kept.keeps_remembered(commit_hash(&a)));
         assert!(sets.is_empty());
 
@@ -445,8 +463,8 @@ mod tests {
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::Sets(_)));
         assert!(kept.keeps_remembered(commit_hash(&b)) && !kept.keeps_remembered(commit_hash(&c)));
-        assert_eq!(kept.keeps_new(6, &a), Some(commit_hash(&a)));
-        assert_eq!(kept.keeps_new(8, &c), None);
+        assert_eq!(kept.keeps_new(&change(6, &a)), Some(commit_hash(&a)));
+        assert_eq!(kept.keeps_new(&change(8, &c)), None);
 
         // Two repositories: their pushes' commits answer, whatever is remembered.
         let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use doraflow_schemas::event::{AppKind, Commit, HealthStatus, Tier};
 
 use super::horizon::{Context, change_parts_are_final};
-use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident};
+use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident, StoredPush};
 use super::order::{History, history};
 use crate::catalog::Catalog;
 
@@ -47,7 +47,7 @@ impl ServiceFacts {
         self.deployments
             .sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
         self.changes
-            .sort_by(|a, b| (a.timestamp, &a.repo, &a.sha).cmp(&(b.timestamp, &b.repo, &b.sha)));
+            .sort_by(|a, b| (a.timestamp, &a.repo, a.sha()).cmp(&(b.timestamp, &b.repo, b.sha())));
         self.incidents
             .sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
     }
@@ -67,6 +67,9 @@ pub struct Recovery {
 /// (reference counts on as many cache lines) is left to the change facts it builds.
 struct RepoChange<'a> {
     commit: &'a Commit,
+    /// The push it came with and its place there (a fact shares the push's commits).
+    push: &'a StoredPush,
+    index: u32,
     position: u64,
     touches: bool,
     /// Final (deployed or expired before the horizon's cut): neither deployable nor reported.
@@ -89,10 +92,14 @@ struct BoundRepo<'a> {
     forced: Vec<(Timestamp, Vec<usize>)>,
 }
 
-/// A fix (§5): its title matches the hotfix pattern, or a pull request merged as it carries a
-/// hotfix label. Asked only of the changes a rule needs (a derivation builds many more).
-fn is_fix(definitions: &Definitions, repo: &BoundRepo, commit: &Commit) -> bool {
-    definitions.hotfix.is_match(&commit.title)
+/// A fix (§5): its title matches the hotfix pattern (as matched when its push arrived, if it
+/// was), or a pull request merged as it carries a hotfix label.
+fn is_fix(definitions: &Definitions, repo: &BoundRepo, change: &RepoChange) -> bool {
+    let commit = change.commit;
+    change
+        .push
+        .title_is_fix(change.index as usize)
+        .unwrap_or_else(|| definitions.hotfix.is_match(&commit.title))
         || repo
             .labels
             .get(&*commit.sha)
@@ -275,8 +282,10 @@ pub fn derive_service(
             let commit = change.commit;
             changes.push(RepoChange {
                 commit,
+                push: change.push,
+                index: change.index,
                 position: change.position,
-                touches: binding.touches(&commit.files),
+                touches: binding.touches(change.push.files_of(change.index as usize)),
                 frozen: context.frozen_shas.contains(&change.hash),
             });
         }
@@ -499,15 +508,14 @@ pub fn derive_service(
             changes.push(ChangeFact {
                 service: service_name.clone(),
                 repo: repo.name.clone(),
-                sha: commit.sha.clone(),
+                commit: change.push.commit_ref(change.index as usize),
                 timestamp: commit.timestamp,
-                title: commit.title.clone(),
                 position: change.position,
                 deployed_by: by.map(|d| facts[d].id.clone()),
                 environment: by.map(|d| facts[d].environment.clone()),
                 deployed_at: by.map(|d| facts[d].finished_at),
                 dropped_at: dropped_at[r][c],
-                fix: is_fix(definitions, repo, commit),
+                fix: is_fix(definitions, repo, change),
             });
         }
     }
@@ -670,7 +678,7 @@ pub fn derive_service(
         let all_fixes = !list.is_empty()
             && list
                 .iter()
-                .all(|&(r, c)| is_fix(definitions, &repos[r], repos[r].changes[c].commit));
+                .all(|&(r, c)| is_fix(definitions, &repos[r], &repos[r].changes[c]));
         facts[d].rework = facts[d].rollback || fix_forward || all_fixes;
     }
 
@@ -682,7 +690,7 @@ pub fn derive_service(
     });
     pending.retain(|id, _| facts.iter().any(|f| *f.id == **id));
     // Facts in time order (readers page through them newest first by binary search).
-    changes.sort_by(|a, b| (a.timestamp, &a.repo, &a.sha).cmp(&(b.timestamp, &b.repo, &b.sha)));
+    changes.sort_by(|a, b| (a.timestamp, &a.repo, a.sha()).cmp(&(b.timestamp, &b.repo, b.sha())));
     ServiceFacts {
         pending,
         deployments: facts,

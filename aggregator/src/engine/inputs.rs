@@ -3,6 +3,7 @@
 //! Facts are derived from this state, so the same events in any order give the same facts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{HashMap, HashSet};
 
@@ -10,6 +11,8 @@ use doraflow_schemas::event::{
     AppRef, Commit, DeploymentState, DeploymentUpdate, HealthReport, HealthStatus, IncidentChange,
     IncidentUpdate, PullRequestMerged, Push, Tier,
 };
+use doraflow_schemas::fact::CommitRef;
+use doraflow_schemas::pattern::Pattern;
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Default;
@@ -119,23 +122,39 @@ impl Generations {
 }
 
 /// One push, as much as the engine needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StoredPush {
     /// Forced push.
     pub forced: bool,
     /// Push time.
     pub pushed_at: Timestamp,
-    /// Commits oldest first.
-    pub commits: Vec<Commit>,
+    /// Commits oldest first, without their file lists: shared with the change facts derived
+    /// from them ([`CommitRef`]), which outlive the push.
+    pub commits: Arc<[Commit]>,
+    /// The commits' changed files, in the same order, when they are kept (a repository with
+    /// path globs); empty otherwise. Kept apart so that the facts sharing the commits do not
+    /// keep them too.
+    pub files: Vec<Vec<String>>,
     /// The commits' [`commit_hash`]es, in the same order: computed once as the push arrives
     /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Checkpoints
     /// leave them out; they are computed again as one is read.
-    #[serde(skip_serializing)]
     pub hashes: Vec<u64>,
     /// The push's base and head (its key's `before` and `after`) as push order links pushes by
     /// them at every cut, without reading their text. Left out of checkpoints too.
-    #[serde(skip_serializing)]
     pub ends: (PushEnd, PushEnd),
+    /// Which commits' titles match the hotfix pattern (metrics.md §5), worked out as the push
+    /// arrives, while its titles are in the caches (a derivation would read each title again,
+    /// on a cache line of its own): one flag a commit, or none when no title matches. `None`
+    /// when not worked out (a push read back from a checkpoint): derivation matches the titles.
+    pub fix_titles: Option<Vec<bool>>,
+}
+
+/// Pushes are equal when what they hold is: the hashes, ends and title flags follow from it.
+impl PartialEq for StoredPush {
+    fn eq(&self, other: &Self) -> bool {
+        (self.forced, self.pushed_at, &self.commits, &self.files)
+            == (other.forced, other.pushed_at, &other.commits, &other.files)
+    }
 }
 
 /// A push's base or head as push order compares it.
@@ -248,21 +267,104 @@ struct PushRecord {
 }
 
 impl StoredPush {
-    /// The push of `key` bringing `commits`, with their hashes.
-    pub fn new(key: &PushKey, forced: bool, pushed_at: Timestamp, commits: Vec<Commit>) -> Self {
+    /// The push of `key` bringing `commits`, with their hashes (their file lists are kept
+    /// apart).
+    pub fn new(
+        key: &PushKey,
+        forced: bool,
+        pushed_at: Timestamp,
+        mut commits: Vec<Commit>,
+    ) -> Self {
         let hashes = commits.iter().map(|c| commit_hash(&c.sha)).collect();
+        let files = if commits.iter().any(|c| !c.files.is_empty()) {
+            commits
+                .iter_mut()
+                .map(|c| std::mem::take(&mut c.files))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             forced,
             pushed_at,
-            commits,
+            commits: commits.into(),
+            files,
             hashes,
             ends: (PushEnd::of(&key.1), PushEnd::of(&key.2)),
+            fix_titles: None,
         }
+    }
+
+    /// The same with its titles matched against the hotfix pattern (see
+    /// [`StoredPush::fix_titles`]).
+    pub fn with_fix_titles(mut self, hotfix: &Pattern) -> Self {
+        let any = self.commits.iter().any(|c| hotfix.is_match(&c.title));
+        self.fix_titles = Some(if any {
+            self.commits
+                .iter()
+                .map(|c| hotfix.is_match(&c.title))
+                .collect()
+        } else {
+            Vec::new()
+        });
+        self
+    }
+
+    /// Whether the title of the commit at `index` matches the hotfix pattern, when worked out
+    /// as the push arrived.
+    pub fn title_is_fix(&self, index: usize) -> Option<bool> {
+        let fixes = self.fix_titles.as_ref()?;
+        Some(fixes.get(index).copied().unwrap_or(false))
     }
 
     /// The commits with their hashes.
     pub fn hashed_commits(&self) -> impl Iterator<Item = (&Commit, u64)> {
         self.commits.iter().zip(self.hashes.iter().copied())
+    }
+
+    /// The files the commit at `index` changed (none when they are not kept).
+    pub fn files_of(&self, index: usize) -> &[String] {
+        self.files.get(index).map_or(&[], Vec::as_slice)
+    }
+
+    /// The commit at `index`, as a change fact shares it.
+    pub fn commit_ref(&self, index: usize) -> CommitRef {
+        CommitRef::new(Arc::clone(&self.commits), index)
+    }
+}
+
+/// Checkpoints hold a push as it was written before its file lists were kept apart: each commit
+/// with its files.
+impl Serialize for StoredPush {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        /// A commit with its files, serialized as [`Commit`] is.
+        #[derive(Serialize)]
+        struct CommitWithFiles<'a> {
+            sha: &'a str,
+            #[serde(with = "doraflow_schemas::time::wire")]
+            timestamp: Timestamp,
+            title: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            files: &'a [String],
+        }
+        let commits: Vec<CommitWithFiles> = self
+            .commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CommitWithFiles {
+                sha: &c.sha,
+                timestamp: c.timestamp,
+                title: &c.title,
+                files: self.files_of(i),
+            })
+            .collect();
+        let mut push = serializer.serialize_struct("StoredPush", 3)?;
+        push.serialize_field("forced", &self.forced)?;
+        push.serialize_field("pushed_at", &self.pushed_at)?;
+        push.serialize_field("commits", &commits)?;
+        push.end()
     }
 }
 
@@ -486,8 +588,15 @@ impl Inputs {
     /// Adds a push to the repository named `repo` (the push's own `repo` is not read: the caller
     /// keeps the name, the engine stores the rest without copying it); false when it was already
     /// known exactly (nothing changed). Changed file lists are kept only with `keep_files` (a
-    /// repository with path globs in the catalog).
-    pub fn add_push(&mut self, repo: &str, push: Push, keep_files: bool) -> bool {
+    /// repository with path globs in the catalog); with `hotfix`, the commits' titles are matched
+    /// against it now ([`StoredPush::fix_titles`]).
+    pub fn add_push(
+        &mut self,
+        repo: &str,
+        push: Push,
+        keep_files: bool,
+        hotfix: Option<&Pattern>,
+    ) -> bool {
         let repo = self.repo_mut(repo);
         let mut changed = false;
         let newer = repo.default_branch.as_ref().is_none_or(|(at, name)| {
@@ -504,7 +613,10 @@ impl Inputs {
                 commit.files = Vec::new();
             }
         }
-        let stored = StoredPush::new(&key, push.forced, push.pushed_at, commits);
+        let mut stored = StoredPush::new(&key, push.forced, push.pushed_at, commits);
+        if let Some(hotfix) = hotfix {
+            stored = stored.with_fix_titles(hotfix);
+        }
         match repo.pushes.entry(key) {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(stored);
@@ -761,6 +873,54 @@ mod tests {
             assert_eq!(commit_hash(text), expected, "{text}");
         }
         assert_eq!(commit_hash(SHA), 0x0123_4567_89ab_cdef);
+    }
+
+    /// A push keeps its commits' file lists apart from the commits change facts share, and a
+    /// checkpoint holds each commit with its files, as before: read back, it is the same push.
+    #[test]
+    fn pushes_keep_files_apart_and_checkpoints_hold_them_with_their_commits() {
+        let at = doraflow_schemas::time::parse_rfc3339("2026-03-01T10:00:00Z").unwrap();
+        let commit = |sha: &str, files: &[&str]| Commit {
+            sha: sha.into(),
+            timestamp: at,
+            title: "feat: x".into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+        };
+        let key: PushKey = ("main".into(), "0".repeat(40), SHA.into());
+        let push = StoredPush::new(
+            &key,
+            false,
+            at,
+            vec![commit("c1", &["svc/a.rs", "b.rs"]), commit(SHA, &[])],
+        );
+        assert!(push.commits.iter().all(|c| c.files.is_empty()));
+        assert_eq!(push.files_of(0), ["svc/a.rs", "b.rs"]);
+        assert!(push.files_of(1).is_empty());
+        assert_eq!(&*push.commit_ref(1).get().sha, SHA);
+
+        let mut pushes = HashMap::default();
+        pushes.insert(key, push.clone());
+        let repo = RepoInputs {
+            name: "acme/app".into(),
+            pushes,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&repo).unwrap();
+        let commits = &json["pushes"][0][1]["commits"];
+        assert_eq!(commits[0]["files"], serde_json::json!(["svc/a.rs", "b.rs"]));
+        assert_eq!(commits[0]["sha"], "c1");
+        assert!(commits[1].get("files").is_none());
+        let back: RepoInputs = serde_json::from_value(json).unwrap();
+        assert_eq!(back.pushes.values().next(), Some(&push));
+
+        // Without files, none are kept.
+        let bare = StoredPush::new(
+            &("main".into(), "a".into(), "b".into()),
+            false,
+            at,
+            vec![commit("c", &[])],
+        );
+        assert!(bare.files.is_empty() && bare.files_of(0).is_empty());
     }
 
     #[test]

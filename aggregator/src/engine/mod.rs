@@ -326,6 +326,7 @@ impl Engine {
             apps_by_service,
             dirty,
             cache,
+            definitions,
             ..
         } = self;
         let inputs = &mut state.inputs;
@@ -355,7 +356,7 @@ impl Engine {
                     }
                 }
                 let keep_files = catalog.repo_has_paths(&repo);
-                if inputs.add_push(&repo, push, keep_files) {
+                if inputs.add_push(&repo, push, keep_files, Some(&definitions.hotfix)) {
                     mark_changed(&services);
                 }
             }

@@ -18,6 +18,11 @@ use super::inputs::{PushKey, RepoInputs, StoredPush};
 pub struct OrderedChange<'a> {
     /// The commit.
     pub commit: &'a Commit,
+    /// The push it came with, and its place there (its files, and the commit as a fact shares
+    /// it).
+    pub push: &'a StoredPush,
+    /// Its place among the push's commits.
+    pub index: u32,
     /// Position (0-based) in the branch's history order.
     pub position: u64,
     /// The hash the commit is remembered by once its push leaves
@@ -227,7 +232,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
                 carried: push.commits.iter().map(|c| &*c.sha).collect(),
             });
         }
-        for (commit, hash) in push.hashed_commits() {
+        for (place, (commit, hash)) in push.hashed_commits().enumerate() {
             if !repo.evicted.is_empty() && repo.evicted.contains_key(&hash) {
                 continue;
             }
@@ -235,6 +240,8 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
                 entry.insert(out.len());
                 out.push(OrderedChange {
                     commit,
+                    push,
+                    index: place as u32,
                     position: base + out.len() as u64,
                     hash,
                 });
@@ -314,7 +321,7 @@ mod tests {
     fn order_of(pushes: &[Push]) -> Vec<String> {
         let mut inputs = Inputs::default();
         for p in pushes {
-            inputs.add_push(&p.repo, p.clone(), false);
+            inputs.add_push(&p.repo, p.clone(), false, None);
         }
         ordered_changes(&inputs.repos["acme/app"])
             .into_iter()
@@ -349,7 +356,7 @@ mod tests {
     fn cut_short(pushes: &[Push], cut: &str) -> (Vec<String>, Option<Vec<u64>>) {
         let mut inputs = Inputs::default();
         for p in pushes {
-            inputs.add_push(&p.repo, p.clone(), false);
+            inputs.add_push(&p.repo, p.clone(), false, None);
         }
         let cut = parse_rfc3339(cut).unwrap();
         let short = CutShort {

@@ -375,7 +375,7 @@ fn all_facts(engine: &Engine, service: &str) -> ServiceFacts {
     all.pending.clear();
     all.deployments.sort_by(|a, b| a.id.cmp(&b.id));
     all.changes
-        .sort_by(|a, b| (&a.repo, &a.sha).cmp(&(&b.repo, &b.sha)));
+        .sort_by(|a, b| (&a.repo, a.sha()).cmp(&(&b.repo, b.sha())));
     all.incidents.sort_by(|a, b| a.id.cmp(&b.id));
     all
 }
