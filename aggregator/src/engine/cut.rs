@@ -107,7 +107,9 @@ impl Release {
 }
 
 /// Which changes of the working state are final, over every service they touch: per repository
-/// (display name), per position in its history from the first kept one.
+/// (display name), per position in its history from the first kept one. Noted service by
+/// service ([`Finality::note`]), each as it is derived.
+#[derive(Default)]
 pub(super) struct Finality {
     repos: HashMap<Arc<str>, RepoFinality>,
 }
@@ -142,28 +144,31 @@ impl RepoFinality {
 }
 
 impl Finality {
-    pub(super) fn of(
-        derived: &[(String, Arc<ServiceFacts>)],
+    /// Notes the changes of one service's facts (derived for the cut at `cut`).
+    pub(super) fn note(
+        &mut self,
+        facts: &ServiceFacts,
         inputs: &Inputs,
         cut: Timestamp,
         span: Duration,
-    ) -> Self {
-        let mut repos: HashMap<Arc<str>, RepoFinality> = HashMap::default();
-        for (_, facts) in derived {
-            // A derivation of final facts only names the changes it left out (not final).
-            let changes = facts
-                .changes
-                .iter()
-                .map(|c| (&c.repo, c.position, change_is_final(c, cut, span)))
-                .chain(facts.open_changes.iter().map(|(repo, p)| (repo, *p, false)));
-            // Changes come in runs of one repository (one shared name): looked up once a run.
-            let mut run: Option<(&Arc<str>, &mut RepoFinality)> = None;
-            for (repo, position, done) in changes {
-                let same = run
-                    .as_ref()
-                    .is_some_and(|(name, _)| Arc::ptr_eq(name, repo) || ***name == **repo);
-                if !same {
-                    let states = repos.entry(repo.clone()).or_insert_with(|| RepoFinality {
+    ) {
+        // A derivation of final facts only names the changes it left out (not final).
+        let changes = facts
+            .changes
+            .iter()
+            .map(|c| (&c.repo, c.position, change_is_final(c, cut, span)))
+            .chain(facts.open_changes.iter().map(|(repo, p)| (repo, *p, false)));
+        // Changes come in runs of one repository (one shared name): looked up once a run.
+        let mut run: Option<(&Arc<str>, &mut RepoFinality)> = None;
+        for (repo, position, done) in changes {
+            let same = run
+                .as_ref()
+                .is_some_and(|(name, _)| Arc::ptr_eq(name, repo) || ***name == **repo);
+            if !same {
+                let states = self
+                    .repos
+                    .entry(repo.clone())
+                    .or_insert_with(|| RepoFinality {
                         base: inputs
                             .repos
                             .get(&*repo_key(repo))
@@ -171,14 +176,12 @@ impl Finality {
                             .map_or(0, |a| a.next_position),
                         states: Vec::new(),
                     });
-                    run = Some((repo, states));
-                }
-                if let Some((_, states)) = run.as_mut() {
-                    states.note(position, done);
-                }
+                run = Some((repo, states));
+            }
+            if let Some((_, states)) = run.as_mut() {
+                states.note(position, done);
             }
         }
-        Self { repos }
     }
 
     /// The finality of one repository's changes (by display name), if any service has one.

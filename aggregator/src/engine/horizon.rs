@@ -286,24 +286,36 @@ impl Engine {
         // up to where the final facts need it (see `order::history_for_cut`).
         let (derived, releases) = {
             let short = CutShort::at(cut, &self.definitions);
-            let histories: HashMap<&str, History> = self
-                .state
-                .inputs
-                .repos
-                .iter()
-                .map(|(key, repo)| (key.as_str(), history_for_cut(repo, short)))
-                .collect();
-            let derived: Vec<(String, Arc<ServiceFacts>)> = services
-                .into_iter()
-                .map(|s| {
-                    let facts = match self.cache.get(&s) {
-                        Some(facts) => facts.clone(),
-                        None => Arc::new(self.derive_with(&s, Some(&histories), Some(cut))),
-                    };
-                    (s, facts)
-                })
-                .collect();
-            let finals = Finality::of(&derived, &self.state.inputs, cut, span);
+            let repos = &self.state.inputs.repos;
+            let mut histories: HashMap<&str, History> =
+                HashMap::with_capacity_and_hasher(repos.len(), Default::default());
+            let mut finals = Finality::default();
+            let mut derived: Vec<(String, Arc<ServiceFacts>)> = Vec::with_capacity(services.len());
+            for s in services {
+                let facts = match self.cache.get(&s) {
+                    Some(facts) => facts.clone(),
+                    None => {
+                        // A service's histories are built just before it is derived, and its
+                        // changes' finality noted just after: both are then still in the caches.
+                        for (key, _) in self.catalog.repos_of(&s).iter() {
+                            if let Some((key, repo)) = repos.get_key_value(key.as_str()) {
+                                histories
+                                    .entry(key.as_str())
+                                    .or_insert_with(|| history_for_cut(repo, short));
+                            }
+                        }
+                        Arc::new(self.derive_with(&s, Some(&histories), Some(cut)))
+                    }
+                };
+                finals.note(&facts, &self.state.inputs, cut, span);
+                derived.push((s, facts));
+            }
+            // Repositories of no service derived here are released too.
+            for (key, repo) in repos {
+                histories
+                    .entry(key.as_str())
+                    .or_insert_with(|| history_for_cut(repo, short));
+            }
             let releases: Vec<(String, Release)> = histories
                 .iter()
                 .map(|(key, branch)| {
