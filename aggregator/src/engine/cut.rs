@@ -246,14 +246,11 @@ impl<'s> KeptCommits<'s> {
         }
     }
 
-    /// The hash to remember a newly frozen change by, if its commit is still there (its SHA is
-    /// read only then, or when only the hash can tell: it lies with its push, off the fact's
-    /// cache lines).
-    fn keeps_new(&self, change: &ChangeFact) -> Option<u64> {
+    /// The hash to remember a newly frozen change (at `position`) by, if its commit is still
+    /// there: the change is read only then, or when only the hash can tell.
+    fn keeps_new(&self, position: u64, change: &ChangeFact) -> Option<u64> {
         match self {
-            Self::FromPosition(first) => {
-                (change.position >= *first).then(|| commit_hash(change.sha()))
-            }
+            Self::FromPosition(first) => (position >= *first).then(|| commit_hash(change.sha())),
             Self::Sets(_) => {
                 let hash = commit_hash(change.sha());
                 self.keeps_remembered(hash).then_some(hash)
@@ -280,14 +277,13 @@ fn value_for<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m
 }
 
 /// Splits a service's facts at the cut: returns the facts that became final (if any; the others,
-/// possibly incomplete, are dropped), extends the context with the new final ones, and collects
-/// the ids of the deployments and incidents whose inputs may leave. `kept` says which final
-/// changes are still in the working state.
+/// possibly incomplete, are dropped), extends the context with the new final ones (but for the
+/// frozen changes still in the working state: see [`remember_kept`], once the release has
+/// applied), and collects the ids of the deployments and incidents whose inputs may leave.
 pub(super) fn split_at_cut(
     facts: ServiceFacts,
     context: &mut Context,
     cut: Cut,
-    kept: &KeptCommits,
     leaving_attempts: &mut Vec<Arc<str>>,
     leaving_incidents: &mut Vec<String>,
 ) -> Option<ServiceFacts> {
@@ -376,12 +372,6 @@ pub(super) fn split_at_cut(
     recent.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
     context.recent = recent;
     context.unsettled = unsettled;
-    context
-        .frozen_shas
-        .retain(|hash| kept.keeps_remembered(*hash));
-    context
-        .frozen_shas
-        .extend(newly.changes.iter().filter_map(|c| kept.keeps_new(c)));
     let nothing_new =
         newly.deployments.is_empty() && newly.changes.is_empty() && newly.incidents.is_empty();
     if nothing_new {
@@ -389,6 +379,37 @@ pub(super) fn split_at_cut(
     }
     newly.sort_by_time();
     Some(newly)
+}
+
+/// The positions of a service's newly frozen changes, in their order there: what [`remember_kept`]
+/// reads of them (a change fact lies on cache lines of its own, long out of the caches by then).
+pub(super) fn positions(newly: Option<&ServiceFacts>) -> Vec<u64> {
+    newly.map_or_else(Vec::new, |facts| {
+        facts.changes.iter().map(|c| c.position).collect()
+    })
+}
+
+/// Remembers which of a service's frozen changes are still in the working state after the
+/// release (`kept`): those remembered from earlier cuts that still are, and those newly frozen
+/// (`newly`, whose changes' positions are `positions`) that are.
+pub(super) fn remember_kept(
+    context: &mut Context,
+    newly: Option<&ServiceFacts>,
+    positions: &[u64],
+    kept: &KeptCommits,
+) {
+    context
+        .frozen_shas
+        .retain(|hash| kept.keeps_remembered(*hash));
+    let Some(newly) = newly else {
+        return;
+    };
+    context.frozen_shas.extend(
+        positions
+            .iter()
+            .zip(&newly.changes)
+            .filter_map(|(position, c)| kept.keeps_new(*position, c)),
+    );
 }
 
 #[cfg(test)]
@@ -455,8 +476,8 @@ mod tests {
         let remembered = HashSet::from_iter([commit_hash(&a)]);
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::FromPosition(7)));
-        assert_eq!(kept.keeps_new(&change(7, &b)), Some(commit_hash(&b)));
-        assert_eq!(kept.keeps_new(&change(6, &a)), None);
+        assert_eq!(kept.keeps_new(7, &change(7, &b)), Some(commit_hash(&b)));
+        assert_eq!(kept.keeps_new(6, &change(6, &a)), None);
         assert!(!kept.keeps_remembered(commit_hash(&a)));
         assert!(sets.is_empty());
 
@@ -466,8 +487,8 @@ mod tests {
         let kept = KeptCommits::of(&one, &remembered, &mut sets);
         assert!(matches!(kept, KeptCommits::Sets(_)));
         assert!(kept.keeps_remembered(commit_hash(&b)) && !kept.keeps_remembered(commit_hash(&c)));
-        assert_eq!(kept.keeps_new(&change(6, &a)), Some(commit_hash(&a)));
-        assert_eq!(kept.keeps_new(&change(8, &c)), None);
+        assert_eq!(kept.keeps_new(6, &change(6, &a)), Some(commit_hash(&a)));
+        assert_eq!(kept.keeps_new(8, &change(8, &c)), None);
 
         // Two repositories: their pushes' commits answer, whatever is remembered.
         let two = [one[0], ("acme/two", &inputs.repos["acme/two"])];

@@ -24,7 +24,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::attempts::AttemptSlot;
-use super::cut::{Cut, Finality, KeptCommits, Release, split_at_cut};
+use super::cut::{Cut, Finality, KeptCommits, Release, positions, remember_kept, split_at_cut};
 use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, RepoInputs, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
@@ -112,6 +112,17 @@ pub struct Horizon {
     pub too_late: BTreeMap<String, u64>,
     /// Too-late deliveries in all.
     pub too_late_total: u64,
+}
+
+/// One service's facts split at a cut: what is left to do once the cut's release applied.
+struct Split {
+    service: String,
+    /// Where its leaving attempts begin in the cut's list.
+    first_leaving: usize,
+    /// Its newly frozen facts, if any.
+    newly: Option<Arc<ServiceFacts>>,
+    /// Their changes' positions ([`positions`]).
+    positions: Vec<u64>,
 }
 
 /// The time an event is about.
@@ -283,32 +294,60 @@ impl Engine {
             );
         }
         // Each branch history is built once, for the derivations and for the release, and only
-        // up to where the final facts need it (see `order::history_for_cut`).
-        let (derived, releases) = {
+        // up to where the final facts need it (see `order::history_for_cut`). Each service is
+        // derived, its changes' finality noted and its facts split at the cut in turn, while
+        // they are in the caches (the live facts are derived again when asked for: a derivation
+        // for the cut has only the final ones complete).
+        let mut leaving_attempts: Vec<Arc<str>> = Vec::new();
+        let mut leaving_incidents: Vec<String> = Vec::new();
+        let mut split: Vec<Split> = Vec::with_capacity(services.len());
+        let releases = {
             let short = CutShort::at(cut, &self.definitions);
             let repos = &self.state.inputs.repos;
             let mut histories: HashMap<&str, History> =
                 HashMap::with_capacity_and_hasher(repos.len(), Default::default());
             let mut finals = Finality::default();
-            let mut derived: Vec<(String, Arc<ServiceFacts>)> = Vec::with_capacity(services.len());
-            for s in services {
-                let facts = match self.cache.get(&s) {
-                    Some(facts) => facts.clone(),
+            for service in services {
+                // The cache's copy, if any, is usually the only other owner.
+                let facts = match self.cache.remove(&service) {
+                    Some(facts) => Arc::unwrap_or_clone(facts),
                     None => {
-                        // A service's histories are built just before it is derived, and its
-                        // changes' finality noted just after: both are then still in the caches.
-                        for (key, _) in self.catalog.repos_of(&s).iter() {
+                        // A service's histories are built just before it is derived.
+                        for (key, _) in self.catalog.repos_of(&service).iter() {
                             if let Some((key, repo)) = repos.get_key_value(key.as_str()) {
                                 histories
                                     .entry(key.as_str())
                                     .or_insert_with(|| history_for_cut(repo, short));
                             }
                         }
-                        Arc::new(self.derive_with(&s, Some(&histories), Some(cut)))
+                        self.derive_with(&service, Some(&histories), Some(cut))
                     }
                 };
                 finals.note(&facts, &self.state.inputs, cut, span);
-                derived.push((s, facts));
+                let frozen = self.state.frozen.entry(service.clone()).or_default();
+                let first_leaving = leaving_attempts.len();
+                let newly = split_at_cut(
+                    facts,
+                    &mut frozen.context,
+                    Cut {
+                        at: cut,
+                        span,
+                        window,
+                    },
+                    &mut leaving_attempts,
+                    &mut leaving_incidents,
+                )
+                .map(Arc::new);
+                let positions = positions(newly.as_deref());
+                if let Some(newly) = &newly {
+                    frozen.facts.push(newly.clone());
+                }
+                split.push(Split {
+                    service,
+                    first_leaving,
+                    newly,
+                    positions,
+                });
             }
             // Repositories of no service derived here are released too.
             for (key, repo) in repos {
@@ -326,7 +365,7 @@ impl Engine {
                     )
                 })
                 .collect();
-            (derived, releases)
+            releases
         };
         for (key, release) in releases {
             if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
@@ -337,20 +376,21 @@ impl Engine {
         // keeps a frozen SHA a step longer): sets a service's frozen changes are checked against,
         // built for a repository only when a service needs one (see `KeptCommits`).
         let mut kept_sets: HashMap<&str, HashSet<u64>> = HashMap::default();
-
-        // Freeze each service's final facts and extend its context (freezing changes no fact: the
-        // live rules derive the rest as before).
-        let mut leaving_attempts: Vec<Arc<str>> = Vec::new();
-        let mut leaving_incidents: Vec<String> = Vec::new();
         let mut touched = BTreeSet::new();
-        for (service, facts) in derived {
-            // The live facts are derived again when asked for: a derivation for the cut has only
-            // the final ones complete (the cache's copy, if any, is usually the only other owner).
-            self.cache.remove(&service);
-            let facts = Arc::unwrap_or_clone(facts);
-            let frozen = self.state.frozen.entry(service.clone()).or_default();
-            let first_leaving = leaving_attempts.len();
-            let repos = self.catalog.repos_of(&service);
+        let ends = split
+            .iter()
+            .skip(1)
+            .map(|s| s.first_leaving)
+            .chain([leaving_attempts.len()]);
+        for (split, end_leaving) in split.iter().zip(ends) {
+            let Split {
+                service,
+                first_leaving,
+                newly,
+                positions,
+            } = split;
+            let frozen = self.state.frozen.get_mut(service).expect("split above");
+            let repos = self.catalog.repos_of(service);
             let repos: Vec<(&str, &RepoInputs)> = repos
                 .iter()
                 .filter_map(|(key, _)| {
@@ -359,31 +399,17 @@ impl Engine {
                 })
                 .collect();
             let kept = KeptCommits::of(&repos, &frozen.context.frozen_shas, &mut kept_sets);
-            let newly = split_at_cut(
-                facts,
-                &mut frozen.context,
-                Cut {
-                    at: cut,
-                    span,
-                    window,
-                },
-                &kept,
-                &mut leaving_attempts,
-                &mut leaving_incidents,
-            );
-            if let Some(newly) = newly {
-                frozen.facts.push(Arc::new(newly));
-            }
+            remember_kept(&mut frozen.context, newly.as_deref(), positions, &kept);
             // The leaving attempts are this service's (filed under it, see `attempts_refiled`):
             // their inputs leave the working state, their slots the service's index.
-            let mut filed = self.attempts_by_service.get_mut(&service);
-            for id in &leaving_attempts[first_leaving..] {
+            let mut filed = self.attempts_by_service.get_mut(service);
+            for id in &leaving_attempts[*first_leaving..end_leaving] {
                 let freed = self.state.inputs.deployments.remove(id);
                 if let (Some(slots), Some(slot)) = (filed.as_deref_mut(), freed) {
                     slots.remove(&slot);
                 }
             }
-            touched.insert(service);
+            touched.insert(service.clone());
         }
 
         // They are remembered as final.
