@@ -454,8 +454,7 @@ mod tests {
 mod paging {
     use super::*;
     use doraflow_aggregator::summary::Edition;
-    use doraflow_schemas::event::Commit;
-    use doraflow_schemas::fact::CommitRef;
+    use doraflow_schemas::fact::{CommitRecord, CommitRef};
     use doraflow_schemas::time::parse_rfc3339;
 
     fn change(sha: &str, at: &str) -> ChangeFact {
@@ -463,11 +462,10 @@ mod paging {
         ChangeFact {
             service: "app".into(),
             repo: "acme/app".into(),
-            commit: CommitRef::single(Commit {
+            commit: CommitRef::single(CommitRecord {
                 sha: sha.into(),
                 timestamp,
                 title: "x".into(),
-                files: Vec::new(),
             }),
             timestamp,
             position: 0,

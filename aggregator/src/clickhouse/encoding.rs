@@ -47,9 +47,8 @@ pub fn decode(bytes: &[u8]) -> Result<ServiceFacts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doraflow_schemas::event::Commit;
     use doraflow_schemas::fact::{
-        ChangeFact, CommitRef, DeploymentFact, FailureReason, IncidentFact,
+        ChangeFact, CommitRecord, CommitRef, DeploymentFact, FailureReason, IncidentFact,
     };
     use doraflow_schemas::time::parse_rfc3339;
 
@@ -79,11 +78,10 @@ mod tests {
             changes: vec![ChangeFact {
                 service: "checkout".into(),
                 repo: "acme/checkout".into(),
-                commit: CommitRef::single(Commit {
+                commit: CommitRef::single(CommitRecord {
                     sha: "b".repeat(40).into(),
                     timestamp: at("1969-12-31T23:59:59.5Z"),
                     title: "Fix \"quotes\" and \u{e9}".into(),
-                    files: Vec::new(),
                 }),
                 timestamp: at("1969-12-31T23:59:59.5Z"),
                 position: u64::MAX,

@@ -416,7 +416,7 @@ pub(super) fn remember_kept(
 mod tests {
     use super::*;
     use doraflow_schemas::event::{Commit, Push};
-    use doraflow_schemas::fact::CommitRef;
+    use doraflow_schemas::fact::{CommitRecord, CommitRef};
     use doraflow_schemas::time::parse_rfc3339;
 
     #[test]
@@ -425,11 +425,10 @@ mod tests {
         let change = |position: u64, sha: &str| ChangeFact {
             service: "one".into(),
             repo: "acme/one".into(),
-            commit: CommitRef::single(Commit {
+            commit: CommitRef::single(CommitRecord {
                 sha: sha.into(),
                 timestamp: at,
                 title: "feat".into(),
-                files: vec![],
             }),
             timestamp: at,
             position,

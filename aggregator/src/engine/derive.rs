@@ -15,7 +15,8 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use doraflow_schemas::event::{AppKind, Commit, HealthStatus, Tier};
+use doraflow_schemas::event::{AppKind, HealthStatus, Tier};
+use doraflow_schemas::fact::CommitRecord;
 
 use super::horizon::{Context, change_parts_are_final};
 use super::inputs::{Attempt, AttemptFields, HealthEntry, Inputs, SettledIncident, StoredPush};
@@ -66,7 +67,7 @@ pub struct Recovery {
 /// derivation builds one for every change of the working state, and sharing the commit's strings
 /// (reference counts on as many cache lines) is left to the change facts it builds.
 struct RepoChange<'a> {
-    commit: &'a Commit,
+    commit: &'a CommitRecord,
     /// The push it came with and its place there (a fact shares the push's commits).
     push: &'a StoredPush,
     index: u32,

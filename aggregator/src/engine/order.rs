@@ -8,7 +8,7 @@ use super::{HashMap, HashSet};
 
 use chrono::Duration;
 use doraflow_schemas::config::Definitions;
-use doraflow_schemas::event::Commit;
+use doraflow_schemas::fact::CommitRecord;
 use doraflow_schemas::time::Timestamp;
 
 use super::inputs::{PushKey, RepoInputs, StoredPush};
@@ -17,7 +17,7 @@ use super::inputs::{PushKey, RepoInputs, StoredPush};
 #[derive(Debug, Clone)]
 pub struct OrderedChange<'a> {
     /// The commit.
-    pub commit: &'a Commit,
+    pub commit: &'a CommitRecord,
     /// The push it came with, and its place there (its files, and the commit as a fact shares
     /// it).
     pub push: &'a StoredPush,
@@ -291,7 +291,7 @@ fn tail_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doraflow_schemas::event::Push;
+    use doraflow_schemas::event::{Commit, Push};
     use doraflow_schemas::time::parse_rfc3339;
 
     use crate::engine::inputs::{Inputs, commit_hash};
