@@ -383,7 +383,7 @@ pub(super) fn split_at_cut(
 
 /// The positions of a service's newly frozen changes, in their order there: what [`remember_kept`]
 /// reads of them (a change fact lies on cache lines of its own, long out of the caches by then).
-pub(super) fn positions(newly: Option<&ServiceFacts>) -> Vec<u64> {
+pub(super) fn change_positions(newly: Option<&ServiceFacts>) -> Vec<u64> {
     newly.map_or_else(Vec::new, |facts| {
         facts.changes.iter().map(|c| c.position).collect()
     })
@@ -391,7 +391,7 @@ pub(super) fn positions(newly: Option<&ServiceFacts>) -> Vec<u64> {
 
 /// Remembers which of a service's frozen changes are still in the working state after the
 /// release (`kept`): those remembered from earlier cuts that still are, and those newly frozen
-/// (`newly`, whose changes' positions are `positions`) that are.
+/// (`newly`, whose changes' positions are `positions`: [`change_positions`]) that are.
 pub(super) fn remember_kept(
     context: &mut Context,
     newly: Option<&ServiceFacts>,

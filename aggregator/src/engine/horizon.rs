@@ -24,7 +24,9 @@ use doraflow_schemas::{ChangeFact, DeploymentFact, Event, LogRecord};
 use serde::{Deserialize, Serialize};
 
 use super::attempts::AttemptSlot;
-use super::cut::{Cut, Finality, KeptCommits, Release, positions, remember_kept, split_at_cut};
+use super::cut::{
+    Cut, Finality, KeptCommits, Release, change_positions, remember_kept, split_at_cut,
+};
 use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, RepoInputs, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
@@ -117,11 +119,11 @@ pub struct Horizon {
 /// One service's facts split at a cut: what is left to do once the cut's release applied.
 struct Split {
     service: String,
-    /// Where its leaving attempts begin in the cut's list.
-    first_leaving: usize,
+    /// Its leaving attempts: where they are in the cut's list.
+    leaving: std::ops::Range<usize>,
     /// Its newly frozen facts, if any.
     newly: Option<Arc<ServiceFacts>>,
-    /// Their changes' positions ([`positions`]).
+    /// Their changes' positions ([`change_positions`]).
     positions: Vec<u64>,
 }
 
@@ -338,13 +340,13 @@ impl Engine {
                     &mut leaving_incidents,
                 )
                 .map(Arc::new);
-                let positions = positions(newly.as_deref());
+                let positions = change_positions(newly.as_deref());
                 if let Some(newly) = &newly {
                     frozen.facts.push(newly.clone());
                 }
                 split.push(Split {
                     service,
-                    first_leaving,
+                    leaving: first_leaving..leaving_attempts.len(),
                     newly,
                     positions,
                 });
@@ -377,15 +379,10 @@ impl Engine {
         // built for a repository only when a service needs one (see `KeptCommits`).
         let mut kept_sets: HashMap<&str, HashSet<u64>> = HashMap::default();
         let mut touched = BTreeSet::new();
-        let ends = split
-            .iter()
-            .skip(1)
-            .map(|s| s.first_leaving)
-            .chain([leaving_attempts.len()]);
-        for (split, end_leaving) in split.iter().zip(ends) {
+        for split in &split {
             let Split {
                 service,
-                first_leaving,
+                leaving,
                 newly,
                 positions,
             } = split;
@@ -403,7 +400,7 @@ impl Engine {
             // The leaving attempts are this service's (filed under it, see `attempts_refiled`):
             // their inputs leave the working state, their slots the service's index.
             let mut filed = self.attempts_by_service.get_mut(service);
-            for id in &leaving_attempts[*first_leaving..end_leaving] {
+            for id in &leaving_attempts[leaving.clone()] {
                 let freed = self.state.inputs.deployments.remove(id);
                 if let (Some(slots), Some(slot)) = (filed.as_deref_mut(), freed) {
                     slots.remove(&slot);
