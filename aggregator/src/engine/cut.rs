@@ -53,7 +53,7 @@ impl Release {
                         Some(done) => done,
                         // No service has it: final once pending longer than the horizon (its
                         // commit is read only then).
-                        None => c.commit.timestamp < old,
+                        None => c.commit().timestamp < old,
                     });
             if !all_final {
                 break;

@@ -67,14 +67,20 @@ pub struct Recovery {
 /// derivation builds one for every change of the working state, and sharing the commit's strings
 /// (reference counts on as many cache lines) is left to the change facts it builds.
 struct RepoChange<'a> {
-    commit: &'a CommitRecord,
-    /// The push it came with and its place there (a fact shares the push's commits).
+    /// The push it came with and its place there (its commit; a fact shares the push's
+    /// commits).
     push: &'a StoredPush,
     index: u32,
     position: u64,
     touches: bool,
     /// Final (deployed or expired before the horizon's cut): neither deployable nor reported.
     frozen: bool,
+}
+
+impl<'a> RepoChange<'a> {
+    fn commit(&self) -> &'a CommitRecord {
+        &self.push.commits[self.index as usize]
+    }
 }
 
 struct BoundRepo<'a> {
@@ -96,7 +102,7 @@ struct BoundRepo<'a> {
 /// A fix (§5): its title matches the hotfix pattern (as matched when its push arrived, if it
 /// was), or a pull request merged as it carries a hotfix label.
 fn is_fix(definitions: &Definitions, repo: &BoundRepo, change: &RepoChange) -> bool {
-    let commit = change.commit;
+    let commit = change.commit();
     change
         .push
         .title_is_fix(change.index as usize)
@@ -274,15 +280,13 @@ pub fn derive_service(
             .iter()
             .map(|f| {
                 let dropped = (0..f.index)
-                    .filter(|&c| !f.carried.contains(&*branch.changes[c].commit.sha))
+                    .filter(|&c| !f.carried.contains(&*branch.changes[c].commit().sha))
                     .collect();
                 (f.pushed_at, dropped)
             })
             .collect();
         for change in &branch.changes {
-            let commit = change.commit;
             changes.push(RepoChange {
-                commit,
                 push: change.push,
                 index: change.index,
                 position: change.position,
@@ -403,7 +407,7 @@ pub fn derive_service(
             .find_map(|(r, repo)| {
                 let &i = repo.position_of.get(&hash)?;
                 let change = &repo.changes[i];
-                (*change.commit.sha == *revision).then_some((r, Some(i), change.position))
+                (*change.commit().sha == *revision).then_some((r, Some(i), change.position))
             })
             .or_else(|| {
                 repos
@@ -456,7 +460,7 @@ pub fn derive_service(
             for (c, owner) in deployed_by[r].iter_mut().enumerate().take(i + 1).skip(from) {
                 let change = &repos[r].changes[c];
                 // A change pending longer than the horizon has expired (no lead time).
-                let expired = change.commit.timestamp <= last_expired;
+                let expired = change.commit().timestamp <= last_expired;
                 if change.touches
                     && !change.frozen
                     && !expired
@@ -495,7 +499,7 @@ pub fn derive_service(
             if let Some((cut, span)) = final_before {
                 let deployed_at = by.map(|d| facts[d].finished_at);
                 if !change_parts_are_final(
-                    change.commit.timestamp,
+                    change.commit().timestamp,
                     deployed_at,
                     dropped_at[r][c],
                     cut,
@@ -505,7 +509,7 @@ pub fn derive_service(
                     continue;
                 }
             }
-            let commit = change.commit;
+            let commit = change.commit();
             changes.push(ChangeFact {
                 service: service_name.clone(),
                 repo: repo.name.clone(),
@@ -526,7 +530,7 @@ pub fn derive_service(
         facts[d].changes = list.len() as u32;
         leads.clear();
         leads.extend(list.iter().map(|&(r, c)| {
-            secs(repos[r].changes[c].commit.timestamp, facts[d].finished_at).max(0.0)
+            secs(repos[r].changes[c].commit().timestamp, facts[d].finished_at).max(0.0)
         }));
         leads.sort_by(f64::total_cmp);
         facts[d].lead_time_p50 = crate::summary::nearest_rank(&leads, 0.5);
@@ -838,7 +842,7 @@ fn drop_forced(
         for &c in &repos[r].forced[k].1 {
             let change = &repos[r].changes[c];
             if change.touches
-                && change.commit.timestamp > last_expired
+                && change.commit().timestamp > last_expired
                 && deployed_by[r][c].is_none()
                 && dropped_at[r][c].is_none()
             {

@@ -334,30 +334,20 @@ impl StoredPush {
 }
 
 /// Checkpoints hold a push as it was written before its file lists were kept apart: each commit
-/// with its files.
+/// (as [`Commit`] is written) with its files.
 impl Serialize for StoredPush {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
 
-        /// A commit with its files, serialized as [`Commit`] is.
-        #[derive(Serialize)]
-        struct CommitWithFiles<'a> {
-            sha: &'a str,
-            #[serde(with = "doraflow_schemas::time::wire")]
-            timestamp: Timestamp,
-            title: &'a str,
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            files: &'a [String],
-        }
-        let commits: Vec<CommitWithFiles> = self
+        let commits: Vec<Commit> = self
             .commits
             .iter()
             .enumerate()
-            .map(|(i, c)| CommitWithFiles {
-                sha: &c.sha,
+            .map(|(i, c)| Commit {
+                sha: c.sha.clone(),
                 timestamp: c.timestamp,
-                title: &c.title,
-                files: self.files_of(i),
+                title: c.title.clone(),
+                files: self.files_of(i).to_vec(),
             })
             .collect();
         let mut push = serializer.serialize_struct("StoredPush", 3)?;

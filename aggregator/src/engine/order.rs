@@ -16,10 +16,7 @@ use super::inputs::{PushKey, RepoInputs, StoredPush};
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
 pub struct OrderedChange<'a> {
-    /// The commit.
-    pub commit: &'a CommitRecord,
-    /// The push it came with, and its place there (its files, and the commit as a fact shares
-    /// it).
+    /// The push it came with (its commit, files, and the commit as a fact shares it).
     pub push: &'a StoredPush,
     /// Its place among the push's commits.
     pub index: u32,
@@ -28,6 +25,13 @@ pub struct OrderedChange<'a> {
     /// The hash the commit is remembered by once its push leaves
     /// ([`commit_hash`](super::inputs::commit_hash)).
     pub hash: u64,
+}
+
+impl<'a> OrderedChange<'a> {
+    /// The commit.
+    pub fn commit(&self) -> &'a CommitRecord {
+        &self.push.commits[self.index as usize]
+    }
 }
 
 /// A forced push in push order: the changes before `index` that no deployment had deployed by
@@ -232,14 +236,13 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
                 carried: push.commits.iter().map(|c| &*c.sha).collect(),
             });
         }
-        for (place, (commit, hash)) in push.hashed_commits().enumerate() {
+        for (place, hash) in push.hashes.iter().copied().enumerate() {
             if !repo.evicted.is_empty() && repo.evicted.contains_key(&hash) {
                 continue;
             }
             if let Entry::Vacant(entry) = index.entry(hash) {
                 entry.insert(out.len());
                 out.push(OrderedChange {
-                    commit,
                     push,
                     index: place as u32,
                     position: base + out.len() as u64,
@@ -325,7 +328,7 @@ mod tests {
         }
         ordered_changes(&inputs.repos["acme/app"])
             .into_iter()
-            .map(|c| c.commit.sha.to_string())
+            .map(|c| c.commit().sha.to_string())
             .collect()
     }
 
@@ -365,7 +368,7 @@ mod tests {
             span: Duration::days(3),
         };
         let history = history_for_cut(&inputs.repos["acme/app"], short);
-        let shas = history.changes.iter().map(|c| c.commit.sha.to_string());
+        let shas = history.changes.iter().map(|c| c.commit().sha.to_string());
         (shas.collect(), history.left_out)
     }
 
