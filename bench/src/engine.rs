@@ -227,7 +227,12 @@ pub fn run(
                 state.horizon.too_late_total
             );
         }
-        let pushes: usize = state.inputs.repos.values().map(|r| r.pushes.len()).sum();
+        let pushes: usize = state
+            .inputs
+            .repos
+            .values()
+            .map(|r| r.all_pushes().count())
+            .sum();
         println!(
             "round {round}: decode {:.0} events/s ({decode:.2} s); engine {:.0} events/s \
              ({total:.2} s, of which moving the cut {advancing:.2} s, the final derive {:.2} s); decode + engine {:.0} events/s; \

@@ -11,7 +11,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact};
 
 use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
-use super::inputs::{Anchor, Inputs, PushKey, RepoInputs, commit_hash};
+use super::inputs::{Anchor, Inputs, PushEnds, RepoInputs, commit_hash};
 use super::order::History;
 use super::{HashMap, HashSet};
 use crate::catalog::repo_key;
@@ -22,7 +22,7 @@ use crate::catalog::repo_key;
 pub(super) struct Release {
     /// The leaving pushes of the tracked branch, by address: the plan borrows them, and nothing
     /// is inserted into the repository's pushes (so nothing moves) until the release applies.
-    /// (Their keys were three strings to copy for each push.)
+    /// (Their keys are two SHAs to copy for each push.)
     leaving: HashSet<usize>,
     located: Vec<(u64, u64)>,
     anchor: Option<Anchor>,
@@ -39,7 +39,7 @@ impl Release {
         let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
         let mut leaving = HashSet::default();
         let mut leaving_changes = 0;
-        let mut tip: Option<&PushKey> = None;
+        let mut tip: Option<&PushEnds> = None;
         let finals = finals.repo(&repo.name);
         let old = cut - span;
         for &(push_key, push, new_changes) in &branch.pushes {
@@ -71,7 +71,7 @@ impl Release {
             leaving,
             located,
             anchor: tip.map(|tip| Anchor {
-                tip: tip.2.clone(),
+                tip: tip.after.text().into_owned(),
                 next_position: base + leaving_changes as u64,
             }),
         }
@@ -87,19 +87,23 @@ impl Release {
             ..
         } = repo;
         let tracked = default_branch.as_ref().map(|(_, b)| b);
-        pushes.retain(|(branch, _, _), push| {
-            if self.leaving.contains(&(std::ptr::from_ref(push) as usize)) {
-                if !merged_labels.is_empty() {
-                    for commit in push.commits.iter() {
-                        merged_labels.remove(&*commit.sha);
+        for (branch, pushes) in pushes.iter_mut() {
+            if Some(branch) == tracked {
+                pushes.retain(|_, push| {
+                    let leaving = self.leaving.contains(&(std::ptr::from_ref(push) as usize));
+                    if leaving && !merged_labels.is_empty() {
+                        for commit in push.commits.iter() {
+                            merged_labels.remove(&*commit.sha);
+                        }
                     }
-                }
-                return false;
+                    !leaving
+                });
+            } else {
+                // Pushes to other branches carry no changes; old ones simply leave.
+                pushes.retain(|_, push| push.pushed_at >= cut);
             }
-            // Pushes to other branches carry no changes; old ones simply leave (the time is
-            // asked first: the branch name lies elsewhere in memory).
-            push.pushed_at >= cut || Some(branch) == tracked
-        });
+        }
+        pushes.retain(|branch, pushes| Some(branch) == tracked || !pushes.is_empty());
         if let Some(anchor) = self.anchor {
             repo.anchor = Some(anchor);
         }
@@ -230,7 +234,7 @@ impl<'s> KeptCommits<'s> {
         }
         for (key, repo) in repos {
             sets.entry(key).or_insert_with(|| {
-                let hashes = repo.pushes.values().flat_map(|p| p.hashes.iter().copied());
+                let hashes = repo.all_pushes().flat_map(|p| p.hashes.iter().copied());
                 hashes.collect()
             });
         }

@@ -51,8 +51,18 @@ pub struct HealthEntry {
     pub environment: Option<String>,
 }
 
-/// A push's key: (branch, before, after).
-pub type PushKey = (String, String, String);
+/// A push's key among its branch's pushes: its base and head (the payload's `before` and
+/// `after`). Checkpoints write it, with its branch, as three strings, as before.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PushEnds {
+    /// The head the push started from.
+    pub before: Sha,
+    /// The head it left.
+    pub after: Sha,
+}
+
+/// The pushes of one branch, by their ends.
+pub type BranchPushes = HashMap<PushEnds, StoredPush>;
 
 /// Pushes and merged pull requests of one repository.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -61,10 +71,11 @@ pub struct RepoInputs {
     pub name: String,
     /// The default branch named by the latest push (by push time, then name).
     pub default_branch: Option<(Timestamp, String)>,
-    /// Pushes keyed by (branch, before, after). A hash map: looked up per push applied, and
-    /// nothing depends on its order (push order sorts them, see `order`).
+    /// Pushes by branch, then by their ends: push order reads only the tracked branch's, and a
+    /// push keeps no copy of its branch's name. Hash maps: looked up per push applied, and
+    /// nothing depends on their order (push order sorts them, see `order`).
     #[serde(with = "pushes_as_pairs")]
-    pub pushes: HashMap<PushKey, StoredPush>,
+    pub pushes: HashMap<String, BranchPushes>,
     /// Labels of merged pull requests, by merge commit SHA.
     pub merged_labels: BTreeMap<String, BTreeSet<String>>,
     /// Where the kept history continues after older pushes left the working state.
@@ -75,6 +86,19 @@ pub struct RepoInputs {
     /// of one is still located, whenever it comes.
     #[serde(default)]
     pub evicted: HashMap<u64, u64>,
+}
+
+impl RepoInputs {
+    /// The pushes of the tracked (default) branch.
+    pub fn tracked_pushes(&self) -> Option<&BranchPushes> {
+        let (_, branch) = self.default_branch.as_ref()?;
+        self.pushes.get(branch)
+    }
+
+    /// Every push, of every branch.
+    pub fn all_pushes(&self) -> impl Iterator<Item = &StoredPush> {
+        self.pushes.values().flat_map(|pushes| pushes.values())
+    }
 }
 
 /// The end of the part of a branch's history that left the working state.
@@ -139,9 +163,6 @@ pub struct StoredPush {
     /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Checkpoints
     /// leave them out; they are computed again as one is read.
     pub hashes: Vec<u64>,
-    /// The push's base and head (its key's `before` and `after`) as push order links pushes by
-    /// them at every cut, without reading their text. Left out of checkpoints too.
-    pub ends: (PushEnd, PushEnd),
     /// Which commits' titles match the hotfix pattern (metrics.md §5), worked out as the push
     /// arrives, while its titles are in the caches (a derivation would read each title again,
     /// on a cache line of its own): one flag a commit, or none when no title matches. `None`
@@ -157,65 +178,79 @@ impl PartialEq for StoredPush {
     }
 }
 
-/// A push's base or head as push order compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PushEnd {
-    /// Its [`commit_hash`].
-    pub hash: u64,
-    /// Its bytes, when it is a full SHA.
-    pub key: ShaKey,
-}
-
-impl PushEnd {
-    /// The end named by a SHA (a full SHA is read once: its hash is its first 8 bytes).
-    pub fn of(sha: &str) -> Self {
-        let key = ShaKey::of(sha);
-        let hash = match key {
-            ShaKey::Full(bytes) => u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-            ShaKey::Other => commit_hash(sha),
-        };
-        Self { hash, key }
-    }
-
-    /// Whether two ends are the same SHA; `text_equal` compares their text, and is asked only
-    /// when neither is a full SHA.
-    pub fn same(&self, other: &Self, text_equal: impl FnOnce() -> bool) -> bool {
-        match (self.key, other.key) {
-            (ShaKey::Full(a), ShaKey::Full(b)) => a == b,
-            (ShaKey::Other, ShaKey::Other) => text_equal(),
-            // A full SHA's text differs from any text that is not one.
-            _ => false,
-        }
-    }
-}
-
-/// A SHA as the engine compares it without reading its text: a full SHA (40 lower-case hex
-/// digits) as its 20 bytes; anything else only its text tells apart. Two full SHAs are the same
-/// text exactly when their bytes are equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShaKey {
+/// A SHA as the engine keeps and compares it: a full SHA (40 lower-case hex digits) as its 20
+/// bytes, inline (no allocation, and compared and hashed without reading text elsewhere in
+/// memory); anything else as its text. Two are equal exactly when their text is, and they order
+/// as their text does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Sha {
     /// The bytes of a full lower-case SHA.
     Full([u8; 20]),
-    /// Not a full lower-case SHA.
-    Other,
+    /// Any other text.
+    Text(Box<str>),
 }
 
-impl ShaKey {
-    /// The key of a SHA's text (upper-case digits are `Other`: equal bytes must mean equal text).
-    pub fn of(sha: &str) -> Self {
-        let Ok(text) = <&[u8; 40]>::try_from(sha.as_bytes()) else {
-            return Self::Other;
-        };
-        let mut bytes = [0u8; 20];
-        for (out, digits) in bytes.chunks_exact_mut(4).zip(text.chunks_exact(8)) {
-            let digits = u64::from_be_bytes(digits.try_into().expect("8 digits"));
-            match hex_word(digits, Case::Lower) {
-                Some(value) => out.copy_from_slice(&value.to_be_bytes()),
-                None => return Self::Other,
-            }
+impl Sha {
+    /// The SHA of a text (upper-case digits are kept as text: equal bytes must mean equal text).
+    pub fn of(text: &str) -> Self {
+        match full_sha_bytes(text) {
+            Some(bytes) => Self::Full(bytes),
+            None => Self::Text(text.into()),
         }
-        Self::Full(bytes)
     }
+
+    /// The same of an owned text, kept without copying when it is not a full SHA.
+    pub fn from_owned(text: String) -> Self {
+        match full_sha_bytes(&text) {
+            Some(bytes) => Self::Full(bytes),
+            None => Self::Text(text.into_boxed_str()),
+        }
+    }
+
+    /// Its text.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Full(bytes) => hex::encode(bytes).into(),
+            Self::Text(text) => (&**text).into(),
+        }
+    }
+
+    /// Its [`commit_hash`] (of a full SHA: its first 8 bytes, read without its text).
+    pub fn hash(&self) -> u64 {
+        match self {
+            Self::Full(bytes) => u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            Self::Text(text) => commit_hash(text),
+        }
+    }
+}
+
+/// In text order: full SHAs by their bytes (a lower-case hex digit's value orders as the digit
+/// does), others by their text.
+impl Ord for Sha {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Self::Full(a), Self::Full(b)) => a.cmp(b),
+            (Self::Text(a), Self::Text(b)) => a.cmp(b),
+            _ => self.text().cmp(&other.text()),
+        }
+    }
+}
+
+impl PartialOrd for Sha {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The bytes of a full lower-case SHA's text; `None` for any other text.
+fn full_sha_bytes(text: &str) -> Option<[u8; 20]> {
+    let text = <&[u8; 40]>::try_from(text.as_bytes()).ok()?;
+    let mut bytes = [0u8; 20];
+    for (out, digits) in bytes.chunks_exact_mut(4).zip(text.chunks_exact(8)) {
+        let digits = u64::from_be_bytes(digits.try_into().expect("8 digits"));
+        out.copy_from_slice(&hex_word(digits, Case::Lower)?.to_be_bytes());
+    }
+    Some(bytes)
 }
 
 /// Which letters [`hex_word`] takes for digits.
@@ -267,14 +302,8 @@ struct PushRecord {
 }
 
 impl StoredPush {
-    /// The push of `key` bringing `commits`, with their hashes (their file lists are kept
-    /// apart).
-    pub fn new(
-        key: &PushKey,
-        forced: bool,
-        pushed_at: Timestamp,
-        mut commits: Vec<Commit>,
-    ) -> Self {
+    /// The push bringing `commits`, with their hashes (their file lists are kept apart).
+    pub fn new(forced: bool, pushed_at: Timestamp, mut commits: Vec<Commit>) -> Self {
         let hashes = commits.iter().map(|c| commit_hash(&c.sha)).collect();
         let files = if commits.iter().any(|c| !c.files.is_empty()) {
             commits
@@ -290,7 +319,6 @@ impl StoredPush {
             commits: commits.into_iter().map(CommitRecord::from).collect(),
             files,
             hashes,
-            ends: (PushEnd::of(&key.1), PushEnd::of(&key.2)),
             fix_titles: None,
         }
     }
@@ -471,30 +499,40 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
-/// Serializes pushes as a list of (key, push) pairs (JSON keys must be strings); a push read
-/// back gets its hashes from its commits and key again.
+/// Serializes pushes as a list of ((branch, before, after), push) pairs, as they were written
+/// when a push was keyed by those three strings (JSON keys must be strings); a push read back
+/// gets its hashes from its commits again.
 mod pushes_as_pairs {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{HashMap, PushKey, PushRecord, StoredPush};
+    use super::{BranchPushes, HashMap, PushEnds, PushRecord, Sha, StoredPush};
 
     pub fn serialize<S: Serializer>(
-        map: &HashMap<PushKey, StoredPush>,
+        map: &HashMap<String, BranchPushes>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter())
+        serializer.collect_seq(map.iter().flat_map(|(branch, pushes)| {
+            pushes
+                .iter()
+                .map(move |(ends, push)| ((branch, ends.before.text(), ends.after.text()), push))
+        }))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<HashMap<PushKey, StoredPush>, D::Error> {
-        Ok(Vec::<(PushKey, PushRecord)>::deserialize(deserializer)?
-            .into_iter()
-            .map(|(key, push)| {
-                let stored = StoredPush::new(&key, push.forced, push.pushed_at, push.commits);
-                (key, stored)
-            })
-            .collect())
+    ) -> Result<HashMap<String, BranchPushes>, D::Error> {
+        let mut map: HashMap<String, BranchPushes> = HashMap::default();
+        for ((branch, before, after), push) in
+            Vec::<((String, String, String), PushRecord)>::deserialize(deserializer)?
+        {
+            let ends = PushEnds {
+                before: Sha::from_owned(before),
+                after: Sha::from_owned(after),
+            };
+            let stored = StoredPush::new(push.forced, push.pushed_at, push.commits);
+            map.entry(branch).or_default().insert(ends, stored);
+        }
+        Ok(map)
     }
 }
 
@@ -596,18 +634,21 @@ impl Inputs {
             repo.default_branch = Some((push.pushed_at, push.default_branch));
             changed = true;
         }
-        let key = (push.branch, push.before, push.after);
+        let ends = PushEnds {
+            before: Sha::from_owned(push.before),
+            after: Sha::from_owned(push.after),
+        };
         let mut commits = push.commits;
         if !keep_files {
             for commit in commits.iter_mut().filter(|c| !c.files.is_empty()) {
                 commit.files = Vec::new();
             }
         }
-        let mut stored = StoredPush::new(&key, push.forced, push.pushed_at, commits);
+        let mut stored = StoredPush::new(push.forced, push.pushed_at, commits);
         if let Some(hotfix) = hotfix {
             stored = stored.with_fix_titles(hotfix);
         }
-        match repo.pushes.entry(key) {
+        match repo.pushes.entry(push.branch).or_default().entry(ends) {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 entry.insert(stored);
                 changed = true;
@@ -800,18 +841,17 @@ mod tests {
     }
 
     #[test]
-    fn full_shas_are_keyed_by_their_bytes_and_others_by_their_text() {
-        let ShaKey::Full(bytes) = ShaKey::of(SHA) else {
+    fn full_shas_are_kept_as_their_bytes_and_others_as_their_text() {
+        let Sha::Full(bytes) = Sha::of(SHA) else {
             panic!("a full lower-case SHA");
         };
         assert_eq!(bytes[0], 0x01);
         assert_eq!(bytes[19], 0x67);
-        assert_eq!(
-            u64::from_be_bytes(bytes[..8].try_into().unwrap()),
-            commit_hash(SHA)
-        );
+        assert_eq!(Sha::of(SHA).hash(), commit_hash(SHA));
+        assert_eq!(Sha::of(SHA).text(), SHA);
         for other in [&SHA[..39], &SHA.to_uppercase(), "main", ""] {
-            assert_eq!(ShaKey::of(other), ShaKey::Other, "{other}");
+            assert_eq!(Sha::of(other), Sha::Text(other.into()), "{other}");
+            assert_eq!(Sha::from_owned(other.to_string()), Sha::of(other));
         }
     }
 
@@ -876,9 +916,11 @@ mod tests {
             title: "feat: x".into(),
             files: files.iter().map(|f| f.to_string()).collect(),
         };
-        let key: PushKey = ("main".into(), "0".repeat(40), SHA.into());
+        let ends = PushEnds {
+            before: Sha::of(&"0".repeat(40)),
+            after: Sha::of(SHA),
+        };
         let push = StoredPush::new(
-            &key,
             false,
             at,
             vec![commit("c1", &["svc/a.rs", "b.rs"]), commit(SHA, &[])],
@@ -887,47 +929,61 @@ mod tests {
         assert!(push.files_of(1).is_empty());
         assert_eq!(&*push.commit_ref(1).get().sha, SHA);
 
-        let mut pushes = HashMap::default();
-        pushes.insert(key, push.clone());
+        let mut pushes: HashMap<String, BranchPushes> = HashMap::default();
+        pushes
+            .entry("main".into())
+            .or_default()
+            .insert(ends, push.clone());
         let repo = RepoInputs {
             name: "acme/app".into(),
             pushes,
             ..Default::default()
         };
         let json = serde_json::to_value(&repo).unwrap();
+        // As a push was written when keyed by its branch, base and head.
+        assert_eq!(
+            json["pushes"][0][0],
+            serde_json::json!(["main", "0".repeat(40), SHA])
+        );
         let commits = &json["pushes"][0][1]["commits"];
         assert_eq!(commits[0]["files"], serde_json::json!(["svc/a.rs", "b.rs"]));
         assert_eq!(commits[0]["sha"], "c1");
         assert!(commits[1].get("files").is_none());
         let back: RepoInputs = serde_json::from_value(json).unwrap();
-        assert_eq!(back.pushes.values().next(), Some(&push));
+        assert_eq!(back.all_pushes().next(), Some(&push));
+        assert_eq!(
+            back.pushes["main"].keys().next(),
+            repo.pushes["main"].keys().next()
+        );
 
         // Without files, none are kept.
-        let bare = StoredPush::new(
-            &("main".into(), "a".into(), "b".into()),
-            false,
-            at,
-            vec![commit("c", &[])],
-        );
+        let bare = StoredPush::new(false, at, vec![commit("c", &[])]);
         assert!(bare.files.is_empty() && bare.files_of(0).is_empty());
     }
 
     #[test]
-    fn push_ends_are_the_same_exactly_when_their_text_is() {
-        let end = |sha: &str| PushEnd::of(sha);
+    fn shas_are_equal_and_ordered_exactly_as_their_text() {
         let last_differs = format!("{}8", &SHA[..39]);
         let upper = SHA.to_uppercase();
-        let cases = [
-            (SHA, SHA),
-            (SHA, last_differs.as_str()),
-            (SHA, upper.as_str()),
-            ("abc", "abc"),
-            ("abc", "abd"),
-            (upper.as_str(), upper.as_str()),
+        let zeros = "0".repeat(40);
+        let texts = [
+            SHA,
+            last_differs.as_str(),
+            upper.as_str(),
+            zeros.as_str(),
+            "abc",
+            "abd",
+            "fff",
+            "",
         ];
-        for (a, b) in cases {
-            assert_eq!(end(a).same(&end(b), || a == b), a == b, "{a} {b}");
-            assert_eq!(end(a).hash, commit_hash(a), "{a}");
+        for a in texts {
+            for b in texts {
+                let (x, y) = (Sha::of(a), Sha::of(b));
+                assert_eq!(x == y, a == b, "{a} {b}");
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a} {b}");
+            }
+            assert_eq!(Sha::of(a).hash(), commit_hash(a), "{a}");
+            assert_eq!(Sha::of(a).text(), a);
         }
     }
 }

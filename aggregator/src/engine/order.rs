@@ -11,7 +11,7 @@ use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::CommitRecord;
 use doraflow_schemas::time::Timestamp;
 
-use super::inputs::{PushKey, RepoInputs, StoredPush};
+use super::inputs::{PushEnds, RepoInputs, Sha, StoredPush};
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub struct History<'a> {
     /// Forced pushes, in push order.
     pub forced: Vec<ForcedPush<'a>>,
     /// The pushes in push order, each with the number of changes it brought first.
-    pub pushes: Vec<(&'a PushKey, &'a StoredPush, usize)>,
+    pub pushes: Vec<(&'a PushEnds, &'a StoredPush, usize)>,
     /// Where each change is in `changes`, by its hash (the commit hash it is remembered by).
     pub index: HashMap<u64, usize>,
     /// Of a history built for a cut ([`history_for_cut`]) that left its last pushes out: the
@@ -119,29 +119,22 @@ pub fn history_for_cut(repo: &RepoInputs, short: CutShort) -> History<'_> {
 }
 
 fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
-    let Some((_, branch)) = &repo.default_branch else {
+    let Some(tracked) = repo.tracked_pushes() else {
         return History::default();
     };
-    type Pushes<'a> = Vec<(&'a String, &'a String, &'a StoredPush)>;
-    let (keys, pushes): (Vec<&PushKey>, Pushes) = repo
-        .pushes
-        .iter()
-        .filter(|((b, _, _), _)| b == branch)
-        .map(|(key, push)| (key, (&key.1, &key.2, push)))
-        .unzip();
+    let pushes: Vec<(&PushEnds, &StoredPush)> = tracked.iter().collect();
     // A total order of the branch's pushes (push time, head, then base), so the map's order
     // never matters.
     let sort_key = |i: &usize| {
         (
-            pushes[*i].2.pushed_at,
-            pushes[*i].1.as_str(),
-            pushes[*i].0.as_str(),
+            pushes[*i].1.pushed_at,
+            &pushes[*i].0.after,
+            &pushes[*i].0.before,
         )
     };
     // The pushes by the hash of their base and of their head (the commit hash: a SHA's first 16
-    // hex digits, kept with the push), sorted: a push's successors and predecessors are a range
-    // there, compared exactly. (Hash maps keyed by the 40-character heads cost two cache misses
-    // per push.)
+    // hex digits), sorted: a push's successors and predecessors are a range there, compared
+    // exactly. (Hash maps keyed by the 40-character heads cost two cache misses per push.)
     let by_hash = |hash_of: &dyn Fn(usize) -> u64| {
         let mut list: Vec<(u64, usize)> = (0..pushes.len()).map(|i| (hash_of(i), i)).collect();
         // By hash, then the few pushes of one hash by the total order (sorting by both at once
@@ -154,25 +147,21 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
         }
         list
     };
-    let by_before = by_hash(&|i| pushes[i].2.ends.0.hash);
-    let by_after = by_hash(&|i| pushes[i].2.ends.1.hash);
+    let by_before = by_hash(&|i| pushes[i].0.before.hash());
+    let by_after = by_hash(&|i| pushes[i].0.after.hash());
     let with_hash = |list: &[(u64, usize)], hash: u64| {
         let start = list.partition_point(|(h, _)| *h < hash);
         let end = start + list[start..].partition_point(|(h, _)| *h == hash);
         start..end
     };
-    // Ends are compared by their bytes when they are full SHAs (their text lies elsewhere in
-    // memory), by their text otherwise.
+    // Ends are compared as kept with the push's key: a full SHA by its bytes.
     let continues_some_push = |i: usize| {
-        let base = &pushes[i].2.ends.0;
-        by_after[with_hash(&by_after, base.hash)]
+        let base = &pushes[i].0.before;
+        by_after[with_hash(&by_after, base.hash())]
             .iter()
-            .any(|(_, n)| base.same(&pushes[*n].2.ends.1, || pushes[*n].1 == pushes[i].0))
+            .any(|(_, n)| pushes[*n].0.after == *base)
     };
-    let loops = |i: usize| {
-        let (base, head) = &pushes[i].2.ends;
-        base.same(head, || pushes[i].0 == pushes[i].1)
-    };
+    let loops = |i: usize| pushes[i].0.before == pushes[i].0.after;
     let mut roots: Vec<usize> = (0..pushes.len())
         .filter(|&i| !continues_some_push(i) || loops(i))
         .collect();
@@ -180,7 +169,8 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
     // The push continuing the part of the history that left the working state comes first, as
     // it did when that part was still there.
     if let Some(anchor) = &repo.anchor {
-        roots.sort_by_key(|i| *pushes[*i].0 != anchor.tip);
+        let tip = Sha::of(&anchor.tip);
+        roots.sort_by_key(|i| pushes[*i].0.before != tip);
     }
     let base = repo.anchor.as_ref().map_or(0, |a| a.next_position);
     let mut visited = vec![false; pushes.len()];
@@ -195,11 +185,15 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
             order.push(i);
             // Its successors: the pushes based on its head. Reversed so that the earliest is
             // visited first.
-            let head = &pushes[i].2.ends.1;
-            let successors = &by_before[with_hash(&by_before, head.hash)];
-            stack.extend(successors.iter().rev().map(|(_, n)| *n).filter(|&n| {
-                !visited[n] && head.same(&pushes[n].2.ends.0, || pushes[n].0 == pushes[i].1)
-            }));
+            let head = &pushes[i].0.after;
+            let successors = &by_before[with_hash(&by_before, head.hash())];
+            stack.extend(
+                successors
+                    .iter()
+                    .rev()
+                    .map(|(_, n)| *n)
+                    .filter(|&n| !visited[n] && pushes[n].0.before == *head),
+            );
         }
     };
     for start in roots {
@@ -227,7 +221,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
     let mut forced = Vec::new();
     let mut visited_pushes = Vec::with_capacity(kept);
     for &i in &order[..kept] {
-        let push = pushes[i].2;
+        let (ends, push) = pushes[i];
         let before = out.len();
         if push.forced {
             forced.push(ForcedPush {
@@ -250,7 +244,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
                 });
             }
         }
-        visited_pushes.push((keys[i], push, out.len() - before));
+        visited_pushes.push((ends, push, out.len() - before));
     }
     History {
         changes: out,
@@ -266,16 +260,16 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
 /// forced push from there on happened before the cut, or a commit is older than `cut - span`).
 fn tail_of(
     order: &[usize],
-    pushes: &[(&String, &String, &StoredPush)],
+    pushes: &[(&PushEnds, &StoredPush)],
     short: CutShort,
 ) -> Option<(usize, Vec<u64>)> {
     let start = order
         .iter()
-        .position(|&i| pushes[i].2.pushed_at > short.until)?;
+        .position(|&i| pushes[i].1.pushed_at > short.until)?;
     let old = short.cut - short.span;
     let mut left_out = Vec::new();
     for &i in &order[start..] {
-        let push = pushes[i].2;
+        let push = pushes[i].1;
         if push.forced && push.pushed_at < short.cut {
             return None;
         }
