@@ -15,6 +15,7 @@ use doraflow_schemas::fact::{CommitRecord, CommitRef};
 use doraflow_schemas::pattern::Pattern;
 use doraflow_schemas::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use super::attempts::{AttemptSlot, Attempts};
@@ -160,9 +161,11 @@ pub struct StoredPush {
     /// keep them too.
     pub files: Vec<Vec<String>>,
     /// The commits' [`commit_hash`]es, in the same order: computed once as the push arrives
-    /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Checkpoints
-    /// leave them out; they are computed again as one is read.
-    pub hashes: Vec<u64>,
+    /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Those of a
+    /// push of up to four commits (most pushes) are kept in the push itself, where push order
+    /// reads it anyway, rather than on a cache line of their own. Checkpoints leave them out;
+    /// they are computed again as one is read.
+    pub hashes: SmallVec<[u64; 4]>,
     /// Which commits' titles match the hotfix pattern (metrics.md §5), worked out as the push
     /// arrives, while its titles are in the caches (a derivation would read each title again,
     /// on a cache line of its own): one flag a commit, or none when no title matches. `None`
