@@ -220,10 +220,10 @@ impl<'s> KeptCommits<'s> {
     /// The answer for a service of these repositories (after the release) that remembers these
     /// frozen commits: `sets` holds the repositories' sets built so far, and gets the ones
     /// needed.
-    pub(super) fn of<'a: 's>(
-        repos: &[(&'a str, &'a RepoInputs)],
+    pub(super) fn of(
+        repos: &[(&str, &RepoInputs)],
         remembered: &HashSet<u64>,
-        sets: &'s mut HashMap<&'a str, HashSet<u64>>,
+        sets: &'s mut HashMap<String, HashSet<u64>>,
     ) -> Self {
         if let [(_, repo)] = repos
             && remembered
@@ -233,13 +233,13 @@ impl<'s> KeptCommits<'s> {
             return Self::FromPosition(repo.anchor.as_ref().map_or(0, |a| a.next_position));
         }
         for (key, repo) in repos {
-            sets.entry(key).or_insert_with(|| {
+            if !sets.contains_key(*key) {
                 let hashes = repo.all_pushes().flat_map(|p| p.hashes.iter().copied());
-                hashes.collect()
-            });
+                sets.insert(key.to_string(), hashes.collect());
+            }
         }
-        let sets: &'s HashMap<&'a str, HashSet<u64>> = sets;
-        Self::Sets(repos.iter().map(|(key, _)| &sets[key]).collect())
+        let sets: &'s HashMap<String, HashSet<u64>> = sets;
+        Self::Sets(repos.iter().map(|(key, _)| &sets[*key]).collect())
     }
 
     /// Whether a commit remembered from an earlier cut is still there.

@@ -31,6 +31,7 @@ use super::derive::{Recovery, ServiceFacts};
 use super::inputs::{Generations, RepoInputs, hash_of_parts};
 use super::order::{CutShort, History, history_for_cut};
 use super::{Engine, attempt_service};
+use crate::catalog::Catalog;
 
 /// What the live rules of a service need to know about its frozen past.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -299,75 +300,102 @@ impl Engine {
         // up to where the final facts need it (see `order::history_for_cut`). Each service is
         // derived, its changes' finality noted and its facts split at the cut in turn, while
         // they are in the caches (the live facts are derived again when asked for: a derivation
-        // for the cut has only the final ones complete).
+        // for the cut has only the final ones complete). A service whose repositories are bound
+        // to no other service of the step (most) is done in one go: its repositories are
+        // released and its kept commits remembered right after its split, all of it still in
+        // the caches. The others wait for every service they share a repository with.
+        let short = CutShort::at(cut, &self.definitions);
+        let cut_at = Cut {
+            at: cut,
+            span,
+            window,
+        };
         let mut leaving_attempts: Vec<Arc<str>> = Vec::new();
         let mut leaving_incidents: Vec<String> = Vec::new();
-        let mut split: Vec<Split> = Vec::with_capacity(services.len());
+        let mut touched = BTreeSet::new();
+        let mut bound: HashMap<String, usize> = HashMap::default();
+        for service in &services {
+            for (key, _) in self.catalog.repos_of(service).iter() {
+                *bound.entry(key.clone()).or_default() += 1;
+            }
+        }
+        let mut released: HashSet<String> = HashSet::default();
+        let (alone, sharing): (Vec<String>, Vec<String>) = services.into_iter().partition(|s| {
+            self.catalog
+                .repos_of(s)
+                .iter()
+                .all(|(key, _)| bound[key.as_str()] == 1)
+        });
+        for service in alone {
+            let (split, releases) = {
+                let repos = &self.state.inputs.repos;
+                let mut histories: HashMap<&str, History> = HashMap::default();
+                let facts = match self.cache.remove(&service) {
+                    Some(facts) => Arc::unwrap_or_clone(facts),
+                    None => {
+                        add_histories(&mut histories, repos, &self.catalog, &service, short);
+                        self.derive_with(&service, Some(&histories), Some(cut))
+                    }
+                };
+                let mut finals = Finality::default();
+                finals.note(&facts, &self.state.inputs, cut, span);
+                let split = split_service(
+                    service,
+                    facts,
+                    &mut self.state.frozen,
+                    cut_at,
+                    &mut leaving_attempts,
+                    &mut leaving_incidents,
+                );
+                // Facts taken from the cache built no histories; the release needs them.
+                add_histories(&mut histories, repos, &self.catalog, &split.service, short);
+                (split, plan_releases(repos, &histories, &finals, cut, span))
+            };
+            for (key, release) in releases {
+                if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
+                    release.apply(repo, cut);
+                }
+                released.insert(key);
+            }
+            self.settle_split(&split, &leaving_attempts, &mut HashMap::default());
+            touched.insert(split.service);
+        }
+        let mut splits: Vec<Split> = Vec::with_capacity(sharing.len());
         let releases = {
-            let short = CutShort::at(cut, &self.definitions);
             let repos = &self.state.inputs.repos;
             let mut histories: HashMap<&str, History> =
                 HashMap::with_capacity_and_hasher(repos.len(), Default::default());
             let mut finals = Finality::default();
-            for service in services {
+            for service in sharing {
                 // The cache's copy, if any, is usually the only other owner.
                 let facts = match self.cache.remove(&service) {
                     Some(facts) => Arc::unwrap_or_clone(facts),
                     None => {
                         // A service's histories are built just before it is derived.
-                        for (key, _) in self.catalog.repos_of(&service).iter() {
-                            if let Some((key, repo)) = repos.get_key_value(key.as_str()) {
-                                histories
-                                    .entry(key.as_str())
-                                    .or_insert_with(|| history_for_cut(repo, short));
-                            }
-                        }
+                        add_histories(&mut histories, repos, &self.catalog, &service, short);
                         self.derive_with(&service, Some(&histories), Some(cut))
                     }
                 };
                 finals.note(&facts, &self.state.inputs, cut, span);
-                let frozen = self.state.frozen.entry(service.clone()).or_default();
-                let first_leaving = leaving_attempts.len();
-                let newly = split_at_cut(
+                splits.push(split_service(
+                    service,
                     facts,
-                    &mut frozen.context,
-                    Cut {
-                        at: cut,
-                        span,
-                        window,
-                    },
+                    &mut self.state.frozen,
+                    cut_at,
                     &mut leaving_attempts,
                     &mut leaving_incidents,
-                )
-                .map(Arc::new);
-                let positions = change_positions(newly.as_deref());
-                if let Some(newly) = &newly {
-                    frozen.facts.push(newly.clone());
-                }
-                split.push(Split {
-                    service,
-                    leaving: first_leaving..leaving_attempts.len(),
-                    newly,
-                    positions,
-                });
+                ));
             }
-            // Repositories of no service derived here are released too.
+            // Every other repository is released here (of no service derived here, or of one
+            // whose facts came from the cache).
             for (key, repo) in repos {
-                histories
-                    .entry(key.as_str())
-                    .or_insert_with(|| history_for_cut(repo, short));
+                if !released.contains(key) {
+                    histories
+                        .entry(key.as_str())
+                        .or_insert_with(|| history_for_cut(repo, short));
+                }
             }
-            let releases: Vec<(String, Release)> = histories
-                .iter()
-                .map(|(key, branch)| {
-                    let repo = &self.state.inputs.repos[*key];
-                    (
-                        key.to_string(),
-                        Release::plan(repo, branch, &finals, cut, span),
-                    )
-                })
-                .collect();
-            releases
+            plan_releases(repos, &histories, &finals, cut, span)
         };
         for (key, release) in releases {
             if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
@@ -377,36 +405,10 @@ impl Engine {
         // The commits still in the working state, by repository key and hash (a collision only
         // keeps a frozen SHA a step longer): sets a service's frozen changes are checked against,
         // built for a repository only when a service needs one (see `KeptCommits`).
-        let mut kept_sets: HashMap<&str, HashSet<u64>> = HashMap::default();
-        let mut touched = BTreeSet::new();
-        for split in &split {
-            let Split {
-                service,
-                leaving,
-                newly,
-                positions,
-            } = split;
-            let frozen = self.state.frozen.get_mut(service).expect("split above");
-            let repos = self.catalog.repos_of(service);
-            let repos: Vec<(&str, &RepoInputs)> = repos
-                .iter()
-                .filter_map(|(key, _)| {
-                    let (key, repo) = self.state.inputs.repos.get_key_value(key.as_str())?;
-                    Some((key.as_str(), repo))
-                })
-                .collect();
-            let kept = KeptCommits::of(&repos, &frozen.context.frozen_shas, &mut kept_sets);
-            remember_kept(&mut frozen.context, newly.as_deref(), positions, &kept);
-            // The leaving attempts are this service's (filed under it, see `attempts_refiled`):
-            // their inputs leave the working state, their slots the service's index.
-            let mut filed = self.attempts_by_service.get_mut(service);
-            for id in &leaving_attempts[leaving.clone()] {
-                let freed = self.state.inputs.deployments.remove(id);
-                if let (Some(slots), Some(slot)) = (filed.as_deref_mut(), freed) {
-                    slots.remove(&slot);
-                }
-            }
-            touched.insert(service.clone());
+        let mut kept_sets: HashMap<String, HashSet<u64>> = HashMap::default();
+        for split in splits {
+            self.settle_split(&split, &leaving_attempts, &mut kept_sets);
+            touched.insert(split.service);
         }
 
         // They are remembered as final.
@@ -491,6 +493,112 @@ impl Engine {
         self.dirty.extend(touched.iter().cloned());
         touched
     }
+}
+
+impl Engine {
+    /// What is left of a service's split once its repositories are released: which of its
+    /// frozen commits stay in the working state, and its leaving attempts' inputs and slots.
+    /// `kept_sets` holds the repositories' sets of pushed commits built so far ([`KeptCommits`]).
+    fn settle_split(
+        &mut self,
+        split: &Split,
+        leaving_attempts: &[Arc<str>],
+        kept_sets: &mut HashMap<String, HashSet<u64>>,
+    ) {
+        let Split {
+            service,
+            leaving,
+            newly,
+            positions,
+        } = split;
+        let frozen = self.state.frozen.get_mut(service).expect("split before");
+        let repos = self.catalog.repos_of(service);
+        let repos: Vec<(&str, &RepoInputs)> = repos
+            .iter()
+            .filter_map(|(key, _)| {
+                let (key, repo) = self.state.inputs.repos.get_key_value(key.as_str())?;
+                Some((key.as_str(), repo))
+            })
+            .collect();
+        let kept = KeptCommits::of(&repos, &frozen.context.frozen_shas, kept_sets);
+        remember_kept(&mut frozen.context, newly.as_deref(), positions, &kept);
+        // The leaving attempts are this service's (filed under it, see `attempts_refiled`):
+        // their inputs leave the working state, their slots the service's index.
+        let mut filed = self.attempts_by_service.get_mut(service);
+        for id in &leaving_attempts[leaving.clone()] {
+            let freed = self.state.inputs.deployments.remove(id);
+            if let (Some(slots), Some(slot)) = (filed.as_deref_mut(), freed) {
+                slots.remove(&slot);
+            }
+        }
+    }
+}
+
+/// Adds to `histories` those of `service`'s repositories not there yet, built for the cut.
+fn add_histories<'a>(
+    histories: &mut HashMap<&'a str, History<'a>>,
+    repos: &'a HashMap<String, RepoInputs>,
+    catalog: &Catalog,
+    service: &str,
+    short: CutShort,
+) {
+    for (key, _) in catalog.repos_of(service).iter() {
+        if let Some((key, repo)) = repos.get_key_value(key.as_str()) {
+            histories
+                .entry(key.as_str())
+                .or_insert_with(|| history_for_cut(repo, short));
+        }
+    }
+}
+
+/// Splits a service's facts derived for the cut: the final ones join its frozen facts (and
+/// context), its leaving attempts and incidents are listed; what waits for the release is
+/// returned.
+fn split_service(
+    service: String,
+    facts: ServiceFacts,
+    frozen: &mut BTreeMap<String, Frozen>,
+    cut: Cut,
+    leaving_attempts: &mut Vec<Arc<str>>,
+    leaving_incidents: &mut Vec<String>,
+) -> Split {
+    let frozen = frozen.entry(service.clone()).or_default();
+    let first_leaving = leaving_attempts.len();
+    let newly = split_at_cut(
+        facts,
+        &mut frozen.context,
+        cut,
+        leaving_attempts,
+        leaving_incidents,
+    )
+    .map(Arc::new);
+    let positions = change_positions(newly.as_deref());
+    if let Some(newly) = &newly {
+        frozen.facts.push(newly.clone());
+    }
+    Split {
+        service,
+        leaving: first_leaving..leaving_attempts.len(),
+        newly,
+        positions,
+    }
+}
+
+/// The releases of the repositories whose histories these are.
+fn plan_releases(
+    repos: &HashMap<String, RepoInputs>,
+    histories: &HashMap<&str, History>,
+    finals: &Finality,
+    cut: Timestamp,
+    span: Duration,
+) -> Vec<(String, Release)> {
+    histories
+        .iter()
+        .map(|(key, branch)| {
+            let release = Release::plan(&repos[*key], branch, finals, cut, span);
+            (key.to_string(), release)
+        })
+        .collect()
 }
 
 #[cfg(test)]

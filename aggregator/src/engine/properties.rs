@@ -38,6 +38,57 @@ fn catalog() -> Catalog {
     Catalog::new(&[service("a", "acme/a", "PA"), service("b", "acme/b", "PB")]).unwrap()
 }
 
+/// The same with a third service, `c`, taking the part of `acme/a` under `x/` (path globs):
+/// `acme/a` is then shared, and a cut derives `a` and `c` before it releases it.
+fn shared_catalog() -> Catalog {
+    let a = ServiceConfig {
+        name: "a".into(),
+        team: Some("team".into()),
+        repos: vec![RepoMapping {
+            repo: "acme/a".into(),
+            paths: vec![],
+        }],
+        pagerduty_services: vec!["PA".into()],
+        argocd_apps: vec![ArgoApp {
+            app: "a".into(),
+            environment: None,
+        }],
+        ..Default::default()
+    };
+    let b = ServiceConfig {
+        name: "b".into(),
+        repos: vec![RepoMapping {
+            repo: "acme/b".into(),
+            paths: vec![],
+        }],
+        pagerduty_services: vec!["PB".into()],
+        argocd_apps: vec![ArgoApp {
+            app: "b".into(),
+            environment: None,
+        }],
+        ..a.clone()
+    };
+    let c = ServiceConfig {
+        name: "c".into(),
+        repos: vec![RepoMapping {
+            repo: "acme/a".into(),
+            paths: vec!["x/**".into()],
+        }],
+        pagerduty_services: vec![],
+        argocd_apps: vec![],
+        ..a.clone()
+    };
+    Catalog::new(&[a, b, c]).unwrap()
+}
+
+/// Both catalogs, each with the services whose facts the properties compare.
+fn catalogs() -> [(Catalog, &'static [&'static str]); 2] {
+    [
+        (catalog(), &["a", "b"]),
+        (shared_catalog(), &["a", "b", "c"]),
+    ]
+}
+
 /// A GitHub delivery of one event.
 fn record_of(delivery: String, received_at: Timestamp, event: Event) -> LogRecord {
     LogRecord {
@@ -75,7 +126,7 @@ fn month(seed: u64) -> Vec<LogRecord> {
         key += 1;
         record_of(format!("d{key}"), start, event)
     };
-    for (s, repo, pd) in [(0u64, "acme/a", "PA"), (1, "acme/b", "PB")] {
+    for (s, service, repo, pd) in [(0u64, "a", "acme/a", "PA"), (1, "b", "acme/b", "PB")] {
         let mut head = "0".to_string();
         let mut deployed: Vec<String> = Vec::new();
         for day in 0..20i64 {
@@ -97,7 +148,12 @@ fn month(seed: u64) -> Vec<LogRecord> {
                         } else {
                             "feat".into()
                         },
-                        files: vec![],
+                        // Some under `x/` (a service of its own in `shared_catalog`).
+                        files: if next(3) == 0 {
+                            vec!["x/lib.rs".into()]
+                        } else {
+                            vec!["src/main.rs".into()]
+                        },
                     })
                     .collect();
                 let after = commits.last().unwrap().sha.to_string();
@@ -143,7 +199,8 @@ fn month(seed: u64) -> Vec<LogRecord> {
                 records.push(record(Event::Deployment(DeploymentUpdate {
                     id: id.clone(),
                     repo: Some(repo.into()),
-                    service_hint: None,
+                    // Named, as a repository bound to two services needs (`shared_catalog`).
+                    service_hint: Some(service.into()),
                     environment: env.into(),
                     revision: revision.clone(),
                     state,
@@ -381,7 +438,11 @@ fn all_facts(engine: &Engine, service: &str) -> ServiceFacts {
 }
 
 fn horizon_engine() -> Engine {
-    Engine::new(EngineState::default(), catalog(), short_horizon())
+    horizon_engine_with(catalog())
+}
+
+fn horizon_engine_with(catalog: Catalog) -> Engine {
+    Engine::new(EngineState::default(), catalog, short_horizon())
 }
 
 /// Where the engine's index of attempts by service disagrees with its inputs: an attempt filed
@@ -432,23 +493,25 @@ proptest! {
     #[test]
     fn freezing_keeps_every_fact(seed in any::<u64>(), order in any::<u64>()) {
         let records = received_as_they_happen(&month(seed));
-        // The same rules (changes pending at most three days), one engine never cutting.
-        let mut open = horizon_engine();
-        let mut bounded = horizon_engine();
-        for r in reorder(&records, order, 0) {
-            open.apply(&r);
-            bounded.apply(&r);
+        for (catalog, services) in catalogs() {
+            // The same rules (changes pending at most three days), one engine never cutting.
+            let mut open = horizon_engine_with(catalog.clone());
+            let mut bounded = horizon_engine_with(catalog);
+            for r in reorder(&records, order, 0) {
+                open.apply(&r);
+                bounded.apply(&r);
+            }
+            prop_assert!(!bounded.advance_horizon().is_empty(), "the cut moves");
+            prop_assert!(bounded.state().horizon.cut.is_some());
+            let frozen: usize = bounded.frozen_facts("a").iter().map(|f| f.deployments.len()).sum();
+            prop_assert!(frozen > 0, "some deployments are final");
+            for service in services {
+                let diff = differences(&all_facts(&bounded, service), &all_facts(&open, service));
+                prop_assert!(diff.is_empty(), "{service}: {}", diff.join("\n"));
+            }
+            // The working state shrank.
+            prop_assert!(bounded.state().inputs.deployments.len() < open.state().inputs.deployments.len());
         }
-        prop_assert!(!bounded.advance_horizon().is_empty(), "the cut moves");
-        prop_assert!(bounded.state().horizon.cut.is_some());
-        let frozen: usize = bounded.frozen_facts("a").iter().map(|f| f.deployments.len()).sum();
-        prop_assert!(frozen > 0, "some deployments are final");
-        for service in ["a", "b"] {
-            let diff = differences(&all_facts(&bounded, service), &all_facts(&open, service));
-            prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
-        }
-        // The working state shrank.
-        prop_assert!(bounded.state().inputs.deployments.len() < open.state().inputs.deployments.len());
     }
 
     /// A derivation for a cut reading histories cut short for it (`order::history_for_cut`)
@@ -501,32 +564,39 @@ proptest! {
             slice.push(r.clone());
         }
         shuffled.extend(reorder(&slice, order, 0));
-        let run = |records: &[LogRecord], restore_at: Option<usize>| {
-            let mut engine = horizon_engine();
-            let mut cuts = 0;
-            for (n, r) in records.iter().enumerate() {
-                if restore_at == Some(n) {
-                    let state: EngineState =
-                        serde_json::from_str(&serde_json::to_string(engine.state()).unwrap()).unwrap();
-                    engine = Engine::new(state, catalog(), short_horizon());
+        for (catalog, services) in catalogs() {
+            let run = |records: &[LogRecord], restore_at: Option<usize>| {
+                let mut engine = horizon_engine_with(catalog.clone());
+                let mut cuts = 0;
+                for (n, r) in records.iter().enumerate() {
+                    if restore_at == Some(n) {
+                        let state: EngineState =
+                            serde_json::from_str(&serde_json::to_string(engine.state()).unwrap()).unwrap();
+                        engine = Engine::new(state, catalog.clone(), short_horizon());
+                    }
+                    engine.apply(r);
+                    if n % 10 == 0 && !engine.advance_horizon().is_empty() {
+                        cuts += 1;
+                        let faults = index_faults(&engine);
+                        assert!(faults.is_empty(), "{}", faults.join("\n"));
+                    }
                 }
-                engine.apply(r);
-                if n % 10 == 0 && !engine.advance_horizon().is_empty() {
-                    cuts += 1;
-                    let faults = index_faults(&engine);
-                    assert!(faults.is_empty(), "{}", faults.join("\n"));
-                }
-            }
-            engine.advance_horizon();
-            (all_facts(&engine, "a"), all_facts(&engine, "b"), cuts, engine.state().horizon.too_late_total)
-        };
-        let (a1, b1, cuts, late) = run(&records, None);
-        prop_assert!(cuts >= 3, "the cut moved {cuts} times");
-        prop_assert_eq!(late, 0);
-        let (a2, b2, _, late2) = run(&shuffled, Some(shuffled.len() / 2));
-        prop_assert_eq!(late2, 0);
-        let diff: Vec<String> = differences(&a2, &a1).into_iter().chain(differences(&b2, &b1)).collect();
-        prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
+                engine.advance_horizon();
+                let facts: Vec<_> = services.iter().map(|s| all_facts(&engine, s)).collect();
+                (facts, cuts, engine.state().horizon.too_late_total)
+            };
+            let (facts1, cuts, late) = run(&records, None);
+            prop_assert!(cuts >= 3, "the cut moved {cuts} times");
+            prop_assert_eq!(late, 0);
+            let (facts2, _, late2) = run(&shuffled, Some(shuffled.len() / 2));
+            prop_assert_eq!(late2, 0);
+            let diff: Vec<String> = facts2
+                .iter()
+                .zip(&facts1)
+                .flat_map(|(f2, f1)| differences(f2, f1))
+                .collect();
+            prop_assert!(diff.is_empty(), "{}", diff.join("\n"));
+        }
     }
 }
 
