@@ -421,19 +421,13 @@ impl Engine {
             .deployments
             .iter()
             .filter_map(|(slot, id, a)| {
-                // The last update's time first: it lies on one cache line, where settling reads
-                // every update (this reads every attempt of the working state, most long out of
-                // the caches, and most updated after the cut).
-                let quiet = a
-                    .updates
-                    .keys()
-                    .next_back()
-                    .is_some_and(|(at, _)| *at < cut);
-                if !quiet {
-                    return None;
-                }
                 let settled = a.settle()?;
-                settled.end.is_none().then(|| {
+                let idle = settled.end.is_none()
+                    && a.updates
+                        .keys()
+                        .next_back()
+                        .is_some_and(|(at, _)| *at < cut);
+                idle.then(|| {
                     (
                         slot,
                         id.to_string(),
