@@ -128,6 +128,13 @@ struct Split {
     positions: Vec<u64>,
 }
 
+/// The attempts and incidents a cut step's splits let go of, in the order of the services split.
+#[derive(Default)]
+struct Leaving {
+    attempts: Vec<Arc<str>>,
+    incidents: Vec<String>,
+}
+
 /// The time an event is about.
 pub fn event_time(event: &Event) -> Timestamp {
     match event {
@@ -310,8 +317,7 @@ impl Engine {
             span,
             window,
         };
-        let mut leaving_attempts: Vec<Arc<str>> = Vec::new();
-        let mut leaving_incidents: Vec<String> = Vec::new();
+        let mut leaving = Leaving::default();
         let mut touched = BTreeSet::new();
         let mut bound: HashMap<String, usize> = HashMap::default();
         for service in &services {
@@ -330,23 +336,12 @@ impl Engine {
             let (split, releases) = {
                 let repos = &self.state.inputs.repos;
                 let mut histories: HashMap<&str, History> = HashMap::default();
-                let facts = match self.cache.remove(&service) {
-                    Some(facts) => Arc::unwrap_or_clone(facts),
-                    None => {
-                        add_histories(&mut histories, repos, &self.catalog, &service, short);
-                        self.derive_with(&service, Some(&histories), Some(cut))
-                    }
-                };
+                let cached = self.cache.remove(&service);
+                let facts = facts_for_cut(self, repos, cached, &mut histories, &service, short);
                 let mut finals = Finality::default();
                 finals.note(&facts, &self.state.inputs, cut, span);
-                let split = split_service(
-                    service,
-                    facts,
-                    &mut self.state.frozen,
-                    cut_at,
-                    &mut leaving_attempts,
-                    &mut leaving_incidents,
-                );
+                let split =
+                    split_service(service, facts, &mut self.state.frozen, cut_at, &mut leaving);
                 // Facts taken from the cache built no histories; the release needs them.
                 add_histories(&mut histories, repos, &self.catalog, &split.service, short);
                 (split, plan_releases(repos, &histories, &finals, cut, span))
@@ -357,7 +352,7 @@ impl Engine {
                 }
                 released.insert(key);
             }
-            self.settle_split(&split, &leaving_attempts, &mut HashMap::default());
+            self.settle_split(&split, &leaving.attempts, &mut HashMap::default());
             touched.insert(split.service);
         }
         let mut splits: Vec<Split> = Vec::with_capacity(sharing.len());
@@ -367,24 +362,12 @@ impl Engine {
                 HashMap::with_capacity_and_hasher(repos.len(), Default::default());
             let mut finals = Finality::default();
             for service in sharing {
-                // The cache's copy, if any, is usually the only other owner.
-                let facts = match self.cache.remove(&service) {
-                    Some(facts) => Arc::unwrap_or_clone(facts),
-                    None => {
-                        // A service's histories are built just before it is derived.
-                        add_histories(&mut histories, repos, &self.catalog, &service, short);
-                        self.derive_with(&service, Some(&histories), Some(cut))
-                    }
-                };
+                let cached = self.cache.remove(&service);
+                let facts = facts_for_cut(self, repos, cached, &mut histories, &service, short);
                 finals.note(&facts, &self.state.inputs, cut, span);
-                splits.push(split_service(
-                    service,
-                    facts,
-                    &mut self.state.frozen,
-                    cut_at,
-                    &mut leaving_attempts,
-                    &mut leaving_incidents,
-                ));
+                let split =
+                    split_service(service, facts, &mut self.state.frozen, cut_at, &mut leaving);
+                splits.push(split);
             }
             // Every other repository is released here (of no service derived here, or of one
             // whose facts came from the cache).
@@ -407,12 +390,12 @@ impl Engine {
         // built for a repository only when a service needs one (see `KeptCommits`).
         let mut kept_sets: HashMap<String, HashSet<u64>> = HashMap::default();
         for split in splits {
-            self.settle_split(&split, &leaving_attempts, &mut kept_sets);
+            self.settle_split(&split, &leaving.attempts, &mut kept_sets);
             touched.insert(split.service);
         }
 
         // They are remembered as final.
-        for id in leaving_attempts {
+        for id in leaving.attempts {
             self.state.horizon.forgotten.insert(deployment_key(&[&id]));
         }
         let inputs = &mut self.state.inputs;
@@ -443,7 +426,7 @@ impl Engine {
                 slots.remove(&slot);
             }
         }
-        for id in leaving_incidents {
+        for id in leaving.incidents {
             inputs.incidents.remove(&id);
             self.state.horizon.forgotten.insert(incident_key(&[&id]));
         }
@@ -534,6 +517,26 @@ impl Engine {
     }
 }
 
+/// The facts of `service` for the cut: the cache's copy (`cached`, usually its only other owner)
+/// if any, else derived for the cut by `engine`, its repositories' histories (from `repos`, the
+/// engine's) built just before and added to `histories`.
+fn facts_for_cut<'a>(
+    engine: &Engine,
+    repos: &'a HashMap<String, RepoInputs>,
+    cached: Option<Arc<ServiceFacts>>,
+    histories: &mut HashMap<&'a str, History<'a>>,
+    service: &str,
+    short: CutShort,
+) -> ServiceFacts {
+    match cached {
+        Some(facts) => Arc::unwrap_or_clone(facts),
+        None => {
+            add_histories(histories, repos, &engine.catalog, service, short);
+            engine.derive_with(service, Some(histories), Some(short.cut))
+        }
+    }
+}
+
 /// Adds to `histories` those of `service`'s repositories not there yet, built for the cut.
 fn add_histories<'a>(
     histories: &mut HashMap<&'a str, History<'a>>,
@@ -559,17 +562,16 @@ fn split_service(
     facts: ServiceFacts,
     frozen: &mut BTreeMap<String, Frozen>,
     cut: Cut,
-    leaving_attempts: &mut Vec<Arc<str>>,
-    leaving_incidents: &mut Vec<String>,
+    leaving: &mut Leaving,
 ) -> Split {
     let frozen = frozen.entry(service.clone()).or_default();
-    let first_leaving = leaving_attempts.len();
+    let first_leaving = leaving.attempts.len();
     let newly = split_at_cut(
         facts,
         &mut frozen.context,
         cut,
-        leaving_attempts,
-        leaving_incidents,
+        &mut leaving.attempts,
+        &mut leaving.incidents,
     )
     .map(Arc::new);
     let positions = change_positions(newly.as_deref());
@@ -578,7 +580,7 @@ fn split_service(
     }
     Split {
         service,
-        leaving: first_leaving..leaving_attempts.len(),
+        leaving: first_leaving..leaving.attempts.len(),
         newly,
         positions,
     }
