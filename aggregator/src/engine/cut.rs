@@ -42,7 +42,7 @@ impl Release {
         let mut tip: Option<&PushEnds> = None;
         let finals = finals.repo(&repo.name);
         let old = cut - span;
-        for &(push_key, push, new_changes) in &branch.pushes {
+        for &(ends, push, new_changes) in &branch.pushes {
             // The changes it brought first; its other commits came with pushes before it (all
             // final, or it would not be reached) or left the working state already.
             let brought = &branch.changes[leaving_changes..leaving_changes + new_changes];
@@ -60,7 +60,7 @@ impl Release {
             }
             leaving.insert(std::ptr::from_ref(push) as usize);
             leaving_changes += new_changes;
-            tip = Some(push_key);
+            tip = Some(ends);
         }
         // The leaving pushes brought the first changes of the history.
         let located = branch.changes[..leaving_changes]

@@ -173,7 +173,7 @@ pub struct StoredPush {
     pub fix_titles: Option<Vec<bool>>,
 }
 
-/// Pushes are equal when what they hold is: the hashes, ends and title flags follow from it.
+/// Pushes are equal when what they hold is: the hashes and title flags follow from it.
 impl PartialEq for StoredPush {
     fn eq(&self, other: &Self) -> bool {
         (self.forced, self.pushed_at, &self.commits, &self.files)
