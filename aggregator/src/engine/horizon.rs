@@ -346,12 +346,8 @@ impl Engine {
                 add_histories(&mut histories, repos, &self.catalog, &split.service, short);
                 (split, plan_releases(repos, &histories, &finals, cut, span))
             };
-            for (key, release) in releases {
-                if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
-                    release.apply(repo, cut);
-                }
-                released.insert(key);
-            }
+            released.extend(releases.iter().map(|(key, _)| key.clone()));
+            self.apply_releases(releases, cut);
             self.settle_split(&split, &leaving.attempts, &mut HashMap::default());
             touched.insert(split.service);
         }
@@ -380,11 +376,7 @@ impl Engine {
             }
             plan_releases(repos, &histories, &finals, cut, span)
         };
-        for (key, release) in releases {
-            if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
-                release.apply(repo, cut);
-            }
-        }
+        self.apply_releases(releases, cut);
         // The commits still in the working state, by repository key and hash (a collision only
         // keeps a frozen SHA a step longer): sets a service's frozen changes are checked against,
         // built for a repository only when a service needs one (see `KeptCommits`).
@@ -479,6 +471,15 @@ impl Engine {
 }
 
 impl Engine {
+    /// Applies a step's releases, each to its repository (by key).
+    fn apply_releases(&mut self, releases: Vec<(String, Release)>, cut: Timestamp) {
+        for (key, release) in releases {
+            if let Some(repo) = self.state.inputs.repos.get_mut(&key) {
+                release.apply(repo, cut);
+            }
+        }
+    }
+
     /// What is left of a service's split once its repositories are released: which of its
     /// frozen commits stay in the working state, and its leaving attempts' inputs and slots.
     /// `kept_sets` holds the repositories' sets of pushed commits built so far ([`KeptCommits`]).

@@ -62,6 +62,16 @@ pub struct PushEnds {
     pub after: Sha,
 }
 
+impl PushEnds {
+    /// The ends a payload names (its texts are kept only when they are not full SHAs).
+    pub fn new(before: String, after: String) -> Self {
+        Self {
+            before: Sha::from_owned(before),
+            after: Sha::from_owned(after),
+        }
+    }
+}
+
 /// The pushes of one branch, by their ends.
 pub type BranchPushes = HashMap<PushEnds, StoredPush>;
 
@@ -508,7 +518,7 @@ impl<K: Ord, V> SmallMap<K, V> {
 mod pushes_as_pairs {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{BranchPushes, HashMap, PushEnds, PushRecord, Sha, StoredPush};
+    use super::{BranchPushes, HashMap, PushEnds, PushRecord, StoredPush};
 
     pub fn serialize<S: Serializer>(
         map: &HashMap<String, BranchPushes>,
@@ -528,10 +538,7 @@ mod pushes_as_pairs {
         for ((branch, before, after), push) in
             Vec::<((String, String, String), PushRecord)>::deserialize(deserializer)?
         {
-            let ends = PushEnds {
-                before: Sha::from_owned(before),
-                after: Sha::from_owned(after),
-            };
+            let ends = PushEnds::new(before, after);
             let stored = StoredPush::new(push.forced, push.pushed_at, push.commits);
             map.entry(branch).or_default().insert(ends, stored);
         }
@@ -637,10 +644,7 @@ impl Inputs {
             repo.default_branch = Some((push.pushed_at, push.default_branch));
             changed = true;
         }
-        let ends = PushEnds {
-            before: Sha::from_owned(push.before),
-            after: Sha::from_owned(push.after),
-        };
+        let ends = PushEnds::new(push.before, push.after);
         let mut commits = push.commits;
         if !keep_files {
             for commit in commits.iter_mut().filter(|c| !c.files.is_empty()) {
