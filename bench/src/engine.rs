@@ -81,22 +81,25 @@ fn thread_cpu_secs() -> f64 {
         .map_or(f64::NAN, |ns| ns as f64 / 1e9)
 }
 
-/// Memory this process holds in bytes: resident pages plus the huge pages it faulted in from the
-/// kernel's reserved pool (`MIMALLOC_ALLOW_LARGE_OS_PAGES=1` with `vm.nr_hugepages` set), which
-/// the resident figure leaves out (docs/operations.md, "Huge pages").
+/// Memory this process holds in bytes: its resident pages (`statm`) plus the huge pages it
+/// faulted in from the kernel's reserved pool (`MIMALLOC_ALLOW_LARGE_OS_PAGES=1` with
+/// `vm.nr_hugepages` set), which the resident figure leaves out (docs/operations.md, "Huge
+/// pages").
 fn resident_bytes() -> u64 {
-    let Ok(rollup) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
-        return 0;
-    };
-    rollup
+    let resident = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096);
+    let huge_kib: u64 = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
         .lines()
         .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            let counted = matches!(name, "Rss" | "Private_Hugetlb" | "Shared_Hugetlb");
-            let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
-            counted.then_some(kib * 1024)
+            let (name, kib) = line.split_once(':')?;
+            let huge = matches!(name, "Private_Hugetlb" | "Shared_Hugetlb");
+            huge.then(|| kib.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())?
         })
-        .sum()
+        .sum();
+    resident + huge_kib * 1024
 }
 
 /// Wall and on-CPU time spent in the closures it ran.
