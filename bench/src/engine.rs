@@ -90,16 +90,20 @@ fn resident_bytes() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096);
-    let huge_kib: u64 = std::fs::read_to_string("/proc/self/smaps_rollup")
-        .unwrap_or_default()
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    resident + hugetlb_kib(&rollup) * 1024
+}
+
+/// The huge pages (hugetlbfs) a `/proc/<pid>/smaps_rollup` text counts, in KiB.
+fn hugetlb_kib(rollup: &str) -> u64 {
+    rollup
         .lines()
         .filter_map(|line| {
             let (name, kib) = line.split_once(':')?;
             let huge = matches!(name, "Private_Hugetlb" | "Shared_Hugetlb");
             huge.then(|| kib.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())?
         })
-        .sum();
-    resident + huge_kib * 1024
+        .sum()
 }
 
 /// Wall and on-CPU time spent in the closures it ran.
@@ -278,4 +282,24 @@ pub fn run(
         median(engine_cpu_rates)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hugetlb_kib;
+
+    #[test]
+    fn huge_pages_are_read_from_the_rollup() {
+        // As this machine's kernel wrote it for a run with MAP_HUGETLB arenas (abridged, and
+        // with some shared huge pages too, to count both kinds).
+        let rollup = "5609a3581000-7fff9f2d2000 ---p 00000000 00:00 0                  [rollup]
+Rss:             2467832 kB
+AnonHugePages:         0 kB
+Shared_Hugetlb:     2048 kB
+Private_Hugetlb: 2625536 kB
+Swap:                  0 kB
+";
+        assert_eq!(hugetlb_kib(rollup), 2048 + 2_625_536);
+        assert_eq!(hugetlb_kib("Rss: 100 kB\nPrivate_Hugetlb: 0 kB\n"), 0);
+    }
 }
