@@ -81,29 +81,26 @@ fn thread_cpu_secs() -> f64 {
         .map_or(f64::NAN, |ns| ns as f64 / 1e9)
 }
 
-/// Memory this process holds in bytes: its resident pages (`statm`) plus the huge pages it
-/// faulted in from the kernel's reserved pool (`MIMALLOC_ALLOW_LARGE_OS_PAGES=1` with
-/// `vm.nr_hugepages` set), which the resident figure leaves out (docs/operations.md, "Huge
-/// pages").
+/// Memory this process holds in bytes: its resident pages (`statm`, as every figure in
+/// docs/benchmarks.md) plus the huge pages it took from the kernel's reserved pool
+/// (`MIMALLOC_ALLOW_LARGE_OS_PAGES=1` with `vm.nr_hugepages` set), which the resident size leaves
+/// out (docs/operations.md, "Huge pages").
 fn resident_bytes() -> u64 {
     let resident = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096);
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
-    resident + hugetlb_kib(&rollup) * 1024
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    resident + huge_pages_kib(&status) * 1024
 }
 
-/// The huge pages (hugetlbfs) a `/proc/<pid>/smaps_rollup` text counts, in KiB.
-fn hugetlb_kib(rollup: &str) -> u64 {
-    rollup
+/// The `HugetlbPages` of a `/proc/<pid>/status` text, in KiB (0 when absent).
+fn huge_pages_kib(status: &str) -> u64 {
+    status
         .lines()
-        .filter_map(|line| {
-            let (name, kib) = line.split_once(':')?;
-            let huge = matches!(name, "Private_Hugetlb" | "Shared_Hugetlb");
-            huge.then(|| kib.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())?
-        })
-        .sum()
+        .find_map(|line| line.strip_prefix("HugetlbPages:"))
+        .and_then(|kib| kib.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Wall and on-CPU time spent in the closures it ran.
@@ -286,20 +283,21 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::hugetlb_kib;
+    use super::huge_pages_kib;
 
     #[test]
-    fn huge_pages_are_read_from_the_rollup() {
-        // As this machine's kernel wrote it for a run with MAP_HUGETLB arenas (abridged, and
-        // with some shared huge pages too, to count both kinds).
-        let rollup = "5609a3581000-7fff9f2d2000 ---p 00000000 00:00 0                  [rollup]
-Rss:             2467832 kB
-AnonHugePages:         0 kB
-Shared_Hugetlb:     2048 kB
-Private_Hugetlb: 2625536 kB
-Swap:                  0 kB
+    fn huge_pages_are_read_from_the_status() {
+        // As this machine's kernel writes it (abridged; the huge pages as a run with
+        // MAP_HUGETLB arenas held them).
+        let status = "Name:\tdoraflow-bench
+VmHWM:\t 2471936 kB
+VmRSS:\t 2467832 kB
+RssAnon:\t 2460000 kB
+HugetlbPages:\t 2625536 kB
+Threads:\t1
 ";
-        assert_eq!(hugetlb_kib(rollup), 2048 + 2_625_536);
-        assert_eq!(hugetlb_kib("Rss: 100 kB\nPrivate_Hugetlb: 0 kB\n"), 0);
+        assert_eq!(huge_pages_kib(status), 2_625_536);
+        assert_eq!(huge_pages_kib("VmRSS:\t 100 kB\nHugetlbPages:\t 0 kB\n"), 0);
+        assert_eq!(huge_pages_kib("VmRSS:\t 100 kB\n"), 0);
     }
 }
