@@ -17,8 +17,12 @@ use crate::engine::{Engine, EngineState};
 use crate::partitioning::Ownership;
 use crate::store::{FactStore, StoreCounters};
 
-/// Records read per batch (the horizon's cut may move after each).
+/// Records applied between two looks at the horizon's cut while replaying the log.
 pub const BATCH: usize = 5_000;
+/// Records read (and so decoded) from the log at a time: each is applied while what decoding it
+/// wrote is still in the core's caches. Decoding 5,000 ahead left the first ones' strings out of
+/// the caches by the time the engine read them (docs/benchmarks.md, session 26).
+pub const READ_BATCH: usize = 64;
 /// Longest time between a record being applied and its facts being published.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Longest time between facts published and their write to the store's writer (ClickHouse):
@@ -217,25 +221,27 @@ impl Consumer {
     fn apply_for(&mut self, budget: Option<Duration>) -> (usize, bool) {
         let started = Instant::now();
         let mut applied = 0;
-        loop {
+        let mut since_cut = 0;
+        let more = loop {
             if budget.is_some_and(|b| started.elapsed() >= b) {
-                return (applied, true);
+                break true;
             }
-            let records = match self.log.read_from(self.offset, BATCH, Body::Skip) {
+            let records = match self.log.read_from(self.offset, READ_BATCH, Body::Skip) {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(error = %e, offset = self.offset, "reading the event log failed");
-                    return (applied, false);
+                    break false;
                 }
             };
             let Some(last) = records.last() else {
-                return (applied, false);
+                break false;
             };
             self.offset = last.next_offset;
             if let Some(t) = doraflow_telemetry::recording() {
                 t.aggregator.records.inc_by(records.len() as u64);
             }
             applied += records.len();
+            since_cut += records.len();
             for read in records {
                 let ownership = self.ownership.as_ref();
                 // Read from disk or Kafka, the record is this reader's alone and moves into the
@@ -246,8 +252,15 @@ impl Consumer {
             }
             // A long replay keeps the working state bounded too (in whole-horizon steps: each
             // step derives every service).
+            if since_cut >= BATCH {
+                self.engine.advance_horizon_replaying();
+                since_cut = 0;
+            }
+        };
+        if since_cut > 0 {
             self.engine.advance_horizon_replaying();
         }
+        (applied, more)
     }
 
     /// Applies, publishes and writes everything durable now; returns how many records were

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use doraflow_aggregator::consumer::BATCH;
+use doraflow_aggregator::consumer::{BATCH, READ_BATCH};
 use doraflow_aggregator::engine::horizon::event_time;
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_ingest::sources::{Normalized, github, pagerduty};
@@ -180,9 +180,10 @@ pub fn run(
         let decode = started.elapsed().as_secs_f64();
 
         // The engine: apply, move the horizon's cut after each batch as the consumer's replay
-        // does, then as its catch-up ends, and derive every service. As the consumer does, each
-        // batch of records is decoded and then applied (the decoding is timed apart, not as the
-        // engine's); with `--decode-first`, the engine reads the whole year decoded above.
+        // does, then as its catch-up ends, and derive every service. As the consumer does, the
+        // records are decoded `READ_BATCH` at a time and each part applied right after (the
+        // decoding is timed apart, not as the engine's); with `--decode-first`, the engine reads
+        // the whole year decoded above.
         let resident_before = resident_bytes();
         let mut engine_time = Stopwatch::default();
         let mut advancing = Stopwatch::default();
@@ -196,23 +197,29 @@ pub fn run(
         });
         let mut decoded = decoded.into_iter();
         for batch in encoded.chunks(BATCH) {
-            let batch: Vec<LogRecord> = if decode_first {
-                decoded.next().expect("one decoded batch per chunk")
+            if decode_first {
+                let batch = decoded.next().expect("one decoded batch per chunk");
+                engine_time.run(|| {
+                    for record in batch {
+                        engine.apply_owned(record);
+                    }
+                });
             } else {
-                let started = Instant::now();
-                let decoded = batch
-                    .iter()
-                    .map(|bytes| serde_json::from_slice(bytes))
-                    .collect::<Result<_, _>>()?;
-                batch_decoding += started.elapsed().as_secs_f64();
-                decoded
-            };
-            engine_time.run(|| {
-                for record in batch {
-                    engine.apply_owned(record);
+                for part in batch.chunks(READ_BATCH) {
+                    let started = Instant::now();
+                    let part: Vec<LogRecord> = part
+                        .iter()
+                        .map(|bytes| serde_json::from_slice(bytes))
+                        .collect::<Result<_, _>>()?;
+                    batch_decoding += started.elapsed().as_secs_f64();
+                    engine_time.run(|| {
+                        for record in part {
+                            engine.apply_owned(record);
+                        }
+                    });
                 }
-                advancing.run(|| engine.advance_horizon_replaying());
-            });
+            }
+            engine_time.run(|| advancing.run(|| engine.advance_horizon_replaying()));
         }
         // As the consumer's catch-up ends: the cut moves as far as live operation lets it.
         engine_time.run(|| advancing.run(|| engine.advance_horizon()));

@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "90d")]
         horizon: String,
         /// Decode the whole year before the engine reads it (the measurement before session
-        /// 18), instead of decoding each batch of 5,000 records just before applying it as the
+        /// 18), instead of decoding 64 records at a time just before applying them as the
         /// aggregator does.
         #[arg(long)]
         decode_first: bool,

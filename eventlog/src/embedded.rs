@@ -24,8 +24,12 @@ use crate::{BoxFuture, EventLog, LogError, ReadRecord};
 const FILE_NAME: &str = "events.log";
 /// Upper bound on the bytes one group commit writes.
 const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
-/// Upper bound on the bytes one read call loads.
+/// Upper bound on the bytes one read of the file loads.
+#[cfg(not(test))]
 const READ_CHUNK: u64 = 8 * 1024 * 1024;
+/// Small in unit tests, so that a few records span several chunks.
+#[cfg(test)]
+const READ_CHUNK: u64 = 4096;
 
 /// Records kept decoded for a reader following the tail.
 const RECENT_RECORDS: usize = 4096;
@@ -46,6 +50,10 @@ pub struct EmbeddedLog {
     end: watch::Receiver<u64>,
     available: Arc<AtomicBool>,
     reader: Mutex<Option<File>>,
+    /// The last chunk read from the file and where it starts: a reader taking a few records at a
+    /// time (the aggregator decodes and applies 64 at once) reads on in it instead of reading the
+    /// file again. Durable bytes never change, so it never goes stale.
+    chunk: Mutex<Option<(u64, bytes::Bytes)>>,
     recent: Recent,
 }
 
@@ -91,6 +99,7 @@ impl EmbeddedLog {
             end: end_rx,
             available,
             reader: Mutex::new(None),
+            chunk: Mutex::new(None),
             recent,
         };
         (log, first)
@@ -112,6 +121,26 @@ impl EmbeddedLog {
                 })
                 .collect(),
         )
+    }
+
+    /// Durable bytes from `offset` on (up to `end`): the chunk kept from the last read when it
+    /// holds `offset`, else a new chunk read from the file (and kept); with where `offset` is in
+    /// it.
+    fn chunk_at(&self, offset: u64, end: u64) -> Result<(bytes::Bytes, usize), LogError> {
+        let mut kept = self.chunk.lock().expect("chunk lock");
+        if let Some((start, bytes)) = kept.as_ref()
+            && (*start..*start + bytes.len() as u64).contains(&offset)
+        {
+            return Ok((bytes.clone(), (offset - start) as usize));
+        }
+        let bytes = bytes::Bytes::from(self.read_chunk(offset, (end - offset).min(READ_CHUNK))?);
+        *kept = Some((offset, bytes.clone()));
+        Ok((bytes, 0))
+    }
+
+    /// Drops the kept chunk (a frame runs past its end).
+    fn forget_chunk(&self) {
+        *self.chunk.lock().expect("chunk lock") = None;
     }
 
     fn read_chunk(&self, offset: u64, len: u64) -> Result<Vec<u8>, LogError> {
@@ -160,7 +189,8 @@ impl EventLog for EmbeddedLog {
         let mut out = Vec::new();
         let mut at = offset;
         while at < end && out.len() < max {
-            let chunk = self.read_chunk(at, (end - at).min(READ_CHUNK))?;
+            let (kept, start) = self.chunk_at(at, end)?;
+            let chunk = &kept[start..];
             let mut pos = 0usize;
             while out.len() < max {
                 match record::decode(&chunk[pos..], body) {
@@ -170,6 +200,12 @@ impl EventLog for EmbeddedLog {
                             next_offset: at + pos as u64,
                             record: Arc::new(record),
                         });
+                    }
+                    Decoded::Incomplete if pos == 0 && start > 0 => {
+                        // The frame runs past the end of the chunk kept from an earlier read:
+                        // the next turn reads a chunk from it.
+                        self.forget_chunk();
+                        break;
                     }
                     Decoded::Incomplete if pos == 0 => {
                         // One frame larger than the chunk: read exactly that frame.
@@ -441,6 +477,77 @@ mod tests {
             .unwrap();
         assert_eq!(first.len() + rest.len(), 200);
         assert_eq!(rest[0].record, read[50].record);
+    }
+
+    #[tokio::test]
+    async fn reads_of_a_few_records_at_a_time_walk_the_file_as_one_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        for n in 0..120 {
+            let mut record = record(n);
+            // Every 25th frame is larger than a whole chunk (4 KiB in unit tests).
+            if n % 25 == 7 {
+                record.body = "x".repeat(10_000).into();
+            }
+            log.append(&record).await.unwrap();
+        }
+        // Reopened: nothing in memory, every read comes from the file, in chunks.
+        drop(log);
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        let whole = log.read_from(0, usize::MAX, Body::Keep).unwrap();
+        assert_eq!(whole.len(), 120);
+        for page in [1, 3, 64] {
+            for body in [Body::Keep, Body::Skip] {
+                let mut paged = Vec::new();
+                let mut at = 0;
+                loop {
+                    let read = log.read_from(at, page, body).unwrap();
+                    let Some(last) = read.last() else { break };
+                    assert!(read.len() <= page);
+                    at = last.next_offset;
+                    paged.extend(read);
+                }
+                assert_eq!(paged.len(), 120, "pages of {page}");
+                for (one, all) in paged.iter().zip(&whole) {
+                    assert_eq!(one.next_offset, all.next_offset);
+                    assert_eq!(one.record.delivery, all.record.delivery);
+                    if body == Body::Keep {
+                        assert_eq!(one.record.body, all.record.body);
+                    }
+                }
+            }
+        }
+        // A read elsewhere in the file after them is not served from the kept chunk.
+        let again = log.read_from(whole[9].next_offset, 2, Body::Keep).unwrap();
+        assert_eq!(again[0].record.delivery, "test:10");
+        assert_eq!(again[1].record.delivery, "test:11");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_ending_inside_a_frame_header_is_read_on_from_the_file() {
+        // Frames of 1,365 bytes: three fill a 4,096-byte chunk but one byte, so a read of one
+        // record at a time reaches the end of a kept chunk with less than a frame header left.
+        let sized = |n: usize, body: usize| {
+            let mut record = record(n);
+            record.body = "y".repeat(body).into();
+            record
+        };
+        let body = 1365 + 1000 - record::encode(&sized(0, 1000)).len();
+        assert_eq!(record::encode(&sized(0, body)).len(), 1365);
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        for n in 0..9 {
+            log.append(&sized(n, body)).await.unwrap();
+        }
+        drop(log);
+        let (log, _) = EmbeddedLog::open(dir.path().join("log"));
+        let mut at = 0;
+        for n in 0..9 {
+            let read = log.read_from(at, 1, Body::Keep).unwrap();
+            assert_eq!(read[0].record.delivery, format!("test:{n}"));
+            at = read[0].next_offset;
+        }
+        assert!(log.read_from(at, 1, Body::Keep).unwrap().is_empty());
     }
 
     #[tokio::test]
