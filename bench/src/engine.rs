@@ -12,6 +12,7 @@ use doraflow_aggregator::engine::horizon::event_time;
 use doraflow_aggregator::{Catalog, Engine, EngineState};
 use doraflow_ingest::sources::{Normalized, github, pagerduty};
 use doraflow_schemas::{Event, LogRecord, Outcome};
+use doraflow_telemetry::process::status_kib;
 
 use crate::activity::Request;
 
@@ -91,16 +92,7 @@ fn resident_bytes() -> u64 {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096);
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    resident + huge_pages_kib(&status) * 1024
-}
-
-/// The `HugetlbPages` of a `/proc/<pid>/status` text, in KiB (0 when absent).
-fn huge_pages_kib(status: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("HugetlbPages:"))
-        .and_then(|kib| kib.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or(0)
+    resident + status_kib(&status, "HugetlbPages:").unwrap_or(0) * 1024
 }
 
 /// Wall and on-CPU time spent in the closures it ran.
@@ -286,25 +278,4 @@ pub fn run(
         median(engine_cpu_rates)
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::huge_pages_kib;
-
-    #[test]
-    fn huge_pages_are_read_from_the_status() {
-        // As this machine's kernel writes it (abridged; the huge pages as a run with
-        // MAP_HUGETLB arenas held them).
-        let status = "Name:\tdoraflow-bench
-VmHWM:\t 2471936 kB
-VmRSS:\t 2467832 kB
-RssAnon:\t 2460000 kB
-HugetlbPages:\t 2625536 kB
-Threads:\t1
-";
-        assert_eq!(huge_pages_kib(status), 2_625_536);
-        assert_eq!(huge_pages_kib("VmRSS:\t 100 kB\nHugetlbPages:\t 0 kB\n"), 0);
-        assert_eq!(huge_pages_kib("VmRSS:\t 100 kB\n"), 0);
-    }
 }

@@ -42,16 +42,7 @@ pub fn parse(stat: &str, status: &str, boot_time: f64) -> Option<Reading> {
     // Fields from the third (state) on: utime is the 14th field of the line, so index 11 here.
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let number = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    let kilobytes = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))?
-            .split_whitespace()
-            .next()?
-            .parse::<f64>()
-            .ok()
-            .map(|kb| kb * 1024.0)
-    };
+    let kilobytes = |key: &str| status_kib(status, key).map(|kib| kib as f64 * 1024.0);
     Some(Reading {
         cpu_seconds: (number(11)? + number(12)?) / TICKS_PER_SECOND,
         threads: number(17)?,
@@ -61,6 +52,18 @@ pub fn parse(stat: &str, status: &str, boot_time: f64) -> Option<Reading> {
         open_fds: 0.0,
         max_fds: None,
     })
+}
+
+/// The size a `/proc/<pid>/status` line gives, in KiB: `key` with its colon (`"VmRSS:"`).
+/// `None` when the line is absent.
+pub fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn read() -> Option<Reading> {
@@ -162,6 +165,26 @@ mod tests {
         assert!((r.start_time - 1_700_000_123.45).abs() < 1e-3);
         assert_eq!(r.virtual_bytes, 104_857_600.0);
         assert_eq!(r.resident_bytes, 8_388_608.0);
+    }
+
+    #[test]
+    fn status_sizes_are_read_by_their_key() {
+        // As this machine's kernel writes it (abridged; the huge pages as a run with
+        // MAP_HUGETLB arenas held them).
+        let status = "Name:\tdoraflow-bench
+VmHWM:\t 2471936 kB
+VmRSS:\t 2467832 kB
+RssAnon:\t 2460000 kB
+HugetlbPages:\t 2625536 kB
+Threads:\t1
+";
+        assert_eq!(status_kib(status, "HugetlbPages:"), Some(2_625_536));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(2_467_832));
+        assert_eq!(
+            status_kib("VmRSS:\t 100 kB\nHugetlbPages:\t 0 kB\n", "HugetlbPages:"),
+            Some(0)
+        );
+        assert_eq!(status_kib("VmRSS:\t 100 kB\n", "HugetlbPages:"), None);
     }
 
     #[test]
