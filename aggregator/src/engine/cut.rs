@@ -89,7 +89,7 @@ impl Release {
         let tracked = default_branch.as_ref().map(|(_, b)| b);
         for (branch, pushes) in pushes.iter_mut() {
             if Some(branch) == tracked {
-                pushes.retain(|_, push| {
+                pushes.retain(|push| {
                     let leaving = self.leaving.contains(&(std::ptr::from_ref(push) as usize));
                     if leaving && !merged_labels.is_empty() {
                         for commit in push.commits.iter() {
@@ -100,7 +100,7 @@ impl Release {
                 });
             } else {
                 // Pushes to other branches carry no changes; old ones simply leave.
-                pushes.retain(|_, push| push.pushed_at >= cut);
+                pushes.retain(|push| push.pushed_at >= cut);
             }
         }
         pushes.retain(|branch, pushes| Some(branch) == tracked || !pushes.is_empty());

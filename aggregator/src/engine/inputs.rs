@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use super::attempts::{AttemptSlot, Attempts};
+pub use super::branch::BranchPushes;
 use crate::catalog::repo_key;
 
 /// Everything the engine knows, deduplicated.
@@ -71,9 +72,6 @@ impl PushEnds {
         }
     }
 }
-
-/// The pushes of one branch, by their ends.
-pub type BranchPushes = HashMap<PushEnds, StoredPush>;
 
 /// Pushes and merged pull requests of one repository.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -540,7 +538,7 @@ mod pushes_as_pairs {
         {
             let ends = PushEnds::new(before, after);
             let stored = StoredPush::new(push.forced, push.pushed_at, push.commits);
-            map.entry(branch).or_default().insert(ends, stored);
+            map.entry(branch).or_default().upsert(ends, stored);
         }
         Ok(map)
     }
@@ -655,19 +653,12 @@ impl Inputs {
         if let Some(hotfix) = hotfix {
             stored = stored.with_fix_titles(hotfix);
         }
-        match repo.pushes.entry(push.branch).or_default().entry(ends) {
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(stored);
-                changed = true;
-            }
-            std::collections::hash_map::Entry::Occupied(mut entry) => {
-                if *entry.get() != stored {
-                    entry.insert(stored);
-                    changed = true;
-                }
-            }
-        }
-        changed
+        let added = repo
+            .pushes
+            .entry(push.branch)
+            .or_default()
+            .upsert(ends, stored);
+        changed || added
     }
 
     /// The inputs of a repository by its name in any case, created on first sight.
@@ -940,7 +931,7 @@ mod tests {
         pushes
             .entry("main".into())
             .or_default()
-            .insert(ends, push.clone());
+            .upsert(ends, push.clone());
         let repo = RepoInputs {
             name: "acme/app".into(),
             pushes,
@@ -959,8 +950,8 @@ mod tests {
         let back: RepoInputs = serde_json::from_value(json).unwrap();
         assert_eq!(back.all_pushes().next(), Some(&push));
         assert_eq!(
-            back.pushes["main"].keys().next(),
-            repo.pushes["main"].keys().next()
+            back.pushes["main"].iter().next().map(|(ends, _)| ends),
+            repo.pushes["main"].iter().next().map(|(ends, _)| ends)
         );
 
         // Without files, none are kept.

@@ -4,6 +4,7 @@
 //! The engine does no I/O.
 
 pub mod attempts;
+pub mod branch;
 mod cut;
 pub mod derive;
 pub mod horizon;
