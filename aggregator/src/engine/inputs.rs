@@ -81,8 +81,9 @@ pub struct RepoInputs {
     /// The default branch named by the latest push (by push time, then name).
     pub default_branch: Option<(Timestamp, String)>,
     /// Pushes by branch, then by their ends: push order reads only the tracked branch's, and a
-    /// push keeps no copy of its branch's name. Hash maps: looked up per push applied, and
-    /// nothing depends on their order (push order sorts them, see `order`).
+    /// push keeps no copy of its branch's name. Looked up per push applied (a hash map of
+    /// branches, each a [`BranchPushes`]); nothing depends on their order (push order sorts
+    /// them, see `order`).
     #[serde(with = "pushes_as_pairs")]
     pub pushes: HashMap<String, BranchPushes>,
     /// Labels of merged pull requests, by merge commit SHA.
