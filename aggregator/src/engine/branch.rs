@@ -23,8 +23,9 @@ impl BranchPushes {
         hasher.hash_one(ends)
     }
 
-    /// The number of pushes.
-    pub fn len(&self) -> usize {
+    /// The number of pushes (tests count them).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.pushes.len()
     }
 
@@ -43,8 +44,9 @@ impl BranchPushes {
         self.pushes.iter().map(|(_, push)| push)
     }
 
-    /// The push with these ends.
-    pub fn get(&self, ends: &PushEnds) -> Option<&StoredPush> {
+    /// The push with these ends, found as [`Self::upsert`] finds it (tests look pushes up).
+    #[cfg(test)]
+    fn get(&self, ends: &PushEnds) -> Option<&StoredPush> {
         let pushes = &self.pushes;
         let index = self.by_ends.find(Self::hash(&self.hasher, ends), |i| {
             pushes[*i as usize].0 == *ends
@@ -87,14 +89,10 @@ impl BranchPushes {
             return;
         }
         let (pushes, hasher) = (&self.pushes, &self.hasher);
-        self.by_ends.clear();
-        self.by_ends
-            .shrink_to(pushes.len(), |i| Self::hash(hasher, &pushes[*i as usize].0));
-        for (index, (ends, _)) in pushes.iter().enumerate() {
-            self.by_ends
-                .insert_unique(Self::hash(hasher, ends), index as u32, |i| {
-                    Self::hash(hasher, &pushes[*i as usize].0)
-                });
+        let rehash = |i: &u32| Self::hash(hasher, &pushes[*i as usize].0);
+        self.by_ends = hashbrown::HashTable::with_capacity(pushes.len());
+        for index in 0..pushes.len() as u32 {
+            self.by_ends.insert_unique(rehash(&index), index, rehash);
         }
     }
 }
