@@ -242,14 +242,15 @@ impl Consumer {
             }
             applied += records.len();
             since_cut += records.len();
-            for read in records {
-                let ownership = self.ownership.as_ref();
-                // Read from disk or Kafka, the record is this reader's alone and moves into the
-                // engine; one the embedded log still holds among its recent ones is copied.
-                let record = Arc::unwrap_or_clone(read.record);
-                self.engine
-                    .apply_counting_totals(record, |r| ownership.is_none_or(|o| o.is_home(r)));
-            }
+            // Read from disk or Kafka, a record is this reader's alone and moves into the
+            // engine; one the embedded log still holds among its recent ones is copied.
+            let records = records
+                .into_iter()
+                .map(|read| Arc::unwrap_or_clone(read.record))
+                .collect();
+            let ownership = self.ownership.as_ref();
+            self.engine
+                .apply_batch(records, |r| ownership.is_none_or(|o| o.is_home(r)));
             // A long replay keeps the working state bounded too (in whole-horizon steps: each
             // step derives every service).
             if since_cut >= BATCH {

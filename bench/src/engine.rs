@@ -191,11 +191,7 @@ pub fn run(
         for batch in encoded.chunks(BATCH) {
             if decode_first {
                 let batch = decoded.next().expect("one decoded batch per chunk");
-                engine_time.run(|| {
-                    for record in batch {
-                        engine.apply_owned(record);
-                    }
-                });
+                engine_time.run(|| engine.apply_batch(batch, |_| true));
             } else {
                 for part in batch.chunks(READ_BATCH) {
                     let started = Instant::now();
@@ -204,11 +200,7 @@ pub fn run(
                         .map(|bytes| serde_json::from_slice(bytes))
                         .collect::<Result<_, _>>()?;
                     batch_decoding += started.elapsed().as_secs_f64();
-                    engine_time.run(|| {
-                        for record in part {
-                            engine.apply_owned(record);
-                        }
-                    });
+                    engine_time.run(|| engine.apply_batch(part, |_| true));
                 }
             }
             engine_time.run(|| advancing.run(|| engine.advance_horizon_replaying()));

@@ -195,8 +195,9 @@ fn midnight(day: NaiveDate) -> Timestamp {
 }
 
 impl Engine {
-    /// Notes a record's times; true when it is too late (about final facts): then it must not
-    /// be applied.
+    /// Notes a record's times; true when it is about a time before the cut (too late: then it
+    /// must not be applied). Whether it is about a final deployment or incident is asked apart
+    /// ([`Engine::names_final`]).
     pub(super) fn observe(&mut self, record: &LogRecord, events: &[Event]) -> bool {
         let horizon = &mut self.state.horizon;
         let received = record.received_at;
@@ -215,22 +216,20 @@ impl Engine {
             if cut.is_none_or(|c| at >= c) {
                 note_received(&mut horizon.received_by_day, at.date_naive(), received);
             }
-            let forgotten = match event {
-                Event::Deployment(d) => {
-                    horizon
-                        .forgotten
-                        .contains(deployment_key(&[&record.source, ":", &d.id]))
-                }
-                Event::Incident(i) => {
-                    horizon
-                        .forgotten
-                        .contains(incident_key(&[&record.source, ":", &i.id]))
-                }
-                _ => false,
-            };
-            late |= forgotten || cut.is_some_and(|c| at < c);
+            late |= cut.is_some_and(|c| at < c);
         }
         late
+    }
+
+    /// True when one of a record's events (from `source`) is about a deployment or incident
+    /// already final: then the record is too late.
+    pub(super) fn names_final(&self, source: &str, events: &[Event]) -> bool {
+        let forgotten = &self.state.horizon.forgotten;
+        events.iter().any(|event| match event {
+            Event::Deployment(d) => forgotten.contains(deployment_key(&[source, ":", &d.id])),
+            Event::Incident(i) => forgotten.contains(incident_key(&[source, ":", &i.id])),
+            _ => false,
+        })
     }
 
     /// Counts a too-late delivery against the services it concerns.

@@ -120,6 +120,17 @@ fn health_service<'a>(catalog: &'a Catalog, report: &'a HealthReport) -> &'a str
         .0
 }
 
+/// How a record's delivery was first looked at ([`Engine::sight`]).
+enum Sighting {
+    /// A dead letter or an ignored delivery: nothing for the engine.
+    NoEvents,
+    /// Its delivery key was seen before.
+    Duplicate,
+    /// First seen; `names_final`: one of its events is about a deployment or incident already
+    /// final (then the record is too late).
+    First { names_final: bool },
+}
+
 /// The engine's persistent part: inputs and counters (what a checkpoint holds).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineState {
@@ -274,25 +285,70 @@ impl Engine {
         record: LogRecord,
         counts_totals: impl FnOnce(&LogRecord) -> bool,
     ) {
+        let sighting = self.sight(&record);
+        self.apply_sighted(record, sighting, counts_totals);
+    }
+
+    /// Folds records in order, exactly as [`Engine::apply_counting_totals`] one at a time would.
+    /// Their delivery keys and final ids are looked up first, together: each lookup is a miss on
+    /// a table of megabytes, and a loop of lookups that do not depend on each other waits for
+    /// several misses at once, where a lookup between two records' work waited for each alone.
+    /// Nothing but these lookups reads those tables, and only a cut changes the final ids.
+    pub fn apply_batch(
+        &mut self,
+        records: Vec<LogRecord>,
+        mut counts_totals: impl FnMut(&LogRecord) -> bool,
+    ) {
+        let sightings: Vec<Sighting> = records.iter().map(|r| self.sight(r)).collect();
+        for (record, sighting) in records.into_iter().zip(sightings) {
+            self.apply_sighted(record, sighting, &mut counts_totals);
+        }
+    }
+
+    /// What applying a record starts with: whether it carries events, is a duplicate, and, first
+    /// seen, whether it names a deployment or incident already final. Records its delivery key.
+    fn sight(&mut self, record: &LogRecord) -> Sighting {
+        let Outcome::Events { events } = &record.outcome else {
+            return Sighting::NoEvents;
+        };
+        if !self.state.inputs.first_sighting(&record.delivery) {
+            return Sighting::Duplicate;
+        }
+        Sighting::First {
+            names_final: self.names_final(&record.source, events),
+        }
+    }
+
+    /// Applies a record as its [`Sighting`] says.
+    fn apply_sighted(
+        &mut self,
+        record: LogRecord,
+        sighting: Sighting,
+        counts_totals: impl FnOnce(&LogRecord) -> bool,
+    ) {
         let Outcome::Events { events } = &record.outcome else {
             return;
         };
-        if !self.state.inputs.first_sighting(&record.delivery) {
-            self.state.duplicates_total += u64::from(counts_totals(&record));
-            let services: BTreeSet<&str> = events
-                .iter()
-                .flat_map(|e| services_of(&self.catalog, e))
-                .collect();
-            for service in services {
-                *self
-                    .state
-                    .duplicates
-                    .entry(service.to_string())
-                    .or_default() += 1;
+        let names_final = match sighting {
+            Sighting::NoEvents => return,
+            Sighting::Duplicate => {
+                self.state.duplicates_total += u64::from(counts_totals(&record));
+                let services: BTreeSet<&str> = events
+                    .iter()
+                    .flat_map(|e| services_of(&self.catalog, e))
+                    .collect();
+                for service in services {
+                    *self
+                        .state
+                        .duplicates
+                        .entry(service.to_string())
+                        .or_default() += 1;
+                }
+                return;
             }
-            return;
-        }
-        if self.observe(&record, events) {
+            Sighting::First { names_final } => names_final,
+        };
+        if self.observe(&record, events) || names_final {
             let services = events
                 .iter()
                 .flat_map(|e| services_of(&self.catalog, e))

@@ -600,6 +600,71 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Applying records in batches (`Engine::apply_batch`, which looks every delivery key and
+    /// final id of a batch up first) is applying them one at a time: the same facts and the same
+    /// counts of duplicates and too-late deliveries, with duplicates inside a batch and records
+    /// about deployments and incidents that became final at an earlier cut.
+    #[test]
+    fn batches_apply_as_records_one_at_a_time(
+        seed in any::<u64>(),
+        order in any::<u64>(),
+        dups in 0usize..30,
+        size in 1usize..40,
+    ) {
+        let mut records = reorder(&received_as_they_happen(&month(seed)), order, dups);
+        // The first deployment and incident updates again, under new keys and about the last
+        // hour: the cut is long past their deployments and incidents by then, not past the hour.
+        let last = records.iter().map(|r| r.received_at).max().unwrap() + Duration::hours(1);
+        let again: Vec<LogRecord> = records
+            .iter()
+            .filter_map(|r| {
+                let Outcome::Events { events } = &r.outcome else {
+                    return None;
+                };
+                let event = match events.first()? {
+                    Event::Deployment(d) => Event::Deployment(DeploymentUpdate { at: last, ..d.clone() }),
+                    Event::Incident(i) => Event::Incident(IncidentUpdate { occurred_at: last, ..i.clone() }),
+                    _ => return None,
+                };
+                Some((r.source.clone(), event))
+            })
+            .take(20)
+            .enumerate()
+            .map(|(n, (source, event))| LogRecord {
+                source,
+                ..record_of(format!("again-{n}"), last, event)
+            })
+            .collect();
+        records.extend(again);
+        for (catalog, services) in catalogs() {
+            let mut single = horizon_engine_with(catalog.clone());
+            let mut batched = horizon_engine_with(catalog);
+            for batch in records.chunks(size) {
+                for r in batch {
+                    single.apply(r);
+                }
+                batched.apply_batch(batch.to_vec(), |_| true);
+                single.advance_horizon();
+                batched.advance_horizon();
+            }
+            let (one, many) = (single.state(), batched.state());
+            prop_assert!(one.horizon.cut.is_some(), "the cut moves");
+            prop_assert!(one.horizon.too_late_total > 0, "some records are too late");
+            prop_assert_eq!(one.duplicates_total, many.duplicates_total);
+            prop_assert_eq!(&one.duplicates, &many.duplicates);
+            prop_assert_eq!(one.horizon.too_late_total, many.horizon.too_late_total);
+            prop_assert_eq!(&one.horizon.too_late, &many.horizon.too_late);
+            for service in services {
+                let diff = differences(&all_facts(&batched, service), &all_facts(&single, service));
+                prop_assert!(diff.is_empty(), "{service}: {}", diff.join("\n"));
+            }
+        }
+    }
+}
+
 /// The facts that differ between two fact sets (for readable failures).
 fn differences(left: &ServiceFacts, right: &ServiceFacts) -> Vec<String> {
     fn side<T: std::fmt::Debug + PartialEq>(l: &[T], r: &[T], out: &mut Vec<String>) {
