@@ -113,12 +113,15 @@ impl Stopwatch {
 }
 
 /// Runs the engine benchmark with `horizon` (a duration like `90d`); with `decode_first`, the
-/// engine reads the whole log decoded beforehand instead of batch by batch as the consumer does.
+/// engine reads the whole log decoded beforehand instead of batch by batch as the consumer does;
+/// with `odd_rounds_one_at_a_time`, odd rounds apply each record on its own instead of a batch
+/// at a time.
 pub fn run(
     requests: Vec<Request>,
     rounds: usize,
     horizon: &str,
     decode_first: bool,
+    odd_rounds_one_at_a_time: bool,
 ) -> anyhow::Result<()> {
     let definitions = doraflow_schemas::config::DefinitionsConfig {
         horizon: horizon.to_string(),
@@ -187,11 +190,21 @@ pub fn run(
                 definitions.clone(),
             )
         });
+        let one_at_a_time = odd_rounds_one_at_a_time && round % 2 == 1;
+        let apply = |engine: &mut Engine, records: Vec<LogRecord>| {
+            if one_at_a_time {
+                for record in records {
+                    engine.apply_owned(record);
+                }
+            } else {
+                engine.apply_batch(records, |_| true);
+            }
+        };
         let mut decoded = decoded.into_iter();
         for batch in encoded.chunks(BATCH) {
             if decode_first {
                 let batch = decoded.next().expect("one decoded batch per chunk");
-                engine_time.run(|| engine.apply_batch(batch, |_| true));
+                engine_time.run(|| apply(&mut engine, batch));
             } else {
                 for part in batch.chunks(READ_BATCH) {
                     let started = Instant::now();
@@ -200,7 +213,7 @@ pub fn run(
                         .map(|bytes| serde_json::from_slice(bytes))
                         .collect::<Result<_, _>>()?;
                     batch_decoding += started.elapsed().as_secs_f64();
-                    engine_time.run(|| engine.apply_batch(part, |_| true));
+                    engine_time.run(|| apply(&mut engine, part));
                 }
             }
             engine_time.run(|| advancing.run(|| engine.advance_horizon_replaying()));
@@ -243,7 +256,7 @@ pub fn run(
              ({total:.2} s, of which moving the cut {advancing:.2} s, the final derive {:.2} s); decode + engine {:.0} events/s; \
              {facts} deployments; on the CPU: engine {:.0} events/s ({total_cpu:.2} s, of which \
              moving the cut {advancing_cpu:.2} s); working state at the end: {pushes} pushes, {} attempts, {} \
-             incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service)",
+             incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service){}",
             events as f64 / decode,
             events as f64 / total,
             total - applied,
@@ -254,6 +267,11 @@ pub fn run(
             state.horizon.cut,
             grown as f64 / 1e6,
             grown as f64 / 1e3 / services as f64,
+            if one_at_a_time {
+                "; records applied one at a time"
+            } else {
+                ""
+            },
         );
         drop(engine);
         decode_rates.push(events as f64 / decode);

@@ -95,6 +95,11 @@ enum Command {
         /// aggregator does.
         #[arg(long)]
         decode_first: bool,
+        /// Apply the records of odd rounds one at a time (`Engine::apply_owned`, as before session
+        /// 29) and of even rounds a read batch at a time (`Engine::apply_batch`, as the
+        /// aggregator does): the two compared in rounds next to each other, in one process.
+        #[arg(long)]
+        odd_rounds_one_at_a_time: bool,
     },
     /// Fill the Kafka topics with a year of activity for `services` services (for timing
     /// `doraflow aggregate` alone).
@@ -165,11 +170,13 @@ fn main() -> anyhow::Result<()> {
             rounds,
             horizon,
             decode_first,
+            odd_rounds_one_at_a_time,
         } => engine::run(
             activity::year_requests("gh", "pd", services, days, deploys_per_day),
             rounds,
             &horizon,
             decode_first,
+            odd_rounds_one_at_a_time,
         ),
         Command::Produce {
             topics,
