@@ -4,6 +4,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use doraflow_aggregator::consumer::READ_BATCH;
 use doraflow_aggregator::summary::ledger::Ledger;
 use doraflow_aggregator::summary::rollup::{Rollups, ScopeKey};
 use doraflow_aggregator::summary::tally::Tally;
@@ -100,7 +101,8 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("apply_a_year", |b| {
-        // The consumer hands its records over (`apply_owned`): copying them is setup.
+        // The consumer hands its records over, a read batch at a time (`apply_batch`): copying
+        // them is setup.
         b.iter_batched(
             || records.clone(),
             |records| {
@@ -109,8 +111,13 @@ fn benches(c: &mut Criterion) {
                     catalog.clone(),
                     Definitions::default(),
                 );
-                for r in records {
-                    engine.apply_owned(r);
+                let mut records = records.into_iter();
+                loop {
+                    let batch: Vec<LogRecord> = records.by_ref().take(READ_BATCH).collect();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    engine.apply_batch(batch, |_| true);
                 }
                 engine
             },

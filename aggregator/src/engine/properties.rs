@@ -625,8 +625,12 @@ proptest! {
                     return None;
                 };
                 let event = match events.first()? {
-                    Event::Deployment(d) => Event::Deployment(DeploymentUpdate { at: last, ..d.clone() }),
-                    Event::Incident(i) => Event::Incident(IncidentUpdate { occurred_at: last, ..i.clone() }),
+                    Event::Deployment(d) => {
+                        Event::Deployment(DeploymentUpdate { at: last, ..d.clone() })
+                    }
+                    Event::Incident(i) => {
+                        Event::Incident(IncidentUpdate { occurred_at: last, ..i.clone() })
+                    }
                     _ => return None,
                 };
                 Some((r.source.clone(), event))
