@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use super::attempts::{AttemptSlot, Attempts};
-pub use super::branch::BranchPushes;
+use super::branch::BranchPushes;
 use crate::catalog::repo_key;
 
 /// Everything the engine knows, deduplicated.
@@ -654,12 +654,12 @@ impl Inputs {
         if let Some(hotfix) = hotfix {
             stored = stored.with_fix_titles(hotfix);
         }
-        let added = repo
+        let push_changed = repo
             .pushes
             .entry(push.branch)
             .or_default()
             .upsert(ends, stored);
-        changed || added
+        changed || push_changed
     }
 
     /// The inputs of a repository by its name in any case, created on first sight.
