@@ -83,6 +83,23 @@ fn thread_cpu_secs() -> f64 {
     now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 
+/// Minor page faults this thread has taken (`/proc/thread-self/stat`, the tenth field): memory
+/// touched for the first time, or again after the allocator returned it to the kernel. Unlike
+/// times, a count this machine's other tenants do not move; each fault costs some microseconds
+/// here (docs/benchmarks.md, session 30). Read a few hundred times a round, outside the timed
+/// intervals.
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The fields after the command name (which may hold spaces) in parentheses: the
+            // state is the third field, the minor faults the tenth.
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Memory this process holds in bytes: its resident pages (`statm`, as every figure in
 /// docs/benchmarks.md) plus the huge pages it took from the kernel's reserved pool
 /// (`MIMALLOC_ALLOW_LARGE_OS_PAGES=1` with `vm.nr_hugepages` set), which the resident size leaves
@@ -183,6 +200,8 @@ pub fn run(
         // decoding is timed apart, not as the engine's); with `--decode-first`, the engine reads
         // the whole year decoded above.
         let resident_before = resident_bytes();
+        let faults_before = minor_faults();
+        let mut cut_faults = 0;
         let mut engine_time = Stopwatch::default();
         let mut advancing = Stopwatch::default();
         let mut batch_decoding = 0.0;
@@ -219,11 +238,17 @@ pub fn run(
                     engine_time.run(|| apply(&mut engine, part));
                 }
             }
+            let faults = minor_faults();
             engine_time.run(|| advancing.run(|| engine.advance_horizon_replaying()));
+            cut_faults += minor_faults() - faults;
         }
         // As the consumer's catch-up ends: the cut moves as far as live operation lets it.
+        let faults = minor_faults();
         engine_time.run(|| advancing.run(|| engine.advance_horizon()));
+        cut_faults += minor_faults() - faults;
+        let replay_faults = minor_faults() - faults_before - cut_faults;
         let applied = engine_time.wall;
+        let faults = minor_faults();
         let facts = engine_time.run(|| {
             let mut facts = 0usize;
             for service in engine.take_dirty() {
@@ -236,6 +261,7 @@ pub fn run(
             }
             facts
         });
+        let final_faults = minor_faults() - faults;
         let (total, total_cpu) = (engine_time.wall, engine_time.cpu);
         let (advancing, advancing_cpu) = (advancing.wall, advancing.cpu);
         // Decoding as part of the replay: in batches between the engine's work, or alone.
@@ -259,7 +285,9 @@ pub fn run(
              ({total:.2} s, of which moving the cut {advancing:.2} s, the final derive {:.2} s); decode + engine {:.0} events/s; \
              {facts} deployments; on the CPU: engine {:.0} events/s ({total_cpu:.2} s, of which \
              moving the cut {advancing_cpu:.2} s); working state at the end: {pushes} pushes, {} attempts, {} \
-             incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service){}",
+             incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service); page faults: \
+             {replay_faults} applying (with the parts' decoding), {cut_faults} moving the cut, \
+             {final_faults} the final derive{}",
             events as f64 / decode,
             events as f64 / total,
             total - applied,
