@@ -177,6 +177,7 @@ pub fn run(
     for round in 1..=rounds {
         // Decoding alone: the log's records into normalized events (kept, in the consumer's
         // batches, only for the engine to read afterwards with `--decode-first`).
+        let decode_faults = minor_faults();
         let started = Instant::now();
         let mut decoded: Vec<Vec<LogRecord>> = Vec::new();
         let mut decoded_events = 0u64;
@@ -193,6 +194,7 @@ pub fn run(
             }
         }
         let decode = started.elapsed().as_secs_f64();
+        let decode_faults = minor_faults() - decode_faults;
 
         // The engine: apply, move the horizon's cut after each batch as the consumer's replay
         // does, then as its catch-up ends, and derive every service. As the consumer does, the
@@ -286,8 +288,8 @@ pub fn run(
              {facts} deployments; on the CPU: engine {:.0} events/s ({total_cpu:.2} s, of which \
              moving the cut {advancing_cpu:.2} s); working state at the end: {pushes} pushes, {} attempts, {} \
              incidents, cut {:?}; resident memory grew {:.0} MB ({:.0} KB a service); page faults: \
-             {replay_faults} applying (with the parts' decoding), {cut_faults} moving the cut, \
-             {final_faults} the final derive{}",
+             {replay_faults} applying (with the parts' decoding; decoding alone {decode_faults}), \
+             {cut_faults} moving the cut, {final_faults} the final derive{}",
             events as f64 / decode,
             events as f64 / total,
             total - applied,
