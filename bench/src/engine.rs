@@ -85,9 +85,9 @@ fn thread_cpu_secs() -> f64 {
 
 /// Minor page faults this thread has taken (`/proc/thread-self/stat`, the tenth field): memory
 /// touched for the first time, or again after the allocator returned it to the kernel. Unlike
-/// times, a count this machine's other tenants do not move; each fault costs some microseconds
-/// here (docs/benchmarks.md, session 30). Read a few hundred times a round, outside the timed
-/// intervals.
+/// times, a count this machine's other tenants do not move (what each fault costs does: little on
+/// a quiet host, more on a busy one; docs/benchmarks.md, session 30). Read a few hundred times a
+/// round, outside the timed intervals.
 fn minor_faults() -> u64 {
     std::fs::read_to_string("/proc/thread-self/stat")
         .ok()
