@@ -65,15 +65,19 @@ pub struct FactStore {
 }
 
 fn corrections(old: &ServiceFacts, new: &ServiceFacts) -> u64 {
-    fn changed<T: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> &str) -> u64 {
-        let by_key: HashMap<&str, &T> = new.iter().map(|f| (key(f), f)).collect();
+    fn changed<T: PartialEq, K: Eq + std::hash::Hash + ?Sized>(
+        old: &[T],
+        new: &[T],
+        key: impl Fn(&T) -> &K,
+    ) -> u64 {
+        let by_key: HashMap<&K, &T> = new.iter().map(|f| (key(f), f)).collect();
         old.iter()
             .filter(|f| by_key.get(key(f)).is_some_and(|n| *n != *f))
             .count() as u64
     }
-    changed(&old.deployments, &new.deployments, |d| &d.id)
-        + changed(&old.changes, &new.changes, |c| &**c.sha())
-        + changed(&old.incidents, &new.incidents, |i| &i.id)
+    changed(&old.deployments, &new.deployments, |d| &*d.id)
+        + changed(&old.changes, &new.changes, |c| c.sha())
+        + changed(&old.incidents, &new.incidents, |i| i.id.as_str())
 }
 
 impl FactStore {

@@ -9,6 +9,7 @@ use doraflow_aggregator::ServiceFacts;
 use doraflow_aggregator::summary::{DEFINITIONS_VERSION, Query};
 use doraflow_http::HttpError;
 use doraflow_schemas::fact::FailureReason;
+use doraflow_schemas::sha::ShaText;
 use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{ChangeFact, DeploymentFact, IncidentFact};
 use serde::Serialize;
@@ -44,8 +45,9 @@ fn time(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A row's place in the newest-first order: time, then id (for changes, SHA then repository).
-type Key<'a> = (i64, &'a str, &'a str);
+/// A row's place in the newest-first order: time, then id (for changes, SHA then repository; a
+/// SHA's text is written out on the stack, [`ShaText`]).
+type Key<'a> = (i64, ShaText<'a>, &'a str);
 
 fn encode_cursor(key: Key) -> String {
     hex_encode(format!("{}|{}|{}", key.0, key.1, key.2).as_bytes())
@@ -87,9 +89,18 @@ enum Fact<'a> {
 impl<'a> Fact<'a> {
     fn key(self) -> Key<'a> {
         match self {
-            Fact::Deployment(d) => (d.finished_at.timestamp_millis(), &d.id, ""),
-            Fact::Change(c) => (c.timestamp.timestamp_millis(), c.sha(), &c.repo),
-            Fact::Incident(i) => (i.opened_at.timestamp_millis(), &i.id, ""),
+            Fact::Deployment(d) => (self.millis(), ShaText::Text(&d.id), ""),
+            Fact::Change(c) => (self.millis(), c.sha().text(), &c.repo),
+            Fact::Incident(i) => (self.millis(), ShaText::Text(&i.id), ""),
+        }
+    }
+
+    /// The time of its key, alone (a change's SHA is not written out for it).
+    fn millis(self) -> i64 {
+        match self {
+            Fact::Deployment(d) => d.finished_at.timestamp_millis(),
+            Fact::Change(c) => c.timestamp.timestamp_millis(),
+            Fact::Incident(i) => i.opened_at.timestamp_millis(),
         }
     }
 
@@ -179,7 +190,8 @@ impl<'a> From<&'a DeploymentFact> for DeploymentRow<'a> {
 #[derive(Serialize, ToSchema)]
 pub struct ChangeRow<'a> {
     /// Commit SHA.
-    pub sha: &'a str,
+    #[schema(value_type = String)]
+    pub sha: ShaText<'a>,
     /// Repository.
     pub repo: &'a str,
     /// Canonical service.
@@ -209,7 +221,7 @@ pub struct ChangeRow<'a> {
 impl<'a> From<&'a ChangeFact> for ChangeRow<'a> {
     fn from(c: &'a ChangeFact) -> Self {
         Self {
-            sha: c.sha(),
+            sha: c.sha().text(),
             repo: &c.repo,
             service: &c.service,
             timestamp: time(c.timestamp),
@@ -318,8 +330,8 @@ fn newest<'a>(
     let (from, to) = (query.from.timestamp_millis(), query.to.timestamp_millis());
     let mut rows: Vec<Fact> = Vec::with_capacity(4 * keep);
     let mut offer = |fact: Fact<'a>| {
-        let key = fact.key();
-        if key.0 < from || key.0 >= to || before.is_some_and(|b| key >= b) {
+        let millis = fact.millis();
+        if millis < from || millis >= to || before.is_some_and(|b| fact.key() >= b) {
             return false;
         }
         rows.push(fact);
@@ -404,7 +416,7 @@ pub fn page(
         .transpose()?;
     let before = after
         .as_ref()
-        .map(|(at, id, second)| (*at, id.as_str(), second.as_str()));
+        .map(|(at, id, second)| (*at, ShaText::Text(id), second.as_str()));
     // One more than the page: whether a next page exists.
     let mut items = newest(kind, facts, query, before, limit + 1);
     let more = items.len() > limit;
@@ -436,7 +448,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let at = doraflow_schemas::time::parse_rfc3339("2026-11-01T10:00:00Z").unwrap();
-        let c = encode_cursor((at.timestamp_millis(), "github:42", ""));
+        let c = encode_cursor((at.timestamp_millis(), ShaText::Text("github:42"), ""));
         assert_eq!(
             decode_cursor(&c).unwrap(),
             (

@@ -7,6 +7,7 @@ pub mod config;
 pub mod event;
 pub mod fact;
 pub mod pattern;
+pub mod sha;
 pub mod time;
 pub mod topics;
 

@@ -100,8 +100,8 @@ impl BranchPushes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::inputs::Sha;
     use doraflow_schemas::event::Commit;
+    use doraflow_schemas::sha::Sha;
 
     fn ends(before: &str, after: &str) -> PushEnds {
         PushEnds {

@@ -11,7 +11,7 @@ use doraflow_schemas::{ChangeFact, DeploymentFact};
 
 use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
-use super::inputs::{Anchor, Inputs, PushEnds, RepoInputs, commit_hash};
+use super::inputs::{Anchor, Inputs, PushEnds, RepoInputs};
 use super::order::History;
 use super::{HashMap, HashSet};
 use crate::catalog::repo_key;
@@ -71,7 +71,7 @@ impl Release {
             leaving,
             located,
             anchor: tip.map(|tip| Anchor {
-                tip: tip.after.text().into_owned(),
+                tip: tip.after.to_string(),
                 next_position: base + leaving_changes as u64,
             }),
         }
@@ -93,7 +93,7 @@ impl Release {
                     let leaving = self.leaving.contains(&(std::ptr::from_ref(push) as usize));
                     if leaving && !merged_labels.is_empty() {
                         for commit in push.commits.iter() {
-                            merged_labels.remove(&*commit.sha);
+                            merged_labels.remove(&*commit.sha.text());
                         }
                     }
                     !leaving
@@ -254,9 +254,9 @@ impl<'s> KeptCommits<'s> {
     /// there: the change is read only then, or when only the hash can tell.
     fn keeps_new(&self, position: u64, change: &ChangeFact) -> Option<u64> {
         match self {
-            Self::FromPosition(first) => (position >= *first).then(|| commit_hash(change.sha())),
+            Self::FromPosition(first) => (position >= *first).then(|| change.sha().hash()),
             Self::Sets(_) => {
-                let hash = commit_hash(change.sha());
+                let hash = change.sha().hash();
                 self.keeps_remembered(hash).then_some(hash)
             }
         }
@@ -421,6 +421,7 @@ mod tests {
     use super::*;
     use doraflow_schemas::event::{Commit, Push};
     use doraflow_schemas::fact::{CommitRecord, CommitRef};
+    use doraflow_schemas::sha::commit_hash;
     use doraflow_schemas::time::parse_rfc3339;
 
     #[test]

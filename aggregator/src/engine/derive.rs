@@ -107,10 +107,11 @@ fn is_fix(definitions: &Definitions, repo: &BoundRepo, change: &RepoChange) -> b
         .push
         .title_is_fix(change.index as usize)
         .unwrap_or_else(|| definitions.hotfix.is_match(&commit.title))
-        || repo
-            .labels
-            .get(&*commit.sha)
-            .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)))
+        || !repo.labels.is_empty()
+            && repo
+                .labels
+                .get(&*commit.sha.text())
+                .is_some_and(|labels| definitions.hotfix_labels.iter().any(|l| labels.contains(l)))
 }
 
 /// The latest commit time of a change that has expired when deployed or dropped at `at`: one
@@ -280,7 +281,7 @@ pub fn derive_service(
             .iter()
             .map(|f| {
                 let dropped = (0..f.index)
-                    .filter(|&c| !f.carried.contains(&*branch.changes[c].commit().sha))
+                    .filter(|&c| !f.carried.contains(&branch.changes[c].commit().sha))
                     .collect();
                 (f.pushed_at, dropped)
             })
@@ -407,7 +408,7 @@ pub fn derive_service(
             .find_map(|(r, repo)| {
                 let &i = repo.position_of.get(&hash)?;
                 let change = &repo.changes[i];
-                (*change.commit().sha == *revision).then_some((r, Some(i), change.position))
+                (change.commit().sha == *revision).then_some((r, Some(i), change.position))
             })
             .or_else(|| {
                 repos
@@ -707,7 +708,7 @@ pub fn derive_service(
 
 /// The hash a revision is remembered by once its deployment is frozen.
 pub fn revision_hash(revision: &str) -> u64 {
-    super::inputs::commit_hash(revision)
+    doraflow_schemas::sha::commit_hash(revision)
 }
 
 /// The environment of an attempt: the one its source named, or for an application the

@@ -47,7 +47,7 @@ pub struct Context {
     /// attribution window before the cut, or failed and not recovered before it.
     pub recent: Vec<DeploymentFact>,
     /// Frozen changes whose push is still in the working state, by the hash their commits are
-    /// remembered by ([`commit_hash`](super::inputs::commit_hash): a SHA's first 16 hex
+    /// remembered by ([`commit_hash`](doraflow_schemas::sha::commit_hash): a SHA's first 16 hex
     /// digits).
     pub frozen_shas: HashSet<u64>,
     /// Failed deployments past the cut still waiting for a recovery (they stay in `recent` and
@@ -606,7 +606,7 @@ fn plan_releases(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::inputs::delivery_hash;
+    use doraflow_schemas::sha::delivery_hash;
 
     #[test]
     fn final_ids_hash_as_checkpoints_remember_them() {

@@ -11,7 +11,8 @@ use doraflow_schemas::config::Definitions;
 use doraflow_schemas::fact::CommitRecord;
 use doraflow_schemas::time::Timestamp;
 
-use super::inputs::{PushEnds, RepoInputs, Sha, StoredPush};
+use super::inputs::{PushEnds, RepoInputs, StoredPush};
+use doraflow_schemas::sha::Sha;
 
 /// A change with its position in push order.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ pub struct OrderedChange<'a> {
     /// Position (0-based) in the branch's history order.
     pub position: u64,
     /// The hash the commit is remembered by once its push leaves
-    /// ([`commit_hash`](super::inputs::commit_hash)).
+    /// ([`commit_hash`](doraflow_schemas::sha::commit_hash)).
     pub hash: u64,
 }
 
@@ -43,7 +44,7 @@ pub struct ForcedPush<'a> {
     /// When the push happened.
     pub pushed_at: doraflow_schemas::time::Timestamp,
     /// The commits the push carries.
-    pub carried: HashSet<&'a str>,
+    pub carried: HashSet<&'a Sha>,
 }
 
 /// A branch's history: its changes in push order and its forced pushes.
@@ -227,7 +228,7 @@ fn history_with(repo: &RepoInputs, short: Option<CutShort>) -> History<'_> {
             forced.push(ForcedPush {
                 index: out.len(),
                 pushed_at: push.pushed_at,
-                carried: push.commits.iter().map(|c| &*c.sha).collect(),
+                carried: push.commits.iter().map(|c| &c.sha).collect(),
             });
         }
         for (place, hash) in push.hashes.iter().copied().enumerate() {
@@ -291,7 +292,8 @@ mod tests {
     use doraflow_schemas::event::{Commit, Push};
     use doraflow_schemas::time::parse_rfc3339;
 
-    use crate::engine::inputs::{Inputs, commit_hash};
+    use crate::engine::inputs::Inputs;
+    use doraflow_schemas::sha::commit_hash;
 
     fn push(before: &str, after: &str, shas: &[&str], at: &str) -> Push {
         Push {

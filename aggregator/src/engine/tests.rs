@@ -173,7 +173,7 @@ fn every_rule_of_the_scenario_holds() {
     assert_eq!(d("6").changes, 0);
     assert!(d("6").rework);
 
-    let c = |sha: &str| facts.changes.iter().find(|c| &**c.sha() == sha).unwrap();
+    let c = |sha: &str| facts.changes.iter().find(|c| *c.sha() == *sha).unwrap();
     assert_eq!(c("c1").lead_time(), Some(2.0 * 3600.0));
     assert_eq!(
         c("c4").deployed_by.as_deref(),
@@ -341,7 +341,7 @@ fn a_fix_forward_is_rework_and_labelled_merges_are_fixes() {
         facts
             .changes
             .iter()
-            .find(|c| &**c.sha() == "c2")
+            .find(|c| *c.sha() == *"c2")
             .unwrap()
             .fix
     );
@@ -394,7 +394,7 @@ fn a_forced_push_drops_undeployed_changes_it_does_not_carry_again() {
         record("d2", deploy("2", "c4", "production", Success, t(2, 12))),
     ];
     let facts = facts_of(&records);
-    let c = |sha: &str| facts.changes.iter().find(|c| &**c.sha() == sha).unwrap();
+    let c = |sha: &str| facts.changes.iter().find(|c| *c.sha() == *sha).unwrap();
     assert_eq!(c("c1").dropped_at, None, "deployed before the forced push");
     assert_eq!(c("c2").dropped_at, Some(t(2, 11)));
     assert_eq!(c("c3").dropped_at, Some(t(2, 11)));
