@@ -95,6 +95,15 @@ impl<'a> Fact<'a> {
         }
     }
 
+    /// Its place after `other` in the newest-first order: by time, then (only for the same time,
+    /// so a change's SHA is written out only then) by the rest of the key.
+    fn newest_first(self, other: Self) -> std::cmp::Ordering {
+        other
+            .millis()
+            .cmp(&self.millis())
+            .then_with(|| other.key().cmp(&self.key()))
+    }
+
     /// The time of its key, alone (a change's SHA is not written out for it).
     fn millis(self) -> i64 {
         match self {
@@ -313,7 +322,7 @@ fn newest_of<'a, T>(
 /// Keeps the `keep` newest of the collected facts (newest first, sorted once at the end).
 fn trim(rows: &mut Vec<Fact>, keep: usize) {
     if rows.len() > keep {
-        rows.select_nth_unstable_by(keep - 1, |a, b| b.key().cmp(&a.key()));
+        rows.select_nth_unstable_by(keep - 1, |a, b| a.newest_first(*b));
         rows.truncate(keep);
     }
 }
@@ -331,7 +340,9 @@ fn newest<'a>(
     let mut rows: Vec<Fact> = Vec::with_capacity(4 * keep);
     let mut offer = |fact: Fact<'a>| {
         let millis = fact.millis();
-        if millis < from || millis >= to || before.is_some_and(|b| fact.key() >= b) {
+        // At or after the cursor (the whole key compared only at the cursor's time).
+        let seen = |b: Key| millis > b.0 || (millis == b.0 && fact.key() >= b);
+        if millis < from || millis >= to || before.is_some_and(seen) {
             return false;
         }
         rows.push(fact);
@@ -384,7 +395,7 @@ fn newest<'a>(
         }
     }
     trim(&mut rows, keep);
-    rows.sort_by(|a, b| b.key().cmp(&a.key()));
+    rows.sort_by(|a, b| a.newest_first(*b));
     rows
 }
 
@@ -489,15 +500,20 @@ mod paging {
         }
     }
 
-    /// Pages of 7 over two time-ordered parts, most changes sharing one timestamp (a big push):
-    /// every change exactly once, newest first.
+    /// Pages of 7 over two time-ordered parts, most changes sharing one timestamp (a big push),
+    /// among them full SHAs (held as their bytes) and other texts: every change exactly once,
+    /// newest first.
     #[test]
     fn pages_visit_every_row_once_even_with_ties() {
         let mut old = ServiceFacts::default();
         let mut live = ServiceFacts::default();
         for i in 0..23 {
-            old.changes
-                .push(change(&format!("a{i:02}"), "2026-03-01T10:00:00Z"));
+            let sha = if i % 2 == 0 {
+                format!("{:040x}", i * 0x0f0f)
+            } else {
+                format!("a{i:02}")
+            };
+            old.changes.push(change(&sha, "2026-03-01T10:00:00Z"));
         }
         for i in 0..9 {
             live.changes
