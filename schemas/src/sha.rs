@@ -6,12 +6,12 @@
 use std::fmt;
 use std::ops::Deref;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 /// A SHA as the engine and the facts keep and compare it: a full SHA (40 lower-case hex digits)
 /// as its 20 bytes, inline (no allocation, and compared and hashed without reading text elsewhere
 /// in memory); anything else as its text. Two are equal exactly when their text is, and they
-/// order as their text does. Serialized as its text.
+/// order as their text does. Stored forms hold its text ([`Sha::text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Sha {
     /// The bytes of a full lower-case SHA.
@@ -208,18 +208,6 @@ impl fmt::Display for Sha {
     }
 }
 
-impl Serialize for Sha {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text())
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self::from_owned)
-    }
-}
-
 /// The hash a commit or revision is remembered by: a SHA is already a hash, so its first 16 hex
 /// digits are taken as they are (cheap, and stable across builds); anything else is hashed.
 pub fn commit_hash(sha: &str) -> u64 {
@@ -340,8 +328,6 @@ mod tests {
             assert_eq!(Sha::of(a).hash(), commit_hash(a), "{a}");
             assert_eq!(&*Sha::of(a).text(), a);
             assert_eq!(Sha::of(a).to_string(), a);
-            assert_eq!(serde_json::to_value(Sha::of(a)).unwrap(), a);
-            assert_eq!(serde_json::from_value::<Sha>(a.into()).unwrap(), Sha::of(a));
         }
     }
 }

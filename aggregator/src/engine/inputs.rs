@@ -170,11 +170,11 @@ pub struct StoredPush {
     /// path globs); empty otherwise. Kept apart so that the facts sharing the commits do not
     /// keep them too.
     pub files: Vec<Vec<String>>,
-    /// The commits' [`commit_hash`]es, in the same order: computed once as the push arrives
-    /// (push order and every cut read them, and the SHAs lie elsewhere in memory). Those of a
-    /// push of up to four commits (most pushes) are kept in the push itself, where push order
-    /// reads it anyway, rather than on a cache line of their own. Checkpoints leave them out;
-    /// they are computed again as one is read.
+    /// The commits' hashes ([`commit_hash`](doraflow_schemas::sha::commit_hash)), in the same
+    /// order: computed once as the push arrives (push order and every cut read them, and the
+    /// SHAs lie elsewhere in memory). Those of a push of up to four commits (most pushes) are
+    /// kept in the push itself, where push order reads it anyway, rather than on a cache line of
+    /// their own. Checkpoints leave them out; they are computed again as one is read.
     pub hashes: SmallVec<[u64; 4]>,
     /// Which commits' titles match the hotfix pattern (metrics.md §5), worked out as the push
     /// arrives, while its titles are in the caches (a derivation would read each title again,
