@@ -299,11 +299,10 @@ pub(super) fn split_at_cut(
         incidents,
         open_changes: _,
     } = facts;
-    // The final changes stay where they are (a derivation for the cut has only those: none
-    // moves); the other lists are sized up front, being long and their elements large.
+    // The final changes and deployments stay where they are (a derivation for the cut has
+    // mostly final ones: few move); the incidents' list is sized up front.
     changes.retain(|c| change_is_final(c, at, span));
     let mut newly = ServiceFacts {
-        deployments: Vec::with_capacity(deployments.len()),
         changes,
         incidents: Vec::with_capacity(incidents.len()),
         ..Default::default()
@@ -331,9 +330,10 @@ pub(super) fn split_at_cut(
     drop(staying);
     let mut unsettled: BTreeMap<String, Pending> = BTreeMap::new();
     let mut waiting: Vec<DeploymentFact> = Vec::new();
-    for d in deployments {
+    let mut deployments = deployments;
+    deployments.retain(|d| {
         if d.finished_at >= at {
-            continue;
+            return false;
         }
         // Crossing the cut for the first time (not already waiting for a recovery).
         if !context.unsettled.contains_key(&*d.id) {
@@ -351,13 +351,15 @@ pub(super) fn split_at_cut(
                 }
             }
         }
-        if waits(&d) {
+        // One waiting for a recovery moves to the recent list (few do).
+        let recovering = waits(d);
+        if recovering {
             unsettled.insert(d.id.to_string(), Pending::of(pending.get(&*d.id), at));
-            waiting.push(d);
-        } else {
-            newly.deployments.push(d);
+            waiting.push(d.clone());
         }
-    }
+        !recovering
+    });
+    newly.deployments = deployments;
 
     // The recent list: frozen production deployments within a window of the cut, and those
     // waiting for a recovery, as they stand now.
