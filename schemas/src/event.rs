@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sha::Sha;
 use crate::time::Timestamp;
 
 /// One record of the event log: an authentic delivery, verbatim, and its normalized outcome.
@@ -76,9 +77,9 @@ pub struct Push {
     /// The repository's default branch as the payload names it.
     pub default_branch: String,
     /// Head of the branch before the push.
-    pub before: String,
+    pub before: Sha,
     /// Head of the branch after the push.
-    pub after: String,
+    pub after: Sha,
     /// A forced push (history rewritten).
     pub forced: bool,
     /// When the push happened (head commit time, else receive time).
@@ -99,8 +100,8 @@ fn is_zero(n: &u64) -> bool {
 /// One commit of a push.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Commit {
-    /// Full SHA (shared with the facts derived from it).
-    pub sha: Arc<str>,
+    /// Full SHA (read into its bytes as the record is decoded: the engine keeps it so).
+    pub sha: Sha,
     /// The commit timestamp from the payload, in UTC.
     #[serde(with = "crate::time::wire")]
     pub timestamp: Timestamp,

@@ -115,10 +115,10 @@ pub struct CommitRecord {
 }
 
 impl From<Commit> for CommitRecord {
-    /// The commit's title moves over, its SHA is read into its bytes; its file list is dropped.
+    /// The commit's SHA and title move over; its file list is dropped.
     fn from(commit: Commit) -> Self {
         Self {
-            sha: Sha::of(&commit.sha),
+            sha: commit.sha,
             timestamp: commit.timestamp,
             title: commit.title,
         }

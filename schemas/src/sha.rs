@@ -6,7 +6,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A SHA as the engine and the facts keep and compare it: a full SHA (40 lower-case hex digits)
 /// as its 20 bytes, inline (no allocation, and compared and hashed without reading text elsewhere
@@ -180,6 +180,34 @@ impl Serialize for ShaText<'_> {
     }
 }
 
+/// Written as its text.
+impl Serialize for Sha {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.text().serialize(serializer)
+    }
+}
+
+/// Read from its text: a full SHA straight into its bytes, with no allocation when the text is
+/// borrowed from the input (as a log record's is).
+impl<'de> Deserialize<'de> for Sha {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Sha;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a commit SHA")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Sha, E> {
+                Ok(Sha::of(text))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Sha, E> {
+                Ok(Sha::from_owned(text))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 impl From<&str> for Sha {
     fn from(text: &str) -> Self {
         Self::of(text)
@@ -199,6 +227,12 @@ impl PartialEq<str> for Sha {
             Self::Full(bytes) => full_sha_bytes(text).is_some_and(|other| other == *bytes),
             Self::Text(own) => **own == *text,
         }
+    }
+}
+
+impl PartialEq<&str> for Sha {
+    fn eq(&self, text: &&str) -> bool {
+        *self == **text
     }
 }
 
@@ -254,6 +288,33 @@ mod tests {
             assert_eq!(Sha::of(other), Sha::Text(other.into()), "{other}");
             assert_eq!(Sha::from_owned(other.to_string()), Sha::of(other));
         }
+    }
+
+    #[test]
+    fn shas_are_read_and_written_as_their_text() {
+        // Log records and checkpoints hold the text: a full SHA reads into its bytes, any other
+        // text stays text (escaped or not), and both write back exactly as they were read.
+        for json in [
+            format!("\"{SHA}\""),
+            "\"main\"".to_string(),
+            "\"a\\u0062c\"".to_string(),
+        ] {
+            let sha: Sha = serde_json::from_str(&json).unwrap();
+            let text: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(sha, Sha::of(&text), "{json}");
+            assert_eq!(
+                serde_json::to_string(&sha).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+        }
+        assert!(matches!(
+            serde_json::from_str::<Sha>(&format!("\"{SHA}\"")),
+            Ok(Sha::Full(_))
+        ));
+        assert!(
+            serde_json::from_str::<Sha>("42").is_err(),
+            "a SHA is a string"
+        );
     }
     #[test]
     fn hex_words_read_every_byte_as_the_standard_library_does() {

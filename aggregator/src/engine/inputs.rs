@@ -65,11 +65,11 @@ pub struct PushEnds {
 }
 
 impl PushEnds {
-    /// The ends a payload names (its texts are kept only when they are not full SHAs).
-    pub fn new(before: String, after: String) -> Self {
+    /// The ends a push or checkpoint names (texts are kept only when they are not full SHAs).
+    pub fn new(before: impl Into<Sha>, after: impl Into<Sha>) -> Self {
         Self {
-            before: Sha::from_owned(before),
-            after: Sha::from_owned(after),
+            before: before.into(),
+            after: after.into(),
         }
     }
 }

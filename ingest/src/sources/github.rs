@@ -140,8 +140,8 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
         repo: payload.repository.full_name,
         branch: branch.to_string(),
         default_branch,
-        before: payload.before,
-        after: payload.after,
+        before: payload.before.into(),
+        after: payload.after.into(),
         forced: payload.forced,
         pushed_at,
         commits,
@@ -261,7 +261,7 @@ mod tests {
         assert!(!push.forced);
         assert_eq!(push.commits.len(), 1);
         assert_eq!(
-            &*push.commits[0].sha,
+            push.commits[0].sha,
             "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
         );
         assert_eq!(push.commits[0].timestamp, t("2019-05-15T15:19:25Z"));

@@ -160,15 +160,15 @@ fn push(payload: PushPayload, received_at: Timestamp) -> Result<Normalized, Norm
     // GitLab names no push time: the head commit's time, else the time it arrived.
     let pushed_at = commits
         .iter()
-        .find(|c| *c.sha == payload.after)
+        .find(|c| c.sha == *payload.after)
         .or(commits.last())
         .map_or(received_at, |c| c.timestamp);
     Ok(Normalized::Events(vec![Event::Push(Push {
         repo: payload.project.path_with_namespace,
         branch: branch.to_string(),
         default_branch,
-        before: payload.before,
-        after: payload.after,
+        before: payload.before.into(),
+        after: payload.after.into(),
         forced: false,
         pushed_at,
         commits,
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(push.after, "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
         assert_eq!(push.commits.len(), 2);
         assert_eq!(
-            &*push.commits[0].sha,
+            push.commits[0].sha,
             "b6568db1bc1dcd7f8b4d5a946b0b91f9dacd7327"
         );
         assert_eq!(push.commits[0].timestamp, t("2011-12-12T12:27:31Z"));
@@ -337,7 +337,7 @@ mod tests {
             &*push.commits[0].title,
             "Merge branch 'some-feature' into 'master'"
         );
-        assert_eq!(&*push.commits[1].sha, push.after);
+        assert_eq!(push.commits[1].sha, push.after);
         assert_eq!(push.pushed_at, push.commits[1].timestamp);
         // total_commits_count is 4, two are listed.
         assert_eq!(push.commits_not_listed, 2);
