@@ -316,6 +316,7 @@ mod tests {
             "a SHA is a string"
         );
     }
+
     #[test]
     fn hex_words_read_every_byte_as_the_standard_library_does() {
         // Every byte value in every position of a word of otherwise valid digits; the standard
