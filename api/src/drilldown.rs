@@ -135,7 +135,8 @@ pub struct DeploymentRow<'a> {
     /// Whether the environment is of the production tier.
     pub production: bool,
     /// Revision deployed.
-    pub revision: &'a str,
+    #[schema(value_type = String)]
+    pub revision: ShaText<'a>,
     /// When the attempt finished.
     #[schema(format = DateTime, value_type = String)]
     pub finished_at: String,
@@ -176,7 +177,7 @@ impl<'a> From<&'a DeploymentFact> for DeploymentRow<'a> {
             service: d.service.as_deref(),
             environment: &d.environment,
             production: d.production,
-            revision: &d.revision,
+            revision: d.revision.text(),
             finished_at: time(d.finished_at),
             succeeded: d.succeeded,
             linked: d.linked,
