@@ -135,8 +135,7 @@ pub struct DeploymentRow<'a> {
     /// Whether the environment is of the production tier.
     pub production: bool,
     /// Revision deployed.
-    #[schema(value_type = String)]
-    pub revision: ShaText<'a>,
+    pub revision: &'a str,
     /// When the attempt finished.
     #[schema(format = DateTime, value_type = String)]
     pub finished_at: String,
@@ -177,7 +176,7 @@ impl<'a> From<&'a DeploymentFact> for DeploymentRow<'a> {
             service: d.service.as_deref(),
             environment: &d.environment,
             production: d.production,
-            revision: d.revision.text(),
+            revision: &d.revision,
             finished_at: time(d.finished_at),
             succeeded: d.succeeded,
             linked: d.linked,

@@ -9,7 +9,7 @@ use chrono::Duration;
 use doraflow_schemas::time::Timestamp;
 use doraflow_schemas::{ChangeFact, DeploymentFact};
 
-use super::derive::ServiceFacts;
+use super::derive::{ServiceFacts, revision_hash};
 use super::horizon::{Context, Pending, change_is_final};
 use super::inputs::{Anchor, Inputs, PushEnds, RepoInputs};
 use super::order::History;
@@ -339,8 +339,7 @@ pub(super) fn split_at_cut(
         if !context.unsettled.contains_key(&*d.id) {
             leaving_attempts.push(d.id.clone());
             if d.succeeded && d.production {
-                // Its `revision_hash` (the commit hash), read from the SHA's bytes.
-                value_for(&mut context.deployed, &d.environment).insert(d.revision.hash());
+                value_for(&mut context.deployed, &d.environment).insert(revision_hash(&d.revision));
                 let current = value_for(&mut context.current, &d.environment);
                 match (current.as_mut(), &d.located) {
                     (Some((repo, position)), Some((r, p))) if **repo == **r => *position = *p,

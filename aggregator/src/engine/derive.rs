@@ -793,7 +793,7 @@ fn degradation<'a>(
             && r.entry.at >= deployment.finished_at
             && r.entry.at <= until
             && r.environment == &*deployment.environment
-            && same_revision(&r.entry.revision, &deployment.revision.text())
+            && same_revision(&r.entry.revision, &deployment.revision)
     })?;
     let at = degraded.entry.at;
     let recovered = degradation_recovery(facts, production, degraded.app, at, reports);
@@ -866,7 +866,7 @@ fn attribute(
         let named: Vec<usize> = production
             .iter()
             .copied()
-            .filter(|&d| names(prefix, &facts[d].revision.text()))
+            .filter(|&d| names(prefix, &facts[d].revision))
             .collect();
         if let Some(&first) = named.first() {
             let before = named
