@@ -178,7 +178,7 @@ impl std::fmt::Debug for CommitRef {
 /// writes one for every change it freezes; most of those writes miss the caches). Serialized as
 /// before, with SHA, title, lead time and clock skew (`ChangeFactWire`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "ChangeFactWire<Arc<str>>")]
+#[serde(from = "ChangeFactWire<Arc<str>, Sha>")]
 pub struct ChangeFact {
     /// Service it belongs to.
     pub service: Arc<str>,
@@ -241,13 +241,13 @@ impl ChangeFact {
 /// A [`ChangeFact`] as stored and sent: every field in this order, with the lead time and the
 /// clock skew (stored facts and checkpoints written before they were worked out hold them too;
 /// reading one takes them from the instants again). Its strings are shared when read and
-/// borrowed from the fact when written.
+/// borrowed from the fact when written; its SHA is read into a [`Sha`] and written as its text.
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "ChangeFact")]
-struct ChangeFactWire<S> {
+struct ChangeFactWire<S, H> {
     service: S,
     repo: S,
-    sha: S,
+    sha: H,
     #[serde(with = "crate::time::wire")]
     timestamp: Timestamp,
     title: S,
@@ -265,11 +265,10 @@ struct ChangeFactWire<S> {
 
 impl Serialize for ChangeFact {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let sha = self.sha().text();
-        ChangeFactWire::<&str> {
+        ChangeFactWire::<&str, _> {
             service: &self.service,
             repo: &self.repo,
-            sha: &sha,
+            sha: self.sha().text(),
             timestamp: self.timestamp,
             title: self.title(),
             position: self.position,
@@ -285,13 +284,13 @@ impl Serialize for ChangeFact {
     }
 }
 
-impl From<ChangeFactWire<Arc<str>>> for ChangeFact {
-    fn from(wire: ChangeFactWire<Arc<str>>) -> Self {
+impl From<ChangeFactWire<Arc<str>, Sha>> for ChangeFact {
+    fn from(wire: ChangeFactWire<Arc<str>, Sha>) -> Self {
         Self {
             service: wire.service,
             repo: wire.repo,
             commit: CommitRef::single(CommitRecord {
-                sha: Sha::of(&wire.sha),
+                sha: wire.sha,
                 timestamp: wire.timestamp,
                 title: wire.title,
             }),

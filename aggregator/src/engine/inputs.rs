@@ -272,7 +272,7 @@ impl Serialize for StoredPush {
             .iter()
             .enumerate()
             .map(|(i, c)| Commit {
-                sha: (*c.sha.text()).into(),
+                sha: c.sha.clone(),
                 timestamp: c.timestamp,
                 title: c.title.clone(),
                 files: self.files_of(i).to_vec(),
